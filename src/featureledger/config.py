@@ -1,0 +1,109 @@
+"""``featureledger.yaml``: where a repository keeps its registry and tables.
+
+Every setting has a working default, so an empty file (or none) gives the embedded
+store: SQLite registry, Delta tables on local disk, DuckDB, SQLite online store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from featureledger.errors import ConfigError
+
+CONFIG_FILE = "featureledger.yaml"
+STATE_DIR = ".featureledger"
+
+
+@dataclass
+class OfflineConfig:
+    engine: str = "duckdb"
+    path: str = f"{STATE_DIR}/offline"
+    #: DuckDB memory limit such as "4GB"; unset lets DuckDB take 80% of RAM
+    memory_limit: str | None = None
+    threads: int | None = None
+    temp_directory: str = f"{STATE_DIR}/tmp"
+
+
+@dataclass
+class OnlineConfig:
+    type: str = "sqlite"
+    path: str = f"{STATE_DIR}/online.db"
+
+
+@dataclass
+class RepoConfig:
+    project: str = "default"
+    registry: str = f"sqlite:///{STATE_DIR}/registry.db"
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
+    #: "error" refuses naive timestamps; "utc" reads them as UTC
+    naive_timestamps: str = "error"
+    #: where training-set entity frames are kept for reproduction
+    training_path: str = f"{STATE_DIR}/training"
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(asdict(self), sort_keys=False)
+
+    @classmethod
+    def load(cls, repo: Path) -> RepoConfig:
+        path = repo / CONFIG_FILE
+        if not path.exists():
+            raise ConfigError(
+                f"{repo} is not a featureledger repository (no {CONFIG_FILE}); "
+                f"run `featureledger init {repo}` first"
+            )
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+        return cls.from_dict(data, str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = CONFIG_FILE) -> RepoConfig:
+        def build(kind: type, values: Any, prefix: str) -> Any:
+            if not isinstance(values, dict):
+                raise ConfigError(f"{where}: {prefix or 'the file'} must be a mapping")
+            known = {f.name: f for f in fields(kind)}
+            unknown = sorted(set(values) - set(known))
+            if unknown:
+                raise ConfigError(
+                    f"{where}: unknown setting(s) {[prefix + u for u in unknown]}; "
+                    f"known: {[prefix + k for k in known]}"
+                )
+            args = {}
+            for key, value in values.items():
+                nested = {"offline": OfflineConfig, "online": OnlineConfig}.get(key)
+                if kind is RepoConfig and nested is not None:
+                    args[key] = build(nested, value or {}, key + ".")
+                else:
+                    args[key] = value
+            return kind(**args)
+
+        config: RepoConfig = build(cls, data, "")
+        if config.naive_timestamps not in ("error", "utc"):
+            raise ConfigError(
+                f"{where}: naive_timestamps must be 'error' or 'utc', got "
+                f"{config.naive_timestamps!r}"
+            )
+        if config.offline.engine != "duckdb":
+            raise ConfigError(
+                f"{where}: offline.engine {config.offline.engine!r} is not available; "
+                "use 'duckdb'"
+            )
+        return config
+
+    def resolve(self, repo: Path, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else repo / path
+
+    def registry_url(self, repo: Path) -> str:
+        prefix = "sqlite:///"
+        if self.registry.startswith(prefix) and not self.registry.startswith(prefix + "/"):
+            return prefix + str(repo / self.registry[len(prefix):])
+        return self.registry

@@ -1,0 +1,207 @@
+"""Feature groups: tables of model-independent features for one entity."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from featureledger.definitions.entity import Entity
+from featureledger.definitions.field import Field, as_field
+from featureledger.definitions.identity import VersionId
+from featureledger.definitions.names import check_name
+from featureledger.definitions.types import TIMESTAMP
+from featureledger.errors import DefinitionError
+
+
+@dataclass(frozen=True)
+class FeatureGroup:
+    """A versioned table of features keyed by an entity's join keys and an event time.
+
+    Without ``event_time`` the group holds static reference data (one row per key,
+    joined on keys alone). ``ttl`` bounds how old a value may be when it is joined
+    or served; ``None`` means it never expires. ``version`` asks for a definition
+    major version; leave it out to stay on the latest one.
+    """
+
+    name: str
+    entity: Entity | Sequence[Entity]
+    features: Sequence[Field | str] = ()
+    event_time: str | None = "event_timestamp"
+    created_time: str | None = None
+    ttl: timedelta | None = None
+    online: bool = False
+    version: int | None = None
+    description: str = ""
+    owner: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    licenses: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        check_name("feature group", self.name)
+        entities = (self.entity,) if isinstance(self.entity, Entity) else tuple(self.entity)
+        if not entities or not all(isinstance(e, Entity) for e in entities):
+            raise DefinitionError(
+                f"feature group {self.name!r}: entity must be an Entity or a list of them"
+            )
+        object.__setattr__(self, "entity", entities)
+        object.__setattr__(self, "features", tuple(as_field(f, "float64") for f in self.features))
+        object.__setattr__(self, "tags", dict(self.tags))
+        object.__setattr__(self, "licenses", tuple(self.licenses))
+        for col in (self.event_time, self.created_time):
+            if col is not None:
+                check_name("column", col)
+        if self.created_time is not None and self.event_time is None:
+            raise DefinitionError(
+                f"feature group {self.name!r}: created_time needs an event_time; a static "
+                "group (event_time=None) keeps one row per key"
+            )
+        if self.ttl is not None and (
+            not isinstance(self.ttl, timedelta) or self.ttl <= timedelta(0)
+        ):
+            raise DefinitionError(
+                f"feature group {self.name!r}: ttl must be a positive timedelta or None, "
+                f"got {self.ttl!r}"
+            )
+        if self.ttl is not None and self.event_time is None:
+            raise DefinitionError(
+                f"feature group {self.name!r}: a static group (event_time=None) cannot have a ttl"
+            )
+        if self.version is not None and (not isinstance(self.version, int) or self.version < 1):
+            raise DefinitionError(
+                f"feature group {self.name!r}: version must be an integer >= 1, "
+                f"got {self.version!r}"
+            )
+        if not self.features:
+            raise DefinitionError(f"feature group {self.name!r}: declare at least one feature")
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise DefinitionError(
+                f"feature group {self.name!r}: column name(s) used twice: {dupes} "
+                "(keys, time columns and features share one namespace)"
+            )
+
+    # -- derived views of the definition -------------------------------------------------
+    @property
+    def entities(self) -> tuple[Entity, ...]:
+        return self.entity  # type: ignore[return-value]
+
+    @property
+    def key_fields(self) -> tuple[Field, ...]:
+        return tuple(k for e in self.entities for k in e.key_fields)
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        return tuple(k.name for k in self.key_fields)
+
+    @property
+    def feature_fields(self) -> tuple[Field, ...]:
+        return self.features  # type: ignore[return-value]
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.feature_fields)
+
+    @property
+    def is_static(self) -> bool:
+        return self.event_time is None
+
+    @property
+    def columns(self) -> tuple[Field, ...]:
+        """Every stored column, in storage order: keys, times, features."""
+        times = [Field(c, TIMESTAMP) for c in (self.event_time, self.created_time) if c]
+        return (*self.key_fields, *times, *self.feature_fields)
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        keys = set(self.primary_key) | {self.event_time}
+        return pa.schema(
+            [pa.field(c.name, c.arrow_type, nullable=c.name not in keys) for c in self.columns]
+        )
+
+    @property
+    def unique_key(self) -> tuple[str, ...]:
+        """The columns no two stored rows share: primary key plus event time."""
+        return self.primary_key + ((self.event_time,) if self.event_time else ())
+
+    def identity(self, major: int | None = None) -> VersionId:
+        return VersionId("feature_group", self.name, major or self.version)
+
+    def __getitem__(self, names: str | Sequence[str]) -> FeatureSelection:
+        """``group[["f0", "f1"]]`` selects features for a feature view."""
+        return self.select(*([names] if isinstance(names, str) else names))
+
+    def select(self, *names: str, join_key_map: Mapping[str, str] | None = None) -> FeatureSelection:
+        """Select some features (all when none are named) for a feature view."""
+        return FeatureSelection(self, tuple(names), dict(join_key_map or {}))
+
+    # -- serialization ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "entities": [e.to_dict() for e in self.entities],
+            "features": [f.to_dict() for f in self.feature_fields],
+            "event_time": self.event_time,
+            "created_time": self.created_time,
+            "ttl_seconds": None if self.ttl is None else self.ttl.total_seconds(),
+            "online": self.online,
+            "description": self.description,
+            "owner": self.owner,
+            "tags": dict(sorted(self.tags.items())),
+            "licenses": list(self.licenses),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], version: int | None = None) -> FeatureGroup:
+        ttl = data.get("ttl_seconds")
+        return cls(
+            name=data["name"],
+            entity=[Entity.from_dict(e) for e in data["entities"]],
+            features=[Field.from_dict(f) for f in data["features"]],
+            event_time=data.get("event_time"),
+            created_time=data.get("created_time"),
+            ttl=None if ttl is None else timedelta(seconds=ttl),
+            online=data.get("online", False),
+            version=version,
+            description=data.get("description", ""),
+            owner=data.get("owner", ""),
+            tags=data.get("tags", {}),
+            licenses=data.get("licenses", ()),
+        )
+
+
+@dataclass(frozen=True)
+class FeatureSelection:
+    """Some features of one group, as used by a feature view.
+
+    ``join_key_map`` renames the group's join keys to the entity frame's columns,
+    e.g. ``{"user_id": "payer_id"}`` when the frame calls the user ``payer_id``.
+    """
+
+    group: FeatureGroup
+    names: tuple[str, ...] = ()
+    join_key_map: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [n for n in self.names if n not in self.group.feature_names]
+        if unknown:
+            raise DefinitionError(
+                f"feature group {self.group.name!r} has no feature(s) {unknown}; "
+                f"it has {list(self.group.feature_names)}"
+            )
+        bad_keys = [k for k in self.join_key_map if k not in self.group.primary_key]
+        if bad_keys:
+            raise DefinitionError(
+                f"join_key_map names {bad_keys}, which are not join keys of "
+                f"{self.group.name!r} ({list(self.group.primary_key)})"
+            )
+        for target in self.join_key_map.values():
+            check_name("entity frame column", target)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.names or self.group.feature_names

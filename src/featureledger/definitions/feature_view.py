@@ -1,0 +1,126 @@
+"""Feature views: selections of features from one or more groups, joined on entity keys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from featureledger.definitions.feature_group import FeatureGroup, FeatureSelection
+from featureledger.definitions.identity import VersionId
+from featureledger.definitions.names import check_name
+from featureledger.errors import DefinitionError
+
+
+@dataclass(frozen=True)
+class ViewSource:
+    """One group's part of a view: which features, from which definition major version."""
+
+    group: str
+    features: tuple[str, ...]
+    major: int | None = None
+    join_key_map: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "major": self.major,
+            "features": list(self.features),
+            "join_key_map": dict(sorted(self.join_key_map.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ViewSource:
+        return cls(
+            group=data["group"],
+            features=tuple(data["features"]),
+            major=data.get("major"),
+            join_key_map=dict(data.get("join_key_map", {})),
+        )
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """What a model reads: features from groups, joined point-in-time on entity keys.
+
+    ``full_feature_names=True`` prefixes every output column with its group name
+    (``user_stats__f0``); otherwise names must be unique across the view.
+    """
+
+    name: str
+    features: Sequence[FeatureGroup | FeatureSelection | ViewSource]
+    version: int | None = None
+    full_feature_names: bool = False
+    description: str = ""
+    owner: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_name("feature view", self.name)
+        if not self.features:
+            raise DefinitionError(f"feature view {self.name!r}: select at least one feature")
+        sources: list[ViewSource] = []
+        for item in self.features:
+            if isinstance(item, FeatureGroup):
+                item = item.select()
+            if isinstance(item, FeatureSelection):
+                item = ViewSource(
+                    item.group.name, item.features, item.group.version, dict(item.join_key_map)
+                )
+            if not isinstance(item, ViewSource):
+                raise DefinitionError(
+                    f"feature view {self.name!r}: features must be FeatureGroups or selections "
+                    f"like group[['f0', 'f1']], got {item!r}"
+                )
+            sources.append(item)
+        groups = [s.group for s in sources]
+        dupes = sorted({g for g in groups if groups.count(g) > 1})
+        if dupes:
+            raise DefinitionError(
+                f"feature view {self.name!r}: group(s) {dupes} selected twice; select all "
+                "wanted features of a group in one selection"
+            )
+        if self.version is not None and (not isinstance(self.version, int) or self.version < 1):
+            raise DefinitionError(f"feature view {self.name!r}: version must be an integer >= 1")
+        object.__setattr__(self, "features", tuple(sources))
+        object.__setattr__(self, "tags", dict(self.tags))
+        if not self.full_feature_names:
+            names = [f for s in self.sources for f in s.features]
+            clash = sorted({n for n in names if names.count(n) > 1})
+            if clash:
+                raise DefinitionError(
+                    f"feature view {self.name!r}: feature name(s) {clash} come from more than "
+                    "one group; select only one of them or set full_feature_names=True"
+                )
+
+    @property
+    def sources(self) -> tuple[ViewSource, ...]:
+        return self.features  # type: ignore[return-value]
+
+    def output_name(self, source: ViewSource, feature: str) -> str:
+        return f"{source.group}__{feature}" if self.full_feature_names else feature
+
+    def identity(self, major: int | None = None) -> VersionId:
+        return VersionId("feature_view", self.name, major or self.version)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sources": [s.to_dict() for s in self.sources],
+            "full_feature_names": self.full_feature_names,
+            "description": self.description,
+            "owner": self.owner,
+            "tags": dict(sorted(self.tags.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], version: int | None = None) -> FeatureView:
+        return cls(
+            name=data["name"],
+            features=[ViewSource.from_dict(s) for s in data["sources"]],
+            version=version,
+            full_feature_names=data.get("full_feature_names", False),
+            description=data.get("description", ""),
+            owner=data.get("owner", ""),
+            tags=data.get("tags", {}),
+        )

@@ -1,0 +1,126 @@
+"""Every error featureledger raises, under one root.
+
+Each message says what was wrong, where, and what to do; the fields are kept on
+the exception so callers can act on them without parsing text.
+
+    FeatureLedgerError
+    ├── ConfigError              featureledger.yaml missing or invalid
+    ├── DefinitionError          an Entity/FeatureGroup/FeatureView is malformed
+    │   └── InvalidNameError     a name is not a safe identifier
+    ├── BreakingChangeError      apply refused a breaking change without a new major version
+    ├── NotFoundError            an identity or object does not exist
+    ├── IdentityParseError       a printed identity could not be parsed
+    ├── DataError                a batch or entity frame was refused; nothing was written
+    │   ├── SchemaMismatchError  columns or types differ from the definition
+    │   ├── TimestampError       naive, lossy or null timestamps
+    │   ├── EmptyDataError       no rows
+    │   └── KeyConflictError     append found rows already stored for the same key and time
+    ├── ConcurrentWriteError     another writer committed first (retryable)
+    └── IntegrityError           stored data does not match its recorded checksums
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class FeatureLedgerError(Exception):
+    """Root of every featureledger error."""
+
+    #: whether the same call may succeed if simply tried again
+    retryable: bool = False
+
+
+class ConfigError(FeatureLedgerError):
+    """The repository configuration is missing or invalid."""
+
+
+class DefinitionError(FeatureLedgerError):
+    """A definition object is malformed."""
+
+
+class InvalidNameError(DefinitionError):
+    """A name cannot be used as an identifier, a path segment or a SQL column."""
+
+    def __init__(self, what: str, name: object, rule: str) -> None:
+        self.what = what
+        self.name = name
+        super().__init__(
+            f"{what} name {name!r} is not allowed: {rule}. "
+            "Use letters, digits and underscores, starting with a letter or underscore "
+            "(at most 128 characters)."
+        )
+
+
+class BreakingChangeError(FeatureLedgerError):
+    """`apply` refused a breaking change to an existing definition version."""
+
+    def __init__(self, identity: str, reasons: Sequence[str], next_major: int) -> None:
+        self.identity = identity
+        self.reasons = list(reasons)
+        self.next_major = next_major
+        listed = "; ".join(self.reasons)
+        super().__init__(
+            f"{identity}: breaking change refused ({listed}). Existing training sets and models "
+            f"read this version, so it cannot change in place. To proceed, set version="
+            f"{next_major} on the definition and apply again: that creates a new major version "
+            "beside the old one, which stays readable; then backfill it."
+        )
+
+
+class NotFoundError(FeatureLedgerError):
+    """An object, version or identity does not exist."""
+
+
+class IdentityParseError(FeatureLedgerError):
+    """A printed identity could not be parsed."""
+
+
+class DataError(FeatureLedgerError):
+    """Input data was refused. Nothing was written."""
+
+
+class SchemaMismatchError(DataError):
+    """A batch's columns or types do not match the feature group's schema."""
+
+    def __init__(self, where: str, problems: Sequence[str]) -> None:
+        self.where = where
+        self.problems = list(problems)
+        bullet = "\n  - ".join(self.problems)
+        super().__init__(
+            f"{where}: data does not match the definition; nothing was written.\n  - {bullet}\n"
+            "Fix the data (rename, cast or drop the columns named) or change the definition "
+            "and run `featureledger apply`."
+        )
+
+
+class TimestampError(DataError):
+    """Timestamps are naive, lossy to convert, or null where a time is required."""
+
+
+class EmptyDataError(DataError):
+    """A batch or entity frame has no rows."""
+
+
+class KeyConflictError(DataError):
+    """`append` found rows already stored for the same primary key and event time."""
+
+    def __init__(self, where: str, count: int, examples: Sequence[dict[str, object]]) -> None:
+        self.where = where
+        self.count = count
+        self.examples = list(examples)
+        super().__init__(
+            f"{where}: {count} row(s) of the batch have a (primary key, event time) already "
+            f"stored, e.g. {self.examples}; append never replaces rows, nothing was written. "
+            "Use mode='upsert' to replace them (the greatest created_time wins)."
+        )
+
+
+class ConcurrentWriteError(FeatureLedgerError):
+    """Another writer committed to the same table first."""
+
+    retryable = True
+
+
+class IntegrityError(FeatureLedgerError):
+    """Stored data does not match the checksums recorded when it was committed."""

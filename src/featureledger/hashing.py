@@ -1,0 +1,229 @@
+"""Content hashes of logical rows, independent of file layout and row order.
+
+Algorithm ``flh1`` (an additive multiset hash, after Bellare and Micciancio's AdHash):
+
+1. Each cell becomes a 64-bit word per lane: integers, dates and timestamps as their
+   two's-complement value (so widening int32 to int64 keeps the hash); floats as IEEE-754
+   float64 bits with -0.0 folded to 0.0 and every NaN folded to one NaN; strings and
+   binaries as 128 bits of BLAKE2b of their bytes (one 64-bit half per lane); lists as the
+   sum of their position-mixed elements plus their length. The word is XORed with a
+   per-(lane, column name) seed, then mixed by the MurmurHash3 64-bit finalizer
+   (``fmix64``). A null cell contributes 0, so adding an all-null column (an additive
+   schema change) leaves every row's value, and the table's hash, unchanged.
+2. A row's lane value is ``fmix64(sum of its cells' words + lane constant)`` (mod 2**64).
+3. A table's hash is the row count and, per lane, the sum of its rows' values mod 2**64.
+   Addition commutes, so order and layout do not matter, and a commit's hash is the
+   parent's plus the rows it adds minus the rows it removes: cost grows with the change.
+
+Collision bound: modelling row values as uniform and independent across the two lanes,
+two different row sets (storage never holds a row twice) with the same count collide with
+probability about 2**-128; two different rows of one table share a row value with
+probability 2**-128 per pair. A value whose word is 0 is indistinguishable from null: for
+a non-null value that happens with probability 2**-64. ``fmix64`` is not a cryptographic function: the hash guards
+against accidents, not a forger. Tampering is caught by the SHA-256 checksums of the data
+files recorded at commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+ALGORITHM = "flh1"
+_MASK = (1 << 64) - 1
+_C1 = np.uint64(0xFF51AFD7ED558CCD)
+_C2 = np.uint64(0xC4CEB9FE1A85EC53)
+_S33 = np.uint64(33)
+_LANES = 2
+_ROW_CONST = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD6E8FEB86659FD93))
+_POS_CONST = np.uint64(0xA0761D6478BD642F)
+_CANON_NAN = np.array([np.nan], dtype=np.float64).view(np.uint64)[0]
+
+
+def _fmix64(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> _S33)
+    x *= _C1
+    x ^= x >> _S33
+    x *= _C2
+    x ^= x >> _S33
+    return x
+
+
+def _seed(lane: int, *parts: str) -> np.uint64:
+    digest = hashlib.blake2b("\x1f".join((ALGORITHM, str(lane), *parts)).encode(), digest_size=8)
+    return np.uint64(int.from_bytes(digest.digest(), "little"))
+
+
+@dataclass(frozen=True)
+class ContentHash:
+    """The ``flh1`` hash of a set of rows: a count and two 64-bit lane sums."""
+
+    rows: int = 0
+    lane_a: int = 0
+    lane_b: int = 0
+
+    @property
+    def digest(self) -> str:
+        """32 hex digits, the printed form."""
+        payload = b"".join(v.to_bytes(8, "little") for v in (self.rows, self.lane_a, self.lane_b))
+        return hashlib.sha256(ALGORITHM.encode() + payload).hexdigest()[:32]
+
+    def __str__(self) -> str:
+        return f"{ALGORITHM}:{self.digest}"
+
+    def __add__(self, other: ContentHash) -> ContentHash:
+        return ContentHash(
+            self.rows + other.rows,
+            (self.lane_a + other.lane_a) & _MASK,
+            (self.lane_b + other.lane_b) & _MASK,
+        )
+
+    def __sub__(self, other: ContentHash) -> ContentHash:
+        return ContentHash(
+            self.rows - other.rows,
+            (self.lane_a - other.lane_a) & _MASK,
+            (self.lane_b - other.lane_b) & _MASK,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        # lanes as strings: JSON readers in other languages lose precision above 2**53
+        return {"rows": self.rows, "lane_a": str(self.lane_a), "lane_b": str(self.lane_b)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContentHash:
+        return cls(int(data["rows"]), int(data["lane_a"]), int(data["lane_b"]))
+
+
+def _words(arr: pa.Array, lane: int) -> np.ndarray:
+    """One uint64 word per value (nulls give arbitrary words; the caller masks them)."""
+    t = arr.type
+    n = len(arr)
+    if pa.types.is_dictionary(t):
+        return _words(arr.dictionary_decode(), lane)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t) or \
+            pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        uniques = pc.unique(arr.drop_null())
+        table = np.empty(len(uniques) + 1, dtype=np.uint64)
+        table[-1] = 0
+        for i, value in enumerate(uniques.to_pylist()):
+            raw = value.encode() if isinstance(value, str) else value
+            d = hashlib.blake2b(raw, digest_size=16).digest()
+            table[i] = int.from_bytes(d[lane * 8 : lane * 8 + 8], "little")
+        idx = pc.fill_null(pc.index_in(arr, value_set=uniques), len(uniques))
+        return table[idx.to_numpy(zero_copy_only=False)]
+    if pa.types.is_floating(t):
+        x = pc.fill_null(arr.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
+        x = np.where(x == 0.0, 0.0, x)  # folds -0.0 into 0.0
+        bits = x.view(np.uint64).copy()
+        bits[np.isnan(x)] = _CANON_NAN
+        return bits
+    if pa.types.is_boolean(t):
+        return pc.fill_null(arr, False).to_numpy(zero_copy_only=False).astype(np.uint64)
+    if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t) or \
+            pa.types.is_duration(t):
+        return _words(arr.view(pa.int64()) if t.bit_width == 64 else arr.cast(pa.int32()), lane)
+    if pa.types.is_integer(t):
+        target = pa.uint64() if pa.types.is_unsigned_integer(t) else pa.int64()
+        return pc.fill_null(arr.cast(target), 0).to_numpy(zero_copy_only=False).view(np.uint64)
+    if pa.types.is_decimal(t):
+        return _words(arr.cast(pa.string()), lane)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        arr = arr.cast(pa.list_(t.value_type)) if pa.types.is_large_list(t) else arr
+        values = arr.values
+        offsets = arr.offsets.to_numpy().astype(np.int64)
+        base = offsets[0]
+        values = values.slice(base, offsets[-1] - base)
+        offsets = offsets - base
+        elem = _cell_words(values, lane, ("item",))
+        pos = np.arange(len(values), dtype=np.int64) - np.repeat(offsets[:-1], np.diff(offsets))
+        # a null element must still count, so it takes a fixed non-zero word
+        elem[elem == 0] = _POS_CONST
+        elem = _fmix64(elem + pos.astype(np.uint64) * _POS_CONST)
+        csum = np.concatenate([np.zeros(1, np.uint64), np.cumsum(elem, dtype=np.uint64)])
+        sums = csum[offsets[1:]] - csum[offsets[:-1]]
+        return sums ^ (np.diff(offsets).astype(np.uint64) * _C1)
+    raise TypeError(f"content hash does not support column type {t}")
+    return np.zeros(n, np.uint64)  # pragma: no cover
+
+
+def _cell_words(arr: pa.Array, lane: int, key: tuple[str, ...]) -> np.ndarray:
+    seed = _seed(lane, *key)
+    words = _fmix64(_words(arr, lane) ^ seed)
+    if arr.null_count:
+        words[~arr.is_valid().to_numpy(zero_copy_only=False)] = 0
+    return words
+
+
+def row_values(batch: pa.RecordBatch | pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row lane values (uint64 arrays) of ``batch``; columns are taken in name order."""
+    n = batch.num_rows
+    out = []
+    names = sorted(batch.schema.names)
+    for lane in range(_LANES):
+        acc = np.full(n, _ROW_CONST[lane], dtype=np.uint64)
+        for name in names:
+            col = batch.column(name)
+            arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+            acc += _cell_words(arr, lane, (name,))
+        out.append(_fmix64(acc))
+    return out[0], out[1]
+
+
+def _logical(t: pa.DataType) -> pa.DataType:
+    # string and large_string hold the same logical values, so they hash alike
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_dictionary(t):
+        return _logical(t.value_type)
+    if pa.types.is_large_list(t):
+        return pa.list_(_logical(t.value_type))
+    return t
+
+
+def content_hash(data: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch]) -> ContentHash:
+    """The ``flh1`` hash of ``data``, streamed batch by batch."""
+    if isinstance(data, pa.Table):
+        batches: Iterable[pa.RecordBatch] = data.to_batches(max_chunksize=1 << 20)
+    elif isinstance(data, pa.RecordBatch):
+        batches = [data]
+    else:
+        batches = data
+    total = ContentHash()
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        a, b = row_values(batch)
+        total = total + ContentHash(
+            batch.num_rows, int(a.sum(dtype=np.uint64)), int(b.sum(dtype=np.uint64))
+        )
+    return total
+
+
+def schema_hash(schema: pa.Schema) -> str:
+    """16 hex digits identifying column names, types and nullability."""
+    canon = [[f.name, str(_logical(f.type)), f.nullable] for f in schema]
+    return hashlib.sha256(json.dumps(canon).encode()).hexdigest()[:16]
+
+
+def definition_hash(definition: dict[str, Any]) -> str:
+    """16 hex digits of a definition's canonical JSON."""
+    text = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_sha256(path: str, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,211 @@
+"""Feature-group storage on Delta Lake: one table per group definition major version.
+
+Every commit carries ``featureledger.run`` in its commit metadata, so a commit can be
+matched to the run that wrote it even if the process died before recording it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+from featureledger.errors import ConcurrentWriteError, NotFoundError
+from featureledger.hashing import file_sha256
+
+RUN_KEY = "featureledger.run"
+
+
+@dataclass(frozen=True)
+class Commit:
+    version: int
+    timestamp: datetime
+    operation: str
+    run_id: str | None
+    added: list[dict[str, Any]]
+    removed: list[str]
+
+
+class DeltaGroupTable:
+    """One feature group version's Delta table on local disk."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.uri = str(self.path)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return DeltaTable.is_deltatable(self.uri)
+
+    def create(self, schema: pa.Schema, run_id: str) -> int:
+        """Create the empty table (data version 0)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        DeltaTable.create(
+            self.uri,
+            schema,
+            mode="error",
+            commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
+        )
+        return 0
+
+    def table(self, version: int | None = None) -> DeltaTable:
+        try:
+            return DeltaTable(self.uri, version=version)
+        except TableNotFoundError as exc:
+            raise NotFoundError(f"no Delta table at {self.uri}") from exc
+        except Exception as exc:
+            if version is not None and "version" in str(exc).lower():
+                raise NotFoundError(
+                    f"data version {version} does not exist in {self.uri} "
+                    f"(latest is {self.latest_version()})"
+                ) from exc
+            raise
+
+    def latest_version(self) -> int:
+        return DeltaTable(self.uri).version()
+
+    def version_at(self, when: datetime) -> int:
+        """The latest version committed at or before ``when``."""
+        best = None
+        for commit in self.commits():
+            if commit.timestamp <= when:
+                best = commit.version
+        if best is None:
+            raise NotFoundError(
+                f"{self.uri}: no data version existed at {when.isoformat()} "
+                "(the table was created later)"
+            )
+        return best
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialize writers to this table across processes on one machine."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.parent / f".{self.path.name}.lock"
+        with open(lock_path, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # -- reading --------------------------------------------------------------------------------
+    def files(self, version: int) -> list[str]:
+        return list(self.table(version).file_uris())
+
+    def schema(self, version: int | None = None) -> pa.Schema:
+        return pa.schema(self.table(version).schema().to_arrow())
+
+    def read(self, version: int, columns: list[str] | None = None) -> pa.Table:
+        return self.table(version).to_pyarrow_table(columns=columns)
+
+    def commit(self, version: int) -> Commit:
+        """What the commit of ``version`` added and removed, from its log entry."""
+        log = self.path / "_delta_log" / f"{version:020d}.json"
+        if not log.exists():
+            raise NotFoundError(f"{self.uri}: no commit log for version {version}")
+        info: dict[str, Any] = {}
+        added: list[dict[str, Any]] = []
+        removed: list[str] = []
+        for line in log.read_text().splitlines():
+            if not line.strip():
+                continue
+            action = json.loads(line)
+            if "commitInfo" in action:
+                info = action["commitInfo"]
+            elif "add" in action:
+                add = action["add"]
+                stats = json.loads(add.get("stats") or "{}")
+                added.append(
+                    {"path": add["path"], "size": add["size"], "rows": stats.get("numRecords")}
+                )
+            elif "remove" in action:
+                removed.append(action["remove"]["path"])
+        ts = datetime.fromtimestamp(info.get("timestamp", 0) / 1000, tz=UTC)
+        run = (info.get(RUN_KEY) or info.get("userMetadata", {}) or {}) if info else None
+        if isinstance(run, dict):
+            run = run.get(RUN_KEY)
+        return Commit(version, ts, info.get("operation", "?"), run, added, removed)
+
+    def commits(self) -> list[Commit]:
+        latest = self.latest_version()
+        return [self.commit(v) for v in range(latest + 1)]
+
+    def checksums(self, added: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """SHA-256 and size of each added data file, keyed by its path in the table."""
+        return {
+            a["path"]: {"sha256": file_sha256(str(self.path / a["path"])), "size": a["size"]}
+            for a in added
+        }
+
+    # -- writing --------------------------------------------------------------------------------
+    def append(self, data: pa.Table, run_id: str) -> int:
+        return self._write(data, "append", run_id)
+
+    def overwrite(self, data: pa.Table, run_id: str, *, schema_mode: str | None = None) -> int:
+        return self._write(data, "overwrite", run_id, schema_mode=schema_mode)
+
+    def _write(self, data: pa.Table, mode: str, run_id: str, schema_mode: str | None = None) -> int:
+        try:
+            write_deltalake(
+                self.uri,
+                data,
+                mode=mode,  # type: ignore[arg-type]
+                schema_mode=schema_mode,  # type: ignore[arg-type]
+                commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
+            )
+        except CommitFailedError as exc:
+            raise ConcurrentWriteError(
+                f"{self.uri}: another writer committed first ({exc}); nothing was written by "
+                "this call. Try again."
+            ) from exc
+        return self.latest_version()
+
+    def merge(self, data: pa.Table, keys: list[str], run_id: str, prune: str = "") -> int:
+        """Replace rows matching ``keys`` and insert the rest, in one commit."""
+        predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
+        if prune:
+            predicate += f" AND {prune}"
+        try:
+            (
+                self.table()
+                .merge(
+                    data,
+                    predicate=predicate,
+                    source_alias="s",
+                    target_alias="t",
+                    commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
+                )
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+        except CommitFailedError as exc:
+            raise ConcurrentWriteError(
+                f"{self.uri}: another writer committed first ({exc}); nothing was written by "
+                "this call. Try again."
+            ) from exc
+        return self.latest_version()
+
+    def add_columns(self, fields: list[pa.Field], run_id: str) -> int:
+        from deltalake.schema import Field as DeltaField
+
+        self.table().alter.add_columns(
+            [DeltaField.from_arrow(f) for f in fields],
+            commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
+        )
+        return self.latest_version()
+
+
+def group_table_path(root: str | Path, group: str, major: int) -> Path:
+    return Path(root) / group / f"v{major}"
+

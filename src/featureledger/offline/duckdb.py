@@ -1,0 +1,172 @@
+"""The embedded offline engine: DuckDB over the Parquet files of pinned Delta snapshots."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from featureledger.offline.base import PitSource, ROW_COLUMN
+
+_POS = "__fl_pos"
+
+
+def q(name: str) -> str:
+    """Quote an identifier for DuckDB."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class DuckDBEngine:
+    """Runs de-duplication, key matching and point-in-time joins in DuckDB."""
+
+    name = "duckdb"
+
+    def __init__(
+        self,
+        *,
+        temp_directory: str | Path | None = None,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        config: dict[str, str] = {}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if threads:
+            config["threads"] = str(threads)
+        self._db = duckdb.connect(":memory:", config=config)
+        if temp_directory:
+            # spilling lets joins larger than memory finish instead of failing
+            Path(temp_directory).mkdir(parents=True, exist_ok=True)
+            self._db.execute(f"SET temp_directory = {_lit(str(temp_directory))}")
+        self._db.execute("SET TimeZone = 'UTC'")
+        self._lock = threading.Lock()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        # one cursor per operation: DuckDB connections are not shared across threads
+        with self._lock:
+            return self._db.cursor()
+
+    def scan(self, con: duckdb.DuckDBPyConnection, alias: str, files: Sequence[str],
+             schema: pa.Schema) -> str:
+        """A FROM-able expression over ``files``; an empty snapshot scans an empty table."""
+        if not files:
+            con.register(alias + "_empty", schema.empty_table())
+            return q(alias + "_empty")
+        listed = ", ".join(_lit(f) for f in files)
+        return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
+
+    # -- ingestion helpers ------------------------------------------------------------------------
+    def dedupe_sorted(
+        self, batch: pa.Table, unique_key: Sequence[str], created_time: str | None
+    ) -> tuple[pa.Table, int]:
+        """Keep one row per ``unique_key`` (greatest created_time, then the later row) and sort.
+
+        Returns the table and how many rows were dropped as superseded duplicates.
+        """
+        con = self._cursor()
+        positioned = batch.append_column(_POS, pa.array(range(batch.num_rows), pa.int64()))
+        con.register("batch", positioned)
+        keys = ", ".join(q(k) for k in unique_key)
+        cols = ", ".join(q(c) for c in batch.column_names)
+        dupes = con.sql(
+            f"SELECT count(*) - count(DISTINCT ({keys})) FROM batch"
+        ).fetchall()[0][0]
+        if dupes:
+            order = (f"{q(created_time)} DESC, " if created_time else "") + f"{_POS} DESC"
+            sql = (
+                f"SELECT {cols} FROM batch QUALIFY row_number() OVER "
+                f"(PARTITION BY {keys} ORDER BY {order}) = 1 ORDER BY {keys}"
+            )
+        else:
+            sql = f"SELECT {cols} FROM batch ORDER BY {keys}"
+        out = con.sql(sql).to_arrow_table()
+        con.close()
+        return out.cast(batch.schema), int(dupes)
+
+    def matching_rows(
+        self,
+        files: Sequence[str],
+        schema: pa.Schema,
+        batch: pa.Table,
+        unique_key: Sequence[str],
+        time_range: tuple[str, object, object] | None,
+    ) -> tuple[pa.Table, pa.Array]:
+        """Stored rows sharing a unique key with ``batch``, and the batch position of each."""
+        con = self._cursor()
+        positioned = batch.select(list(unique_key)).append_column(
+            _POS, pa.array(range(batch.num_rows), pa.int64())
+        )
+        con.register("batch", positioned)
+        con.register("bounds", pa.table({"lo": [time_range[1]], "hi": [time_range[2]]})
+                     if time_range else pa.table({"x": [1]}))
+        on = " AND ".join(f"t.{q(k)} = b.{q(k)}" for k in unique_key)
+        where = (
+            f"WHERE t.{q(time_range[0])} BETWEEN (SELECT lo FROM bounds) AND "
+            "(SELECT hi FROM bounds)" if time_range else ""
+        )
+        cols = ", ".join(f"t.{q(c)}" for c in schema.names)
+        sql = (
+            f"SELECT b.{_POS}, {cols} FROM (SELECT * FROM {self.scan(con, 'stored', files, schema)}"
+            f" t {where}) t JOIN batch b ON {on} ORDER BY b.{_POS}"
+        )
+        found = con.sql(sql).to_arrow_table()
+        con.close()
+        positions = found.column(_POS).combine_chunks()
+        return found.drop_columns([_POS]).cast(schema), positions
+
+    # -- point-in-time join ---------------------------------------------------------------------
+    def pit_join(
+        self,
+        entities: pa.Table,
+        timestamp_column: str | None,
+        sources: Sequence[PitSource],
+        batch_size: int = 1 << 17,
+    ) -> pa.RecordBatchReader:
+        """Point-in-time join of ``entities`` (which carries ``ROW_COLUMN``) with ``sources``.
+
+        For each entity row and source, the stored row with the greatest event time at or
+        before the entity time is taken (storage is unique per key and event time, so there
+        is no tie left to break), and its features are NULL when that row is older than the
+        source's TTL or no row exists. Rows come back in entity order.
+        """
+        con = self._cursor()
+        con.register("entities", entities)
+        select = [f"e.{q(c)}" for c in entities.column_names if c != ROW_COLUMN]
+        joins = []
+        for i, src in enumerate(sources):
+            alias = f"g{i}"
+            inner = [f"{q(k)} AS {q(f'__fl_k{j}')}" for j, k in enumerate(src.keys)]
+            if src.event_time:
+                inner.append(f"{q(src.event_time)} AS __fl_et")
+            inner += [q(f) for f, _ in src.features]
+            scan = self.scan(con, f"src{i}", src.files, src.schema)
+            body = f"(SELECT {', '.join(inner)} FROM {scan})"
+            on = [f"e.{q(ek)} = {alias}.{q(f'__fl_k{j}')}" for j, ek in enumerate(src.entity_keys)]
+            if src.event_time and timestamp_column:
+                on.append(f"e.{q(timestamp_column)} >= {alias}.__fl_et")
+                joins.append(f"ASOF LEFT JOIN {body} {alias} ON {' AND '.join(on)}")
+            else:
+                joins.append(f"LEFT JOIN {body} {alias} ON {' AND '.join(on)}")
+            if src.event_time and src.ttl_us is not None and timestamp_column:
+                fresh = (
+                    f"epoch_us({alias}.__fl_et) >= epoch_us(e.{q(timestamp_column)}) - "
+                    f"{int(src.ttl_us)}"
+                )
+                select += [
+                    f"CASE WHEN {fresh} THEN {alias}.{q(f)} END AS {q(out)}"
+                    for f, out in src.features
+                ]
+            else:
+                select += [f"{alias}.{q(f)} AS {q(out)}" for f, out in src.features]
+        sql = (
+            f"SELECT {', '.join(select)} FROM entities e {' '.join(joins)} "
+            f"ORDER BY e.{ROW_COLUMN}"
+        )
+        return con.sql(sql).to_arrow_reader(batch_size)

@@ -1,0 +1,21 @@
+"""Metadata: definitions, data versions, runs, training datasets and the audit trail."""
+
+from featureledger.registry.base import (
+    AuditEntry,
+    DataVersion,
+    DefinitionRecord,
+    RegistryBackend,
+    RunRecord,
+    TrainingDatasetRecord,
+)
+from featureledger.registry.sql import SQLRegistry
+
+__all__ = [
+    "AuditEntry",
+    "DataVersion",
+    "DefinitionRecord",
+    "RegistryBackend",
+    "RunRecord",
+    "SQLRegistry",
+    "TrainingDatasetRecord",
+]

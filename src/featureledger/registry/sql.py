@@ -1,0 +1,465 @@
+"""The SQLAlchemy registry: SQLite by default, PostgreSQL for teams."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from featureledger.errors import ConfigError, NotFoundError
+from featureledger.registry.base import (
+    AuditEntry,
+    DataVersion,
+    DefinitionRecord,
+    RunRecord,
+    TrainingDatasetRecord,
+)
+from featureledger.hashing import ContentHash
+
+#: bumped with every change to the tables below; checked on open
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "fl_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+definitions_table = sa.Table(
+    "fl_definitions",
+    metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("major", sa.Integer, primary_key=True),
+    sa.Column("minor", sa.Integer, primary_key=True),
+    sa.Column("patch", sa.Integer, primary_key=True),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("spec_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False, default="[]"),
+)
+
+data_versions_table = sa.Table(
+    "fl_data_versions",
+    metadata,
+    sa.Column("group_name", sa.String(128), primary_key=True),
+    sa.Column("major", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("operation", sa.String(32), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("rows_added", sa.BigInteger, nullable=False),
+    sa.Column("rows_removed", sa.BigInteger, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("schema_hash", sa.String(64), nullable=False),
+    sa.Column("files", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("user_name", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+)
+
+runs_table = sa.Table(
+    "fl_runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("user_name", sa.String(128), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("outputs", sa.Text, nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("env_hash", sa.String(64), nullable=False),
+    sa.Column("error", sa.Text, nullable=False, default=""),
+)
+
+training_table = sa.Table(
+    "fl_training_datasets",
+    metadata,
+    sa.Column("view", sa.String(128), primary_key=True),
+    sa.Column("major", sa.Integer, primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("pins", sa.Text, nullable=False),
+    sa.Column("entity_hash", sa.String(64), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("columns", sa.Text, nullable=False),
+    sa.Column("entity_path", sa.Text, nullable=False),
+    sa.Column("output_path", sa.Text),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("user_name", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+)
+
+audit_table = sa.Table(
+    "fl_audit",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("user_name", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("object", sa.Text, nullable=False),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; every time stored here is UTC
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class SQLRegistry:
+    """Registry tables behind SQLAlchemy Core; one instance per store."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        is_sqlite = url.startswith("sqlite")
+        try:
+            self.engine = sa.create_engine(
+                url,
+                connect_args={"timeout": 60} if is_sqlite else {},
+                pool_pre_ping=not is_sqlite,
+            )
+        except Exception as exc:  # malformed URLs, missing drivers
+            raise ConfigError(f"registry URL {url!r} cannot be opened: {exc}") from exc
+        if is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+            ).first()
+            if row is None:
+                conn.execute(
+                    meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"registry {url} has schema version {row[0]}, newer than this featureledger "
+                    f"understands ({SCHEMA_VERSION}); upgrade featureledger"
+                )
+
+    # -- definitions --------------------------------------------------------------------------
+    def add_definition(self, record: DefinitionRecord) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                definitions_table.insert().values(
+                    kind=record.kind,
+                    name=record.name,
+                    major=record.major,
+                    minor=record.minor,
+                    patch=record.patch,
+                    spec=_dump(record.spec),
+                    spec_hash=record.spec_hash,
+                    created_at=record.created_at,
+                    created_by=record.created_by,
+                    reasons=_dump(record.reasons),
+                )
+            )
+
+    def definitions(self, kind: str, name: str | None = None) -> list[DefinitionRecord]:
+        t = definitions_table
+        query = sa.select(t).where(t.c.kind == kind)
+        if name is not None:
+            query = query.where(t.c.name == name)
+        query = query.order_by(t.c.name, t.c.major, t.c.minor, t.c.patch)
+        with self.engine.connect() as conn:
+            return [self._definition(row) for row in conn.execute(query).mappings()]
+
+    def latest_definition(
+        self, kind: str, name: str, major: int | None = None
+    ) -> DefinitionRecord | None:
+        t = definitions_table
+        query = sa.select(t).where(t.c.kind == kind, t.c.name == name)
+        if major is not None:
+            query = query.where(t.c.major == major)
+        query = query.order_by(t.c.major.desc(), t.c.minor.desc(), t.c.patch.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else self._definition(row)
+
+    @staticmethod
+    def _definition(row: Any) -> DefinitionRecord:
+        return DefinitionRecord(
+            kind=row["kind"],
+            name=row["name"],
+            major=row["major"],
+            minor=row["minor"],
+            patch=row["patch"],
+            spec=json.loads(row["spec"]),
+            spec_hash=row["spec_hash"],
+            created_at=_utc(row["created_at"]),  # type: ignore[arg-type]
+            created_by=row["created_by"],
+            reasons=json.loads(row["reasons"]),
+        )
+
+    # -- data versions ------------------------------------------------------------------------
+    def add_data_version(self, record: DataVersion) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                data_versions_table.insert().values(
+                    group_name=record.group,
+                    major=record.major,
+                    version=record.version,
+                    operation=record.operation,
+                    rows=record.rows,
+                    rows_added=record.rows_added,
+                    rows_removed=record.rows_removed,
+                    content=_dump(record.content.to_dict()),
+                    schema_hash=record.schema_hash,
+                    files=_dump(record.files),
+                    run_id=record.run_id,
+                    user_name=record.user,
+                    created_at=record.created_at,
+                    note=record.note,
+                )
+            )
+
+    def data_versions(self, group: str, major: int) -> list[DataVersion]:
+        t = data_versions_table
+        query = (
+            sa.select(t).where(t.c.group_name == group, t.c.major == major).order_by(t.c.version)
+        )
+        with self.engine.connect() as conn:
+            return [self._data_version(row) for row in conn.execute(query).mappings()]
+
+    def data_version(self, group: str, major: int, version: int) -> DataVersion | None:
+        t = data_versions_table
+        query = sa.select(t).where(
+            t.c.group_name == group, t.c.major == major, t.c.version == version
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else self._data_version(row)
+
+    @staticmethod
+    def _data_version(row: Any) -> DataVersion:
+        return DataVersion(
+            group=row["group_name"],
+            major=row["major"],
+            version=row["version"],
+            operation=row["operation"],
+            rows=row["rows"],
+            rows_added=row["rows_added"],
+            rows_removed=row["rows_removed"],
+            content=ContentHash.from_dict(json.loads(row["content"])),
+            schema_hash=row["schema_hash"],
+            files=json.loads(row["files"]),
+            run_id=row["run_id"],
+            user=row["user_name"],
+            created_at=_utc(row["created_at"]),  # type: ignore[arg-type]
+            note=row["note"],
+        )
+
+    # -- runs ---------------------------------------------------------------------------------
+    def start_run(self, record: RunRecord) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                runs_table.insert().values(
+                    id=record.id,
+                    kind=record.kind,
+                    status=record.status,
+                    user_name=record.user,
+                    started_at=record.started_at,
+                    ended_at=record.ended_at,
+                    params=_dump(record.params),
+                    inputs=_dump(record.inputs),
+                    outputs=_dump(record.outputs),
+                    code_hash=record.code_hash,
+                    env_hash=record.env_hash,
+                    error=record.error,
+                )
+            )
+
+    def finish_run(self, run_id: str, status: str, outputs: list[str], error: str = "") -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                runs_table.update()
+                .where(runs_table.c.id == run_id)
+                .values(
+                    status=status,
+                    outputs=_dump(outputs),
+                    error=error,
+                    ended_at=datetime.now(UTC),
+                )
+            )
+
+    def run(self, run_id: str) -> RunRecord | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(runs_table).where(runs_table.c.id == run_id))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        return RunRecord(
+            id=row["id"],
+            kind=row["kind"],
+            status=row["status"],
+            user=row["user_name"],
+            started_at=_utc(row["started_at"]),  # type: ignore[arg-type]
+            ended_at=_utc(row["ended_at"]),
+            params=json.loads(row["params"]),
+            inputs=json.loads(row["inputs"]),
+            outputs=json.loads(row["outputs"]),
+            code_hash=row["code_hash"],
+            env_hash=row["env_hash"],
+            error=row["error"],
+        )
+
+    # -- training datasets --------------------------------------------------------------------
+    def add_training_dataset(self, record: TrainingDatasetRecord) -> TrainingDatasetRecord:
+        """Store ``record`` under the next free number for its view; returns it numbered."""
+        t = training_table
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                sa.select(sa.func.max(t.c.number)).where(
+                    t.c.view == record.view, t.c.major == record.major
+                )
+            ).scalar()
+            number = (current or 0) + 1
+            conn.execute(
+                t.insert().values(
+                    view=record.view,
+                    major=record.major,
+                    number=number,
+                    pins=_dump(record.pins),
+                    entity_hash=record.entity_hash,
+                    content=_dump(record.content.to_dict()),
+                    rows=record.rows,
+                    columns=_dump(record.columns),
+                    entity_path=record.entity_path,
+                    output_path=record.output_path,
+                    run_id=record.run_id,
+                    user_name=record.user,
+                    created_at=record.created_at,
+                    params=_dump(record.params),
+                )
+            )
+        return TrainingDatasetRecord(**{**record.__dict__, "number": number})
+
+    def training_datasets(
+        self, view: str, major: int | None = None
+    ) -> list[TrainingDatasetRecord]:
+        t = training_table
+        query = sa.select(t).where(t.c.view == view)
+        if major is not None:
+            query = query.where(t.c.major == major)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.c.major, t.c.number)).mappings().all()
+        return [
+            TrainingDatasetRecord(
+                view=r["view"],
+                major=r["major"],
+                number=r["number"],
+                pins=json.loads(r["pins"]),
+                entity_hash=r["entity_hash"],
+                content=ContentHash.from_dict(json.loads(r["content"])),
+                rows=r["rows"],
+                columns=json.loads(r["columns"]),
+                entity_path=r["entity_path"],
+                output_path=r["output_path"],
+                run_id=r["run_id"],
+                user=r["user_name"],
+                created_at=_utc(r["created_at"]),  # type: ignore[arg-type]
+                params=json.loads(r["params"]),
+            )
+            for r in rows
+        ]
+
+    # -- audit trail --------------------------------------------------------------------------
+    def audit(self, user: str, action: str, obj: str, details: dict[str, Any]) -> AuditEntry:
+        """Append an entry chained to the previous one by SHA-256."""
+        t = audit_table
+        at = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            last = conn.execute(
+                sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1)
+            ).first()
+            seq = 1 if last is None else last[0] + 1
+            prev = "0" * 64 if last is None else last[1]
+            body = _dump([seq, at.isoformat(), user, action, obj, details, prev])
+            digest = hashlib.sha256(body.encode()).hexdigest()
+            conn.execute(
+                t.insert().values(
+                    seq=seq,
+                    at=at,
+                    user_name=user,
+                    action=action,
+                    object=obj,
+                    details=_dump(details),
+                    prev_hash=prev,
+                    hash=digest,
+                )
+            )
+        return AuditEntry(seq, at, user, action, obj, details, prev, digest)
+
+    def audit_log(self, obj: str | None = None) -> list[AuditEntry]:
+        t = audit_table
+        query = sa.select(t).order_by(t.c.seq)
+        if obj is not None:
+            query = query.where(t.c.object.like(obj + "%"))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            AuditEntry(
+                r["seq"],
+                _utc(r["at"]),  # type: ignore[arg-type]
+                r["user_name"],
+                r["action"],
+                r["object"],
+                json.loads(r["details"]),
+                r["prev_hash"],
+                r["hash"],
+            )
+            for r in rows
+        ]
+
+    def get_definition(self, kind: str, name: str, major: int | None) -> DefinitionRecord:
+        record = self.latest_definition(kind, name, major)
+        if record is None:
+            where = f"{kind}/{name}" + (f"@v{major}" if major else "")
+            known = sorted({d.name for d in self.definitions(kind)})
+            raise NotFoundError(
+                f"{where} is not registered; known {kind}s: {known or 'none'}. "
+                "Define it and run `featureledger apply`."
+            )
+        return record
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # take transaction control from pysqlite so _sqlite_begin decides how to BEGIN
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    # WAL lets readers proceed while a writer commits; busy_timeout waits for the lock
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # IMMEDIATE takes the write lock up front, so read-then-write transactions (audit chain,
+    # numbering) from several processes queue on busy_timeout instead of failing mid-way
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,753 @@
+"""`FeatureStore`: the one facade the CLI, the server and users call.
+
+It resolves names to registered versions and delegates: definitions and change rules
+to `definitions` and `versioning.compat`, commits to `versioning.writer`, storage to
+`offline.delta`, computation to the offline engine, records to the registry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from featureledger.config import CONFIG_FILE, STATE_DIR, RepoConfig
+from featureledger.definitions import (
+    Definition,
+    Entity,
+    FeatureGroup,
+    FeatureView,
+    VersionId,
+    ViewSource,
+)
+from featureledger.errors import (
+    BreakingChangeError,
+    ConfigError,
+    DataError,
+    DefinitionError,
+    NotFoundError,
+    SchemaMismatchError,
+)
+from featureledger.hashing import ContentHash, content_hash, definition_hash, schema_hash
+from featureledger.offline import ROW_COLUMN, DeltaGroupTable, DuckDBEngine, PitSource
+from featureledger.offline.conform import conform_batch, conform_entities, to_arrow
+from featureledger.registry import (
+    DataVersion,
+    DefinitionRecord,
+    RunRecord,
+    SQLRegistry,
+    TrainingDatasetRecord,
+)
+from featureledger.versioning import compat
+from featureledger.versioning.provenance import (
+    current_user,
+    environment,
+    environment_hash,
+    library_code_hash,
+)
+from featureledger.versioning.writer import MODES, Mode, rebuild_content, widen, write_batch
+
+Action = Literal["create", "update", "unchanged", "refused"]
+
+
+@dataclass
+class PlanItem:
+    """What `apply` would do to one definition."""
+
+    identity: str
+    action: Action
+    before: str | None
+    after: str | None
+    level: str
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    items: list[PlanItem] = field(default_factory=list)
+
+    @property
+    def refused(self) -> list[PlanItem]:
+        return [i for i in self.items if i.action == "refused"]
+
+    @property
+    def changes(self) -> list[PlanItem]:
+        return [i for i in self.items if i.action in ("create", "update")]
+
+
+@dataclass
+class TrainingData:
+    """The result of `FeatureStore.training_data`: rows plus the record that pins them."""
+
+    record: TrainingDatasetRecord
+    _table: pa.Table | None = None
+
+    @property
+    def identity(self) -> VersionId:
+        return self.record.identity
+
+    def to_arrow(self) -> pa.Table:
+        if self._table is None:
+            assert self.record.output_path is not None
+            self._table = pq.read_table(self.record.output_path)
+        return self._table
+
+    def to_pandas(self) -> Any:
+        return self.to_arrow().to_pandas()
+
+    def to_polars(self) -> Any:
+        import polars as pl
+
+        return pl.from_arrow(self.to_arrow())
+
+    def __len__(self) -> int:
+        return self.record.rows
+
+
+class FeatureStore:
+    """A feature repository: definitions, versioned feature data and training sets.
+
+    ``FeatureStore("path/to/repo")`` opens a repository made by `FeatureStore.init`
+    or ``featureledger init``.
+    """
+
+    def __init__(self, repo: str | Path = ".", *, config: RepoConfig | None = None) -> None:
+        self.repo = Path(repo).resolve()
+        self.config = config or RepoConfig.load(self.repo)
+        self.registry = SQLRegistry(self.config.registry_url(self.repo))
+        off = self.config.offline
+        self.engine = DuckDBEngine(
+            temp_directory=self.config.resolve(self.repo, off.temp_directory),
+            memory_limit=off.memory_limit,
+            threads=off.threads,
+        )
+        self._offline_root = self.config.resolve(self.repo, off.path)
+        self._naive = self.config.naive_timestamps  # type: ignore[assignment]
+
+    @classmethod
+    def init(
+        cls, repo: str | Path, *, project: str | None = None, exist_ok: bool = True
+    ) -> FeatureStore:
+        """Create a repository at ``repo`` (config file and state folder) and open it."""
+        root = Path(repo)
+        cfg_path = root / CONFIG_FILE
+        if cfg_path.exists():
+            if not exist_ok:
+                raise ConfigError(f"{cfg_path} exists already; open it with FeatureStore(repo)")
+            return cls(root)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / STATE_DIR).mkdir(exist_ok=True)
+        config = RepoConfig(project=project or root.resolve().name or "default")
+        cfg_path.write_text(
+            "# featureledger repository settings; every key is optional.\n" + config.to_yaml()
+        )
+        return cls(root)
+
+    # -- definitions ----------------------------------------------------------------------------
+    def plan(self, objects: Iterable[Definition]) -> Plan:
+        """What `apply` would change, without changing anything."""
+        return self._plan(list(objects))[0]
+
+    def apply(self, objects: Iterable[Definition]) -> Plan:
+        """Register definitions, versioning each change; all or nothing.
+
+        Raises `BreakingChangeError` (and applies nothing) when any change is breaking
+        for an existing version.
+        """
+        plan, staged = self._plan(list(objects))
+        for item, (kind, spec, target) in zip(plan.items, staged, strict=True):
+            if item.action == "refused":
+                major = int(item.identity.rsplit("@v", 1)[-1]) if "@v" in item.identity else 1
+                reasons = [r.removesuffix(" [major]") for r in item.reasons
+                           if r.endswith("[major]")]
+                raise BreakingChangeError(item.identity, reasons, major + 1)
+        user = current_user()
+        for item, (kind, spec, target) in zip(plan.items, staged, strict=True):
+            if item.action not in ("create", "update"):
+                continue
+            major, minor, patch = target
+            record = DefinitionRecord(
+                kind=kind, name=spec["name"], major=major, minor=minor, patch=patch,
+                spec=spec, spec_hash=definition_hash(spec), created_at=datetime.now(UTC),
+                created_by=user, reasons=item.reasons,
+            )
+            if kind == "feature_group":
+                self._prepare_group_storage(record, item)
+            self.registry.add_definition(record)
+            self.registry.audit(user, "apply", item.identity,
+                                {"version": record.semver, "reasons": item.reasons})
+        return plan
+
+    def _plan(
+        self, objects: list[Definition]
+    ) -> tuple[Plan, list[tuple[str, dict[str, Any], tuple[int, int, int]]]]:
+        entities: dict[str, Entity] = {}
+        groups: list[FeatureGroup] = []
+        views: list[FeatureView] = []
+        for obj in objects:
+            if isinstance(obj, Entity):
+                entities[obj.name] = obj
+            elif isinstance(obj, FeatureGroup):
+                groups.append(obj)
+            elif isinstance(obj, FeatureView):
+                views.append(obj)
+            else:
+                raise DefinitionError(
+                    f"cannot apply {obj!r}: expected Entity, FeatureGroup or FeatureView"
+                )
+        for g in groups:  # entities a group names are applied with it
+            for e in g.entities:
+                entities.setdefault(e.name, e)
+        for kind, items in (("feature group", groups), ("feature view", views)):
+            names = [i.name for i in items]
+            seen = [n for n in names if names.count(n) > 1]
+            if seen:
+                raise DefinitionError(f"{kind} {seen[0]!r} is given twice in one apply")
+
+        plan = Plan()
+        staged: list[tuple[str, dict[str, Any], tuple[int, int, int]]] = []
+        group_majors: dict[str, int] = {}
+        group_specs: dict[str, dict[str, Any]] = {}
+
+        for e in entities.values():
+            spec = e.to_dict()
+            current = self.registry.latest_definition("entity", e.name)
+            item, target = self._classify("entity", e.name, None, spec, current,
+                                          compat.classify_entity)
+            item.identity = f"entity/{e.name}"
+            plan.items.append(item)
+            staged.append(("entity", spec, target))
+        for g in groups:
+            registered = {e.name: e for e in g.entities}
+            for ename, ent in registered.items():
+                if entities[ename].to_dict() != ent.to_dict():
+                    raise DefinitionError(
+                        f"feature group {g.name!r} uses a different definition of entity "
+                        f"{ename!r} than the one being applied; use the same Entity object"
+                    )
+            spec = g.to_dict()
+            latest = self.registry.latest_definition("feature_group", g.name)
+            major = g.version or (latest.major if latest else 1)
+            if latest is not None and major > latest.major + 1:
+                raise DefinitionError(
+                    f"feature group {g.name!r}: version={major} skips versions; the latest is "
+                    f"v{latest.major}, so the next major version is {latest.major + 1}"
+                )
+            current = self.registry.latest_definition("feature_group", g.name, major)
+            item, target = self._classify("feature_group", g.name, major, spec, current,
+                                          compat.classify_group)
+            plan.items.append(item)
+            staged.append(("feature_group", spec, target))
+            group_majors[g.name] = major
+            group_specs[g.name] = spec
+        for v in views:
+            sources = []
+            for s in v.sources:
+                major = s.major or group_majors.get(s.group)
+                gspec = group_specs.get(s.group) if major == group_majors.get(s.group) else None
+                if gspec is None:
+                    rec = self.registry.latest_definition("feature_group", s.group, major)
+                    if rec is None:
+                        raise NotFoundError(
+                            f"feature view {v.name!r} selects from feature_group/{s.group}"
+                            + (f"@v{major}" if major else "")
+                            + ", which is not registered; apply the group with the view"
+                        )
+                    gspec, major = rec.spec, rec.major
+                known = [f["name"] for f in gspec["features"]]
+                missing = [f for f in s.features if f not in known]
+                if missing:
+                    raise DefinitionError(
+                        f"feature view {v.name!r}: feature_group/{s.group}@v{major} has no "
+                        f"feature(s) {missing}"
+                    )
+                sources.append(ViewSource(s.group, s.features, major, s.join_key_map))
+            pinned = FeatureView(v.name, sources, v.version, v.full_feature_names,
+                                 v.description, v.owner, v.tags)
+            spec = pinned.to_dict()
+            latest = self.registry.latest_definition("feature_view", v.name)
+            major = v.version or (latest.major if latest else 1)
+            if latest is not None and major > latest.major + 1:
+                raise DefinitionError(
+                    f"feature view {v.name!r}: version={major} skips versions; the next major "
+                    f"version is {latest.major + 1}"
+                )
+            current = self.registry.latest_definition("feature_view", v.name, major)
+            item, target = self._classify("feature_view", v.name, major, spec, current,
+                                          compat.classify_view)
+            plan.items.append(item)
+            staged.append(("feature_view", spec, target))
+        return plan, staged
+
+    @staticmethod
+    def _classify(
+        kind: str,
+        name: str,
+        major: int | None,
+        spec: dict[str, Any],
+        current: DefinitionRecord | None,
+        rules: Any,
+    ) -> tuple[PlanItem, tuple[int, int, int]]:
+        ident = f"{kind}/{name}" + (f"@v{major}" if major else "")
+        if current is None:
+            target = (major or 1, 0, 0)
+            return PlanItem(ident, "create", None, "%d.%d.%d" % target, "create"), target
+        change: compat.Change = rules(current.spec, spec)
+        before = (current.major, current.minor, current.patch)
+        if change.level == "none":
+            return PlanItem(ident, "unchanged", current.semver, current.semver, "none"), before
+        if change.breaking:
+            return PlanItem(ident, "refused", current.semver, None, "major",
+                            change.reasons), before
+        target = compat.bump(before, change.level)
+        return (
+            PlanItem(ident, "update", current.semver, "%d.%d.%d" % target, change.level,
+                     change.reasons),
+            target,
+        )
+
+    def _prepare_group_storage(self, record: DefinitionRecord, item: PlanItem) -> None:
+        group = FeatureGroup.from_dict(record.spec, record.major)
+        table = self._table(group.name, record.major)
+        run_id = str(uuid.uuid4())
+        with table.lock():
+            if not table.exists():
+                version = table.create(group.arrow_schema, run_id)
+                self._record_version(group, table, version, "create", ContentHash(), run_id,
+                                     note=f"created by apply of {record.semver}")
+                return
+            self._sync_versions(group, table)
+            stored = table.schema()
+            wanted = group.arrow_schema
+            widened = [f for f in wanted if f.name in stored.names
+                       and stored.field(f.name).type != f.type]
+            if widened:
+                # widening rewrites the files with the new types; rows stay the same
+                version = widen(table, wanted, run_id)
+                self._record_version(group, table, version, "widen",
+                                     rebuild_content(table, version), run_id,
+                                     note="types widened: " + ", ".join(f.name for f in widened))
+            added = [f for f in wanted if f.name not in stored.names]
+            if added:
+                parent = self._latest_record(group.name, record.major)
+                version = table.add_columns(added, run_id)
+                # null cells hash to nothing, so an added column keeps the content hash
+                self._record_version(group, table, version, "add-columns", parent.content,
+                                     run_id, note="added: " + ", ".join(f.name for f in added))
+
+    # -- lookups ------------------------------------------------------------------------------------
+    def get_entity(self, name: str) -> Entity:
+        return Entity.from_dict(self.registry.get_definition("entity", name, None).spec)
+
+    def get_feature_group(self, name: str | FeatureGroup, version: int | None = None) -> FeatureGroup:
+        if isinstance(name, FeatureGroup):
+            name, version = name.name, version or name.version
+        rec = self.registry.get_definition("feature_group", name, version)
+        return FeatureGroup.from_dict(rec.spec, rec.major)
+
+    def get_feature_view(self, name: str | FeatureView, version: int | None = None) -> FeatureView:
+        if isinstance(name, FeatureView):
+            name, version = name.name, version or name.version
+        rec = self.registry.get_definition("feature_view", name, version)
+        return FeatureView.from_dict(rec.spec, rec.major)
+
+    def list_definitions(self, kind: str) -> list[DefinitionRecord]:
+        """Every registered version of every definition of ``kind``."""
+        return self.registry.definitions(kind)
+
+    def _table(self, group: str, major: int) -> DeltaGroupTable:
+        return DeltaGroupTable(self._offline_root / group / f"v{major}")
+
+    # -- data versions ------------------------------------------------------------------------------
+    def versions(self, group: str | FeatureGroup, *, major: int | None = None) -> list[DataVersion]:
+        """Every data version of a group's definition major version, oldest first."""
+        fg = self.get_feature_group(group, major)
+        self._sync_versions(fg, self._table(fg.name, fg.version or 1))
+        return self.registry.data_versions(fg.name, fg.version or 1)
+
+    def _latest_record(self, group: str, major: int) -> DataVersion:
+        versions = self.registry.data_versions(group, major)
+        if not versions:
+            raise NotFoundError(f"feature_group/{group}@v{major} has no data versions recorded")
+        return versions[-1]
+
+    def _record_version(
+        self,
+        group: FeatureGroup,
+        table: DeltaGroupTable,
+        version: int,
+        operation: str,
+        content: ContentHash,
+        run_id: str | None,
+        *,
+        files: dict[str, dict[str, Any]] | None = None,
+        added: int = 0,
+        removed: int = 0,
+        note: str = "",
+        user: str | None = None,
+    ) -> DataVersion:
+        commit = table.commit(version)
+        record = DataVersion(
+            group=group.name,
+            major=group.version or 1,
+            version=version,
+            operation=operation,
+            rows=content.rows,
+            rows_added=added,
+            rows_removed=removed,
+            content=content,
+            schema_hash=schema_hash(table.schema(version)),
+            files=files if files is not None else table.checksums(commit.added),
+            run_id=run_id,
+            user=user or current_user(),
+            created_at=commit.timestamp,
+            note=note,
+        )
+        self.registry.add_data_version(record)
+        return record
+
+    def _sync_versions(self, group: FeatureGroup, table: DeltaGroupTable) -> None:
+        """Record Delta versions the registry lacks (a writer that died after committing)."""
+        if not table.exists():
+            return
+        major = group.version or 1
+        known = {v.version for v in self.registry.data_versions(group.name, major)}
+        for version in range(table.latest_version() + 1):
+            if version in known:
+                continue
+            commit = table.commit(version)
+            content = rebuild_content(table, version)
+            self._record_version(
+                group, table, version, commit.operation.lower(), content, commit.run_id,
+                note="recovered: committed to Delta but not recorded by its writer",
+            )
+
+    def ingest(
+        self,
+        group: str | FeatureGroup,
+        data: Any,
+        *,
+        mode: Mode = "upsert",
+        version: int | None = None,
+        note: str = "",
+    ) -> DataVersion:
+        """Write a batch as one atomic data version and return its record.
+
+        ``upsert`` replaces stored rows with the same key and event time when the
+        batch's created_time is not older; ``append`` refuses such rows; ``overwrite``
+        replaces the whole table. Re-ingesting data already stored creates no version
+        and returns the current one.
+        """
+        if mode not in MODES:
+            raise DataError(f"mode must be one of {MODES}, got {mode!r}")
+        fg = self.get_feature_group(group, version)
+        major = fg.version or 1
+        where = f"ingest into feature_group/{fg.name}@v{major}"
+        table_in = to_arrow(
+            data, where=where, column_types={c.name: c.arrow_type for c in fg.columns}
+        )
+        now = datetime.now(UTC)
+        batch = conform_batch(table_in, fg, where=where, naive=self._naive,  # type: ignore[arg-type]
+                              fill_created=pa.scalar(now, pa.timestamp("us", tz="UTC")))
+        table = self._table(fg.name, major)
+        user = current_user()
+        run = self._start_run("ingest", user, {"group": fg.name, "major": major, "mode": mode,
+                                                "rows": batch.num_rows, "note": note})
+        try:
+            with table.lock():
+                self._sync_versions(fg, table)
+                parent = self._latest_record(fg.name, major)
+                out = write_batch(
+                    table, self.engine, fg, batch, mode,
+                    parent_version=parent.version, parent_content=parent.content,
+                    run_id=run.id, where=where,
+                )
+                if out.version is None:
+                    self.registry.finish_run(run.id, "unchanged", [str(parent.identity)])
+                    return parent
+                if out.version == parent.version + 1:
+                    content = parent.content + out.added - out.removed
+                else:  # someone committed outside featureledger in between: recount
+                    self._sync_versions(fg, table)
+                    content = rebuild_content(table, out.version)
+                detail = []
+                if out.duplicates_dropped:
+                    detail.append(f"{out.duplicates_dropped} in-batch duplicate(s) superseded")
+                if out.superseded:
+                    detail.append(f"{out.superseded} row(s) older than stored ones skipped")
+                if out.unchanged:
+                    detail.append(f"{out.unchanged} row(s) already stored")
+                record = self._record_version(
+                    fg, table, out.version, out.operation, content, run.id, files=out.files,
+                    added=out.added.rows, removed=out.removed.rows,
+                    note="; ".join([note, *detail]) if note else "; ".join(detail), user=user,
+                )
+        except Exception as exc:
+            self.registry.finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
+        self.registry.audit(user, "ingest", str(record.identity),
+                            {"mode": mode, "rows": batch.num_rows, "run": run.id})
+        return record
+
+    def read(
+        self,
+        group: str | FeatureGroup,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+        major: int | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """The rows of one data version: ``version`` by number, or the one current ``as_of``."""
+        fg = self.get_feature_group(group, major)
+        m = fg.version or 1
+        resolved = self._resolve_version(fg, version, as_of)
+        return self._table(fg.name, m).read(resolved, list(columns) if columns else None)
+
+    def _resolve_version(self, fg: FeatureGroup, version: int | None, as_of: datetime | None) -> int:
+        m = fg.version or 1
+        if version is not None and as_of is not None:
+            raise DataError("give either version= or as_of=, not both")
+        self._sync_versions(fg, self._table(fg.name, m))
+        records = self.registry.data_versions(fg.name, m)
+        if version is not None:
+            if not any(r.version == version for r in records):
+                raise NotFoundError(
+                    f"feature_group/{fg.name}@v{m}#{version} does not exist; versions are "
+                    f"0..{records[-1].version if records else '?'}"
+                )
+            return version
+        if as_of is not None:
+            if as_of.tzinfo is None:
+                raise DataError("as_of must be time-zone aware, e.g. datetime(..., tzinfo=UTC)")
+            eligible = [r.version for r in records if r.created_at <= as_of]
+            if not eligible:
+                raise NotFoundError(
+                    f"feature_group/{fg.name}@v{m} had no data version at {as_of.isoformat()}"
+                )
+            return eligible[-1]
+        return records[-1].version
+
+    # -- training data ------------------------------------------------------------------------------
+    def training_data(
+        self,
+        view: str | FeatureView,
+        entity_df: Any,
+        *,
+        timestamp_column: str = "event_timestamp",
+        version: int | None = None,
+        versions: Mapping[str, int] | None = None,
+        as_of: datetime | None = None,
+        output: str | Path | None = None,
+    ) -> TrainingData:
+        """Point-in-time correct features for each row of ``entity_df``.
+
+        Each input group is pinned to a data version: ``versions[group]`` if given, else
+        the version current ``as_of``, else the latest. The result keeps the entity rows'
+        order and count. It is recorded as a training dataset with its pins and hashes;
+        with ``output`` it is streamed to that Parquet file instead of held in memory.
+        """
+        fv = self.get_feature_view(view, version)
+        vmajor = fv.version or 1
+        where = f"training data for feature_view/{fv.name}@v{vmajor}"
+        groups: list[tuple[ViewSource, FeatureGroup]] = [
+            (s, self.get_feature_group(s.group, s.major)) for s in fv.sources
+        ]
+        unknown = set(versions or {}) - {g.name for _, g in groups}
+        if unknown:
+            raise DataError(f"{where}: versions= names group(s) {sorted(unknown)} not in the view")
+        key_types: dict[str, pa.DataType] = {}
+        for src, fg in groups:
+            for key in fg.key_fields:
+                col = src.join_key_map.get(key.name, key.name)
+                if col in key_types and key_types[col] != key.arrow_type:
+                    raise DefinitionError(
+                        f"{where}: entity column {col!r} joins keys of different types "
+                        f"({key_types[col]} and {key.arrow_type})"
+                    )
+                key_types[col] = key.arrow_type
+        needs_time = any(not fg.is_static for _, fg in groups)
+        raw = to_arrow(entity_df, where=where)
+        entities = conform_entities(
+            raw, key_types, timestamp_column if needs_time else None, where=where,
+            naive=self._naive,  # type: ignore[arg-type]
+        )
+        if ROW_COLUMN in entities.column_names:
+            raise SchemaMismatchError(where, [f"column name {ROW_COLUMN!r} is reserved"])
+        outputs = [fv.output_name(s, f) for s, _ in groups for f in s.features]
+        clash = sorted(set(outputs) & set(entities.column_names))
+        if clash:
+            raise SchemaMismatchError(
+                where,
+                [f"entity frame column(s) {clash} have the names of features the view adds; "
+                 "rename them or set full_feature_names=True on the view"],
+            )
+        entities = entities.append_column(
+            ROW_COLUMN, pa.array(np.arange(entities.num_rows, dtype=np.int64))
+        )
+        sources: list[PitSource] = []
+        pins: dict[str, dict[str, Any]] = {}
+        for src, fg in groups:
+            m = fg.version or 1
+            pinned = self._resolve_version(fg, (versions or {}).get(fg.name), as_of
+                                           if (versions or {}).get(fg.name) is None else None)
+            record = self.registry.data_version(fg.name, m, pinned)
+            assert record is not None
+            table = self._table(fg.name, m)
+            pins[fg.name] = {"major": m, "version": pinned, "content": str(record.content),
+                             "identity": str(record.identity)}
+            sources.append(PitSource(
+                files=table.files(pinned),
+                schema=table.schema(pinned),
+                keys=fg.primary_key,
+                entity_keys=[src.join_key_map.get(k, k) for k in fg.primary_key],
+                event_time=fg.event_time,
+                ttl_us=None if fg.ttl is None else int(fg.ttl.total_seconds() * 1_000_000),
+                features=[(f, fv.output_name(src, f)) for f in src.features],
+            ))
+        user = current_user()
+        run = self._start_run("training-data", user, {
+            "view": fv.name, "major": vmajor, "rows": entities.num_rows,
+            "timestamp_column": timestamp_column,
+        }, inputs=[p["identity"] for p in pins.values()])
+        try:
+            entity_hash = content_hash(entities)
+            entity_path = self.config.resolve(self.repo, self.config.training_path) / fv.name / \
+                f"v{vmajor}" / f"entities-{run.id}.parquet"
+            entity_path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(entities.drop_columns([ROW_COLUMN]), entity_path)
+            reader = self.engine.pit_join(entities, timestamp_column if needs_time else None,
+                                          sources)
+            # DuckDB labels UTC as 'Etc/UTC'; results carry the frame's and groups' own types
+            schema = pa.schema(
+                [entities.schema.field(c) for c in entities.column_names if c != ROW_COLUMN]
+                + [pa.field(out, fg.arrow_schema.field(f).type)
+                   for src, fg in groups for f, out in
+                   ((f, fv.output_name(src, f)) for f in src.features)]
+            )
+            total = ContentHash()
+            batches: list[pa.RecordBatch] = []
+            writer = None
+            if output is not None:
+                Path(output).parent.mkdir(parents=True, exist_ok=True)
+                writer = pq.ParquetWriter(str(output), schema)
+            try:
+                for raw_batch in reader:
+                    batch = raw_batch.cast(schema)
+                    total = total + content_hash(batch)
+                    if writer is not None:
+                        writer.write_batch(batch)
+                    else:
+                        batches.append(batch)
+            finally:
+                if writer is not None:
+                    writer.close()
+            result = None if writer is not None else pa.Table.from_batches(batches, schema)
+            record = self.registry.add_training_dataset(TrainingDatasetRecord(
+                view=fv.name, major=vmajor, number=0, pins=pins,
+                entity_hash=str(entity_hash), content=total, rows=total.rows,
+                columns=schema.names, entity_path=str(entity_path),
+                output_path=str(Path(output).resolve()) if output else None, run_id=run.id,
+                user=user, created_at=datetime.now(UTC),
+                params={"timestamp_column": timestamp_column,
+                        "as_of": as_of.isoformat() if as_of else None},
+            ))
+        except Exception as exc:
+            self.registry.finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
+        self.registry.audit(user, "training-data", str(record.identity),
+                            {"pins": {k: v["identity"] for k, v in pins.items()}, "run": run.id})
+        return TrainingData(record, result)
+
+    def training_datasets(self, view: str, *, major: int | None = None) -> list[TrainingDatasetRecord]:
+        return self.registry.training_datasets(view, major)
+
+    # -- runs and identities ------------------------------------------------------------------------
+    def _start_run(
+        self, kind: str, user: str, params: dict[str, Any], inputs: list[str] | None = None
+    ) -> RunRecord:
+        run = RunRecord(
+            id=str(uuid.uuid4()), kind=kind, status="running", user=user,
+            started_at=datetime.now(UTC), params=params, inputs=inputs or [],
+            code_hash=library_code_hash(), env_hash=environment_hash(),
+        )
+        self.registry.start_run(run)
+        return run
+
+    def show(self, identity: str | VersionId) -> dict[str, Any]:
+        """Everything recorded about one identity, as plain data."""
+        ident = VersionId.parse(identity) if isinstance(identity, str) else identity
+        if ident.kind == "entity":
+            rec = self.registry.get_definition("entity", ident.name, None)
+            return {"identity": str(ident), "version": rec.semver, "definition": rec.spec}
+        if ident.kind == "feature_group":
+            rec = self.registry.get_definition("feature_group", ident.name, ident.major)
+            fg = FeatureGroup.from_dict(rec.spec, rec.major)
+            table = self._table(fg.name, rec.major)
+            self._sync_versions(fg, table)
+            versions = self.registry.data_versions(fg.name, rec.major)
+            if ident.data is None:
+                latest = versions[-1] if versions else None
+                return {
+                    "identity": str(VersionId("feature_group", fg.name, rec.major)),
+                    "version": rec.semver, "definition": rec.spec,
+                    "latest_data_version": None if latest is None else _dv_dict(latest),
+                    "storage": table.uri,
+                }
+            dv = self.registry.data_version(fg.name, rec.major, ident.data)
+            if dv is None:
+                raise NotFoundError(f"{ident} does not exist; latest is #{versions[-1].version}")
+            return _dv_dict(dv)
+        if ident.kind == "feature_view":
+            rec = self.registry.get_definition("feature_view", ident.name, ident.major)
+            return {"identity": str(rec.identity), "version": rec.semver, "definition": rec.spec}
+        if ident.kind == "training_dataset":
+            records = self.registry.training_datasets(ident.name, ident.major)
+            if ident.number is not None:
+                records = [r for r in records if r.number == ident.number]
+            if not records:
+                raise NotFoundError(f"{ident} is not recorded")
+            r = records[-1]
+            return {
+                "identity": str(r.identity), "pins": r.pins, "entity_hash": r.entity_hash,
+                "content_hash": str(r.content), "rows": r.rows, "columns": r.columns,
+                "entity_path": r.entity_path, "output_path": r.output_path, "run": r.run_id,
+                "user": r.user, "created_at": r.created_at.isoformat(), "params": r.params,
+            }
+        if ident.kind == "run":
+            found = self.registry.run(ident.name)
+            if found is None:
+                raise NotFoundError(f"{ident} is not recorded")
+            return {k: (v.isoformat() if isinstance(v, datetime) else v)
+                    for k, v in found.__dict__.items()}
+        raise NotFoundError(f"{ident.kind} identities are not recorded by this store yet")
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return environment()
+
+
+def _dv_dict(dv: DataVersion) -> dict[str, Any]:
+    return {
+        "identity": str(dv.identity),
+        "operation": dv.operation,
+        "rows": dv.rows,
+        "rows_added": dv.rows_added,
+        "rows_removed": dv.rows_removed,
+        "content_hash": str(dv.content),
+        "schema_hash": dv.schema_hash,
+        "files": dv.files,
+        "run": dv.run_id,
+        "user": dv.user,
+        "created_at": dv.created_at.isoformat(),
+        "note": dv.note,
+    }

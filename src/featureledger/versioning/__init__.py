@@ -1,0 +1,1 @@
+"""Hashes, diffs and rollback: the pure side of versioning."""

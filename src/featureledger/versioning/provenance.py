@@ -1,0 +1,54 @@
+"""Who and what produced a run: user, code hash and environment hash."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import hashlib
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+#: the distributions whose versions decide what featureledger computes
+ENV_PACKAGES = ("featureledger", "pyarrow", "deltalake", "duckdb", "numpy", "sqlalchemy")
+
+
+def current_user() -> str:
+    """``FEATURELEDGER_USER`` if set, else the login name."""
+    explicit = os.environ.get("FEATURELEDGER_USER")
+    if explicit:
+        return explicit
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+@functools.cache
+def environment() -> dict[str, str]:
+    """Python version and the installed versions of `ENV_PACKAGES`."""
+    env = {"python": platform.python_version()}
+    for name in ENV_PACKAGES:
+        try:
+            env[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            env[name] = "absent"
+    return env
+
+
+def environment_hash(env: dict[str, str] | None = None) -> str:
+    env = environment() if env is None else env
+    text = "\n".join(f"{k}={v}" for k, v in sorted(env.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def library_code_hash() -> str:
+    """SHA-256 (16 hex digits) over featureledger's own source files, in path order."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
