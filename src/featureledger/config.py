@@ -93,8 +93,7 @@ class RepoConfig:
             )
         if config.offline.engine != "duckdb":
             raise ConfigError(
-                f"{where}: offline.engine {config.offline.engine!r} is not available; "
-                "use 'duckdb'"
+                f"{where}: offline.engine {config.offline.engine!r} is not available; use 'duckdb'"
             )
         return config
 
@@ -105,5 +104,5 @@ class RepoConfig:
     def registry_url(self, repo: Path) -> str:
         prefix = "sqlite:///"
         if self.registry.startswith(prefix) and not self.registry.startswith(prefix + "/"):
-            return prefix + str(repo / self.registry[len(prefix):])
+            return prefix + str(repo / self.registry[len(prefix) :])
         return self.registry

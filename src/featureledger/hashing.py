@@ -19,9 +19,9 @@ Collision bound: modelling row values as uniform and independent across the two 
 two different row sets (storage never holds a row twice) with the same count collide with
 probability about 2**-128; two different rows of one table share a row value with
 probability 2**-128 per pair. A value whose word is 0 is indistinguishable from null: for
-a non-null value that happens with probability 2**-64. ``fmix64`` is not a cryptographic function: the hash guards
-against accidents, not a forger. Tampering is caught by the SHA-256 checksums of the data
-files recorded at commit.
+a non-null value that happens with probability 2**-64. ``fmix64`` is not a cryptographic
+function: the hash guards against accidents, not a forger. Tampering is caught by the
+SHA-256 checksums of the data files recorded at commit.
 """
 
 from __future__ import annotations
@@ -107,8 +107,14 @@ def _words(arr: pa.Array, lane: int) -> np.ndarray:
     n = len(arr)
     if pa.types.is_dictionary(t):
         return _words(arr.dictionary_decode(), lane)
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t) or \
-            pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+    if (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_binary_view(t)
+    ):
         uniques = pc.unique(arr.drop_null())
         table = np.empty(len(uniques) + 1, dtype=np.uint64)
         table[-1] = 0
@@ -126,8 +132,12 @@ def _words(arr: pa.Array, lane: int) -> np.ndarray:
         return bits
     if pa.types.is_boolean(t):
         return pc.fill_null(arr, False).to_numpy(zero_copy_only=False).astype(np.uint64)
-    if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t) or \
-            pa.types.is_duration(t):
+    if (
+        pa.types.is_timestamp(t)
+        or pa.types.is_date(t)
+        or pa.types.is_time(t)
+        or pa.types.is_duration(t)
+    ):
         return _words(arr.view(pa.int64()) if t.bit_width == 64 else arr.cast(pa.int32()), lane)
     if pa.types.is_integer(t):
         target = pa.uint64() if pa.types.is_unsigned_integer(t) else pa.int64()

@@ -37,7 +37,7 @@ from featureledger.errors import (
 )
 from featureledger.hashing import ContentHash, content_hash, definition_hash, schema_hash
 from featureledger.offline import ROW_COLUMN, DeltaGroupTable, DuckDBEngine, PitSource
-from featureledger.offline.conform import conform_batch, conform_entities, to_arrow
+from featureledger.offline.conform import NaivePolicy, conform_batch, conform_entities, to_arrow
 from featureledger.registry import (
     DataVersion,
     DefinitionRecord,
@@ -129,7 +129,7 @@ class FeatureStore:
             threads=off.threads,
         )
         self._offline_root = self.config.resolve(self.repo, off.path)
-        self._naive = self.config.naive_timestamps  # type: ignore[assignment]
+        self._naive: NaivePolicy = "utc" if self.config.naive_timestamps == "utc" else "error"
 
     @classmethod
     def init(
@@ -150,7 +150,7 @@ class FeatureStore:
         )
         return cls(root)
 
-    # -- definitions ----------------------------------------------------------------------------
+    # -- definitions -----------------------------------------------------------------------------
     def plan(self, objects: Iterable[Definition]) -> Plan:
         """What `apply` would change, without changing anything."""
         return self._plan(list(objects))[0]
@@ -162,11 +162,12 @@ class FeatureStore:
         for an existing version.
         """
         plan, staged = self._plan(list(objects))
-        for item, (kind, spec, target) in zip(plan.items, staged, strict=True):
+        for item in plan.items:
             if item.action == "refused":
                 major = int(item.identity.rsplit("@v", 1)[-1]) if "@v" in item.identity else 1
-                reasons = [r.removesuffix(" [major]") for r in item.reasons
-                           if r.endswith("[major]")]
+                reasons = [
+                    r.removesuffix(" [major]") for r in item.reasons if r.endswith("[major]")
+                ]
                 raise BreakingChangeError(item.identity, reasons, major + 1)
         user = current_user()
         for item, (kind, spec, target) in zip(plan.items, staged, strict=True):
@@ -174,15 +175,23 @@ class FeatureStore:
                 continue
             major, minor, patch = target
             record = DefinitionRecord(
-                kind=kind, name=spec["name"], major=major, minor=minor, patch=patch,
-                spec=spec, spec_hash=definition_hash(spec), created_at=datetime.now(UTC),
-                created_by=user, reasons=item.reasons,
+                kind=kind,
+                name=spec["name"],
+                major=major,
+                minor=minor,
+                patch=patch,
+                spec=spec,
+                spec_hash=definition_hash(spec),
+                created_at=datetime.now(UTC),
+                created_by=user,
+                reasons=item.reasons,
             )
             if kind == "feature_group":
                 self._prepare_group_storage(record, item)
             self.registry.add_definition(record)
-            self.registry.audit(user, "apply", item.identity,
-                                {"version": record.semver, "reasons": item.reasons})
+            self.registry.audit(
+                user, "apply", item.identity, {"version": record.semver, "reasons": item.reasons}
+            )
         return plan
 
     def _plan(
@@ -219,8 +228,9 @@ class FeatureStore:
         for e in entities.values():
             spec = e.to_dict()
             current = self.registry.latest_definition("entity", e.name)
-            item, target = self._classify("entity", e.name, None, spec, current,
-                                          compat.classify_entity)
+            item, target = self._classify(
+                "entity", e.name, None, spec, current, compat.classify_entity
+            )
             item.identity = f"entity/{e.name}"
             plan.items.append(item)
             staged.append(("entity", spec, target))
@@ -241,8 +251,9 @@ class FeatureStore:
                     f"v{latest.major}, so the next major version is {latest.major + 1}"
                 )
             current = self.registry.latest_definition("feature_group", g.name, major)
-            item, target = self._classify("feature_group", g.name, major, spec, current,
-                                          compat.classify_group)
+            item, target = self._classify(
+                "feature_group", g.name, major, spec, current, compat.classify_group
+            )
             plan.items.append(item)
             staged.append(("feature_group", spec, target))
             group_majors[g.name] = major
@@ -250,27 +261,28 @@ class FeatureStore:
         for v in views:
             sources = []
             for s in v.sources:
-                major = s.major or group_majors.get(s.group)
-                gspec = group_specs.get(s.group) if major == group_majors.get(s.group) else None
+                smajor = s.major or group_majors.get(s.group)
+                gspec = group_specs.get(s.group) if smajor == group_majors.get(s.group) else None
                 if gspec is None:
-                    rec = self.registry.latest_definition("feature_group", s.group, major)
+                    rec = self.registry.latest_definition("feature_group", s.group, smajor)
                     if rec is None:
                         raise NotFoundError(
                             f"feature view {v.name!r} selects from feature_group/{s.group}"
-                            + (f"@v{major}" if major else "")
+                            + (f"@v{smajor}" if smajor else "")
                             + ", which is not registered; apply the group with the view"
                         )
-                    gspec, major = rec.spec, rec.major
+                    gspec, smajor = rec.spec, rec.major
                 known = [f["name"] for f in gspec["features"]]
                 missing = [f for f in s.features if f not in known]
                 if missing:
                     raise DefinitionError(
-                        f"feature view {v.name!r}: feature_group/{s.group}@v{major} has no "
+                        f"feature view {v.name!r}: feature_group/{s.group}@v{smajor} has no "
                         f"feature(s) {missing}"
                     )
-                sources.append(ViewSource(s.group, s.features, major, s.join_key_map))
-            pinned = FeatureView(v.name, sources, v.version, v.full_feature_names,
-                                 v.description, v.owner, v.tags)
+                sources.append(ViewSource(s.group, s.features, smajor, s.join_key_map))
+            pinned = FeatureView(
+                v.name, sources, v.version, v.full_feature_names, v.description, v.owner, v.tags
+            )
             spec = pinned.to_dict()
             latest = self.registry.latest_definition("feature_view", v.name)
             major = v.version or (latest.major if latest else 1)
@@ -280,8 +292,9 @@ class FeatureStore:
                     f"version is {latest.major + 1}"
                 )
             current = self.registry.latest_definition("feature_view", v.name, major)
-            item, target = self._classify("feature_view", v.name, major, spec, current,
-                                          compat.classify_view)
+            item, target = self._classify(
+                "feature_view", v.name, major, spec, current, compat.classify_view
+            )
             plan.items.append(item)
             staged.append(("feature_view", spec, target))
         return plan, staged
@@ -298,18 +311,18 @@ class FeatureStore:
         ident = f"{kind}/{name}" + (f"@v{major}" if major else "")
         if current is None:
             target = (major or 1, 0, 0)
-            return PlanItem(ident, "create", None, "%d.%d.%d" % target, "create"), target
+            return PlanItem(ident, "create", None, _semver(target), "create"), target
         change: compat.Change = rules(current.spec, spec)
         before = (current.major, current.minor, current.patch)
         if change.level == "none":
             return PlanItem(ident, "unchanged", current.semver, current.semver, "none"), before
         if change.breaking:
-            return PlanItem(ident, "refused", current.semver, None, "major",
-                            change.reasons), before
+            return PlanItem(ident, "refused", current.semver, None, "major", change.reasons), before
         target = compat.bump(before, change.level)
         return (
-            PlanItem(ident, "update", current.semver, "%d.%d.%d" % target, change.level,
-                     change.reasons),
+            PlanItem(
+                ident, "update", current.semver, _semver(target), change.level, change.reasons
+            ),
             target,
         )
 
@@ -320,41 +333,66 @@ class FeatureStore:
         with table.lock():
             if not table.exists():
                 version = table.create(group.arrow_schema, run_id)
-                self._record_version(group, table, version, "create", ContentHash(), run_id,
-                                     note=f"created by apply of {record.semver}")
+                self._record_version(
+                    group,
+                    table,
+                    version,
+                    "create",
+                    ContentHash(),
+                    run_id,
+                    note=f"created by apply of {record.semver}",
+                )
                 return
             self._sync_versions(group, table)
             stored = table.schema()
             wanted = group.arrow_schema
-            widened = [f for f in wanted if f.name in stored.names
-                       and stored.field(f.name).type != f.type]
+            widened = [
+                f for f in wanted if f.name in stored.names and stored.field(f.name).type != f.type
+            ]
             if widened:
                 # widening rewrites the files with the new types; rows stay the same
                 version = widen(table, wanted, run_id)
-                self._record_version(group, table, version, "widen",
-                                     rebuild_content(table, version), run_id,
-                                     note="types widened: " + ", ".join(f.name for f in widened))
+                self._record_version(
+                    group,
+                    table,
+                    version,
+                    "widen",
+                    rebuild_content(table, version),
+                    run_id,
+                    note="types widened: " + ", ".join(f.name for f in widened),
+                )
             added = [f for f in wanted if f.name not in stored.names]
             if added:
                 parent = self._latest_record(group.name, record.major)
                 version = table.add_columns(added, run_id)
                 # null cells hash to nothing, so an added column keeps the content hash
-                self._record_version(group, table, version, "add-columns", parent.content,
-                                     run_id, note="added: " + ", ".join(f.name for f in added))
+                self._record_version(
+                    group,
+                    table,
+                    version,
+                    "add-columns",
+                    parent.content,
+                    run_id,
+                    note="added: " + ", ".join(f.name for f in added),
+                )
 
-    # -- lookups ------------------------------------------------------------------------------------
+    # -- lookups ---------------------------------------------------------------------------------
     def get_entity(self, name: str) -> Entity:
         return Entity.from_dict(self.registry.get_definition("entity", name, None).spec)
 
-    def get_feature_group(self, name: str | FeatureGroup, version: int | None = None) -> FeatureGroup:
+    def get_feature_group(
+        self, name: str | FeatureGroup, version: int | None = None
+    ) -> FeatureGroup:
         if isinstance(name, FeatureGroup):
-            name, version = name.name, version or name.version
+            version = version or name.version
+            name = name.name
         rec = self.registry.get_definition("feature_group", name, version)
         return FeatureGroup.from_dict(rec.spec, rec.major)
 
     def get_feature_view(self, name: str | FeatureView, version: int | None = None) -> FeatureView:
         if isinstance(name, FeatureView):
-            name, version = name.name, version or name.version
+            version = version or name.version
+            name = name.name
         rec = self.registry.get_definition("feature_view", name, version)
         return FeatureView.from_dict(rec.spec, rec.major)
 
@@ -365,7 +403,7 @@ class FeatureStore:
     def _table(self, group: str, major: int) -> DeltaGroupTable:
         return DeltaGroupTable(self._offline_root / group / f"v{major}")
 
-    # -- data versions ------------------------------------------------------------------------------
+    # -- data versions ---------------------------------------------------------------------------
     def versions(self, group: str | FeatureGroup, *, major: int | None = None) -> list[DataVersion]:
         """Every data version of a group's definition major version, oldest first."""
         fg = self.get_feature_group(group, major)
@@ -425,7 +463,12 @@ class FeatureStore:
             commit = table.commit(version)
             content = rebuild_content(table, version)
             self._record_version(
-                group, table, version, commit.operation.lower(), content, commit.run_id,
+                group,
+                table,
+                version,
+                commit.operation.lower(),
+                content,
+                commit.run_id,
                 note="recovered: committed to Delta but not recorded by its writer",
             )
 
@@ -454,20 +497,34 @@ class FeatureStore:
             data, where=where, column_types={c.name: c.arrow_type for c in fg.columns}
         )
         now = datetime.now(UTC)
-        batch = conform_batch(table_in, fg, where=where, naive=self._naive,  # type: ignore[arg-type]
-                              fill_created=pa.scalar(now, pa.timestamp("us", tz="UTC")))
+        batch = conform_batch(
+            table_in,
+            fg,
+            where=where,
+            naive=self._naive,
+            fill_created=pa.scalar(now, pa.timestamp("us", tz="UTC")),
+        )
         table = self._table(fg.name, major)
         user = current_user()
-        run = self._start_run("ingest", user, {"group": fg.name, "major": major, "mode": mode,
-                                                "rows": batch.num_rows, "note": note})
+        run = self._start_run(
+            "ingest",
+            user,
+            {"group": fg.name, "major": major, "mode": mode, "rows": batch.num_rows, "note": note},
+        )
         try:
             with table.lock():
                 self._sync_versions(fg, table)
                 parent = self._latest_record(fg.name, major)
                 out = write_batch(
-                    table, self.engine, fg, batch, mode,
-                    parent_version=parent.version, parent_content=parent.content,
-                    run_id=run.id, where=where,
+                    table,
+                    self.engine,
+                    fg,
+                    batch,
+                    mode,
+                    parent_version=parent.version,
+                    parent_content=parent.content,
+                    run_id=run.id,
+                    where=where,
                 )
                 if out.version is None:
                     self.registry.finish_run(run.id, "unchanged", [str(parent.identity)])
@@ -485,16 +542,28 @@ class FeatureStore:
                 if out.unchanged:
                     detail.append(f"{out.unchanged} row(s) already stored")
                 record = self._record_version(
-                    fg, table, out.version, out.operation, content, run.id, files=out.files,
-                    added=out.added.rows, removed=out.removed.rows,
-                    note="; ".join([note, *detail]) if note else "; ".join(detail), user=user,
+                    fg,
+                    table,
+                    out.version,
+                    out.operation,
+                    content,
+                    run.id,
+                    files=out.files,
+                    added=out.added.rows,
+                    removed=out.removed.rows,
+                    note="; ".join([note, *detail]) if note else "; ".join(detail),
+                    user=user,
                 )
         except Exception as exc:
             self.registry.finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
             raise
         self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
-        self.registry.audit(user, "ingest", str(record.identity),
-                            {"mode": mode, "rows": batch.num_rows, "run": run.id})
+        self.registry.audit(
+            user,
+            "ingest",
+            str(record.identity),
+            {"mode": mode, "rows": batch.num_rows, "run": run.id},
+        )
         return record
 
     def read(
@@ -512,7 +581,9 @@ class FeatureStore:
         resolved = self._resolve_version(fg, version, as_of)
         return self._table(fg.name, m).read(resolved, list(columns) if columns else None)
 
-    def _resolve_version(self, fg: FeatureGroup, version: int | None, as_of: datetime | None) -> int:
+    def _resolve_version(
+        self, fg: FeatureGroup, version: int | None, as_of: datetime | None
+    ) -> int:
         m = fg.version or 1
         if version is not None and as_of is not None:
             raise DataError("give either version= or as_of=, not both")
@@ -536,7 +607,7 @@ class FeatureStore:
             return eligible[-1]
         return records[-1].version
 
-    # -- training data ------------------------------------------------------------------------------
+    # -- training data ---------------------------------------------------------------------------
     def training_data(
         self,
         view: str | FeatureView,
@@ -577,8 +648,11 @@ class FeatureStore:
         needs_time = any(not fg.is_static for _, fg in groups)
         raw = to_arrow(entity_df, where=where)
         entities = conform_entities(
-            raw, key_types, timestamp_column if needs_time else None, where=where,
-            naive=self._naive,  # type: ignore[arg-type]
+            raw,
+            key_types,
+            timestamp_column if needs_time else None,
+            where=where,
+            naive=self._naive,
         )
         if ROW_COLUMN in entities.column_names:
             raise SchemaMismatchError(where, [f"column name {ROW_COLUMN!r} is reserved"])
@@ -587,8 +661,10 @@ class FeatureStore:
         if clash:
             raise SchemaMismatchError(
                 where,
-                [f"entity frame column(s) {clash} have the names of features the view adds; "
-                 "rename them or set full_feature_names=True on the view"],
+                [
+                    f"entity frame column(s) {clash} have the names of features the view adds; "
+                    "rename them or set full_feature_names=True on the view"
+                ],
             )
         entities = entities.append_column(
             ROW_COLUMN, pa.array(np.arange(entities.num_rows, dtype=np.int64))
@@ -597,41 +673,64 @@ class FeatureStore:
         pins: dict[str, dict[str, Any]] = {}
         for src, fg in groups:
             m = fg.version or 1
-            pinned = self._resolve_version(fg, (versions or {}).get(fg.name), as_of
-                                           if (versions or {}).get(fg.name) is None else None)
+            pinned = self._resolve_version(
+                fg,
+                (versions or {}).get(fg.name),
+                as_of if (versions or {}).get(fg.name) is None else None,
+            )
             record = self.registry.data_version(fg.name, m, pinned)
             assert record is not None
             table = self._table(fg.name, m)
-            pins[fg.name] = {"major": m, "version": pinned, "content": str(record.content),
-                             "identity": str(record.identity)}
-            sources.append(PitSource(
-                files=table.files(pinned),
-                schema=table.schema(pinned),
-                keys=fg.primary_key,
-                entity_keys=[src.join_key_map.get(k, k) for k in fg.primary_key],
-                event_time=fg.event_time,
-                ttl_us=None if fg.ttl is None else int(fg.ttl.total_seconds() * 1_000_000),
-                features=[(f, fv.output_name(src, f)) for f in src.features],
-            ))
+            pins[fg.name] = {
+                "major": m,
+                "version": pinned,
+                "content": str(record.content),
+                "identity": str(record.identity),
+            }
+            sources.append(
+                PitSource(
+                    files=table.files(pinned),
+                    schema=table.schema(pinned),
+                    keys=fg.primary_key,
+                    entity_keys=[src.join_key_map.get(k, k) for k in fg.primary_key],
+                    event_time=fg.event_time,
+                    ttl_us=None if fg.ttl is None else int(fg.ttl.total_seconds() * 1_000_000),
+                    features=[(f, fv.output_name(src, f)) for f in src.features],
+                )
+            )
         user = current_user()
-        run = self._start_run("training-data", user, {
-            "view": fv.name, "major": vmajor, "rows": entities.num_rows,
-            "timestamp_column": timestamp_column,
-        }, inputs=[p["identity"] for p in pins.values()])
+        run = self._start_run(
+            "training-data",
+            user,
+            {
+                "view": fv.name,
+                "major": vmajor,
+                "rows": entities.num_rows,
+                "timestamp_column": timestamp_column,
+            },
+            inputs=[p["identity"] for p in pins.values()],
+        )
         try:
             entity_hash = content_hash(entities)
-            entity_path = self.config.resolve(self.repo, self.config.training_path) / fv.name / \
-                f"v{vmajor}" / f"entities-{run.id}.parquet"
+            entity_path = (
+                self.config.resolve(self.repo, self.config.training_path)
+                / fv.name
+                / f"v{vmajor}"
+                / f"entities-{run.id}.parquet"
+            )
             entity_path.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(entities.drop_columns([ROW_COLUMN]), entity_path)
-            reader = self.engine.pit_join(entities, timestamp_column if needs_time else None,
-                                          sources)
+            reader = self.engine.pit_join(
+                entities, timestamp_column if needs_time else None, sources
+            )
             # DuckDB labels UTC as 'Etc/UTC'; results carry the frame's and groups' own types
             schema = pa.schema(
                 [entities.schema.field(c) for c in entities.column_names if c != ROW_COLUMN]
-                + [pa.field(out, fg.arrow_schema.field(f).type)
-                   for src, fg in groups for f, out in
-                   ((f, fv.output_name(src, f)) for f in src.features)]
+                + [
+                    pa.field(out, fg.arrow_schema.field(f).type)
+                    for src, fg in groups
+                    for f, out in ((f, fv.output_name(src, f)) for f in src.features)
+                ]
             )
             total = ContentHash()
             batches: list[pa.RecordBatch] = []
@@ -651,34 +750,58 @@ class FeatureStore:
                 if writer is not None:
                     writer.close()
             result = None if writer is not None else pa.Table.from_batches(batches, schema)
-            record = self.registry.add_training_dataset(TrainingDatasetRecord(
-                view=fv.name, major=vmajor, number=0, pins=pins,
-                entity_hash=str(entity_hash), content=total, rows=total.rows,
-                columns=schema.names, entity_path=str(entity_path),
-                output_path=str(Path(output).resolve()) if output else None, run_id=run.id,
-                user=user, created_at=datetime.now(UTC),
-                params={"timestamp_column": timestamp_column,
-                        "as_of": as_of.isoformat() if as_of else None},
-            ))
+            td_record = self.registry.add_training_dataset(
+                TrainingDatasetRecord(
+                    view=fv.name,
+                    major=vmajor,
+                    number=0,
+                    pins=pins,
+                    entity_hash=str(entity_hash),
+                    content=total,
+                    rows=total.rows,
+                    columns=schema.names,
+                    entity_path=str(entity_path),
+                    output_path=str(Path(output).resolve()) if output else None,
+                    run_id=run.id,
+                    user=user,
+                    created_at=datetime.now(UTC),
+                    params={
+                        "timestamp_column": timestamp_column,
+                        "as_of": as_of.isoformat() if as_of else None,
+                    },
+                )
+            )
         except Exception as exc:
             self.registry.finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
             raise
-        self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
-        self.registry.audit(user, "training-data", str(record.identity),
-                            {"pins": {k: v["identity"] for k, v in pins.items()}, "run": run.id})
-        return TrainingData(record, result)
+        self.registry.finish_run(run.id, "succeeded", [str(td_record.identity)])
+        self.registry.audit(
+            user,
+            "training-data",
+            str(td_record.identity),
+            {"pins": {k: v["identity"] for k, v in pins.items()}, "run": run.id},
+        )
+        return TrainingData(td_record, result)
 
-    def training_datasets(self, view: str, *, major: int | None = None) -> list[TrainingDatasetRecord]:
+    def training_datasets(
+        self, view: str, *, major: int | None = None
+    ) -> list[TrainingDatasetRecord]:
         return self.registry.training_datasets(view, major)
 
-    # -- runs and identities ------------------------------------------------------------------------
+    # -- runs and identities ---------------------------------------------------------------------
     def _start_run(
         self, kind: str, user: str, params: dict[str, Any], inputs: list[str] | None = None
     ) -> RunRecord:
         run = RunRecord(
-            id=str(uuid.uuid4()), kind=kind, status="running", user=user,
-            started_at=datetime.now(UTC), params=params, inputs=inputs or [],
-            code_hash=library_code_hash(), env_hash=environment_hash(),
+            id=str(uuid.uuid4()),
+            kind=kind,
+            status="running",
+            user=user,
+            started_at=datetime.now(UTC),
+            params=params,
+            inputs=inputs or [],
+            code_hash=library_code_hash(),
+            env_hash=environment_hash(),
         )
         self.registry.start_run(run)
         return run
@@ -699,7 +822,8 @@ class FeatureStore:
                 latest = versions[-1] if versions else None
                 return {
                     "identity": str(VersionId("feature_group", fg.name, rec.major)),
-                    "version": rec.semver, "definition": rec.spec,
+                    "version": rec.semver,
+                    "definition": rec.spec,
                     "latest_data_version": None if latest is None else _dv_dict(latest),
                     "storage": table.uri,
                 }
@@ -718,17 +842,27 @@ class FeatureStore:
                 raise NotFoundError(f"{ident} is not recorded")
             r = records[-1]
             return {
-                "identity": str(r.identity), "pins": r.pins, "entity_hash": r.entity_hash,
-                "content_hash": str(r.content), "rows": r.rows, "columns": r.columns,
-                "entity_path": r.entity_path, "output_path": r.output_path, "run": r.run_id,
-                "user": r.user, "created_at": r.created_at.isoformat(), "params": r.params,
+                "identity": str(r.identity),
+                "pins": r.pins,
+                "entity_hash": r.entity_hash,
+                "content_hash": str(r.content),
+                "rows": r.rows,
+                "columns": r.columns,
+                "entity_path": r.entity_path,
+                "output_path": r.output_path,
+                "run": r.run_id,
+                "user": r.user,
+                "created_at": r.created_at.isoformat(),
+                "params": r.params,
             }
         if ident.kind == "run":
             found = self.registry.run(ident.name)
             if found is None:
                 raise NotFoundError(f"{ident} is not recorded")
-            return {k: (v.isoformat() if isinstance(v, datetime) else v)
-                    for k, v in found.__dict__.items()}
+            return {
+                k: (v.isoformat() if isinstance(v, datetime) else v)
+                for k, v in found.__dict__.items()
+            }
         raise NotFoundError(f"{ident.kind} identities are not recorded by this store yet")
 
     @property
@@ -751,3 +885,7 @@ def _dv_dict(dv: DataVersion) -> dict[str, Any]:
         "created_at": dv.created_at.isoformat(),
         "note": dv.note,
     }
+
+
+def _semver(version: tuple[int, int, int]) -> str:
+    return ".".join(map(str, version))

@@ -135,7 +135,9 @@ class FeatureGroup:
         """``group[["f0", "f1"]]`` selects features for a feature view."""
         return self.select(*([names] if isinstance(names, str) else names))
 
-    def select(self, *names: str, join_key_map: Mapping[str, str] | None = None) -> FeatureSelection:
+    def select(
+        self, *names: str, join_key_map: Mapping[str, str] | None = None
+    ) -> FeatureSelection:
         """Select some features (all when none are named) for a feature view."""
         return FeatureSelection(self, tuple(names), dict(join_key_map or {}))
 

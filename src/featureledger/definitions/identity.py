@@ -12,7 +12,13 @@ Kind = Literal[
     "entity", "feature_group", "feature_view", "training_dataset", "model", "deployment", "run"
 ]
 KINDS: tuple[str, ...] = (
-    "entity", "feature_group", "feature_view", "training_dataset", "model", "deployment", "run"
+    "entity",
+    "feature_group",
+    "feature_view",
+    "training_dataset",
+    "model",
+    "deployment",
+    "run",
 )
 
 _PATTERN = re.compile(

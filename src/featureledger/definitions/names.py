@@ -18,7 +18,9 @@ def check_name(what: str, name: object) -> str:
     if not _NAME.fullmatch(name):
         bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c == "_"))})
         if bad:
-            rule = f"it contains {''.join(bad)!r} (path separators, quotes and SQL syntax are unsafe)"
+            rule = (
+                f"it contains {''.join(bad)!r} (path separators, quotes and SQL syntax are unsafe)"
+            )
         elif len(name) > 128:
             rule = "it is longer than 128 characters"
         else:

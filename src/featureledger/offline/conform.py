@@ -10,7 +10,9 @@ sub-microsecond digits are refused rather than truncated.
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +33,9 @@ from featureledger.errors import (
 NaivePolicy = Literal["error", "utc"]
 
 
-def to_arrow(data: Any, *, where: str, column_types: dict[str, pa.DataType] | None = None) -> pa.Table:
+def to_arrow(
+    data: Any, *, where: str, column_types: dict[str, pa.DataType] | None = None
+) -> pa.Table:
     """Read any supported input into one Arrow table."""
     if isinstance(data, pa.Table):
         return data
@@ -83,7 +87,16 @@ def _read_path(path: Path, where: str, column_types: dict[str, pa.DataType]) -> 
                 convert_options=pacsv.ConvertOptions(column_types=types),
             )
     except pa.ArrowInvalid as exc:
-        raise DataError(f"{where}: {path} could not be read: {exc}") from exc
+        detail = str(exc).strip()
+        match = re.search(r"CSV column #(\d+)", detail)
+        if match and suffix != ".parquet":
+            # Arrow counts columns; users think in names
+            with open(path, newline="") as fh:
+                header = next(csv.reader(fh, delimiter="\t" if suffix == ".tsv" else ","), [])
+            index = int(match.group(1))
+            if index < len(header):
+                detail = f"column {header[index]!r}: {detail}"
+        raise DataError(f"{where}: {path} could not be read: {detail}") from exc
     raise DataError(f"{where}: {path} is neither Parquet (.parquet) nor CSV (.csv/.tsv)")
 
 
@@ -199,13 +212,9 @@ def conform_batch(
     missing = [n for n in schema.names if n not in names and n != group.created_time]
     extra = [n for n in names if n not in expected]
     if missing:
-        problems.append(
-            f"missing column(s) {missing}" + _hint(missing, extra)
-        )
+        problems.append(f"missing column(s) {missing}" + _hint(missing, extra))
     if extra:
-        problems.append(
-            f"unexpected column(s) {extra}; drop them or add them to the definition"
-        )
+        problems.append(f"unexpected column(s) {extra}; drop them or add them to the definition")
     if problems:
         raise SchemaMismatchError(where, problems)
 
@@ -233,9 +242,9 @@ def conform_batch(
     for name in required:
         nulls = out.column(name).null_count
         if nulls:
-            rows = np.flatnonzero(
-                out.column(name).is_null().to_numpy(zero_copy_only=False)
-            )[:5].tolist()
+            rows = np.flatnonzero(out.column(name).is_null().to_numpy(zero_copy_only=False))[
+                :5
+            ].tolist()
             kind = TimestampError if name in time_cols else DataError
             raise kind(
                 f"{where}: column {name!r} has {nulls} null value(s) (rows {rows}...); "
@@ -269,9 +278,15 @@ def conform_entities(
     if missing:
         raise SchemaMismatchError(
             where,
-            [f"entity frame lacks column(s) {missing}; it has {names}"
-             + ("" if not timestamp_column or timestamp_column in names
-                else f" (name the time column with timestamp_column=..., now {timestamp_column!r})")],
+            [
+                f"entity frame lacks column(s) {missing}; it has {names}"
+                + (
+                    ""
+                    if not timestamp_column or timestamp_column in names
+                    else " (name the time column with timestamp_column=..., "
+                    f"now {timestamp_column!r})"
+                )
+            ],
         )
     out = table
     for name, target in key_types.items():
@@ -287,7 +302,8 @@ def conform_entities(
         out = out.set_column(
             idx,
             timestamp_column,
-            normalize_time(out.column(timestamp_column), name=timestamp_column, where=where,
-                           naive=naive),
+            normalize_time(
+                out.column(timestamp_column), name=timestamp_column, where=where, naive=naive
+            ),
         )
     return out

@@ -156,11 +156,11 @@ class DeltaGroupTable:
 
     def _write(self, data: pa.Table, mode: str, run_id: str, schema_mode: str | None = None) -> int:
         try:
-            write_deltalake(
+            write_deltalake(  # type: ignore[call-overload]
                 self.uri,
                 data,
-                mode=mode,  # type: ignore[arg-type]
-                schema_mode=schema_mode,  # type: ignore[arg-type]
+                mode=mode,
+                schema_mode=schema_mode,
                 commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
             )
         except CommitFailedError as exc:
@@ -208,4 +208,3 @@ class DeltaGroupTable:
 
 def group_table_path(root: str | Path, group: str, major: int) -> Path:
     return Path(root) / group / f"v{major}"
-

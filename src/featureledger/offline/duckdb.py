@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from featureledger.offline.base import PitSource, ROW_COLUMN
+from featureledger.offline.base import ROW_COLUMN, PitSource
 
 _POS = "__fl_pos"
 
@@ -35,7 +35,7 @@ class DuckDBEngine:
         memory_limit: str | None = None,
         threads: int | None = None,
     ) -> None:
-        config: dict[str, str] = {}
+        config: dict[str, str | bool | int | float | list[str]] = {}
         if memory_limit:
             config["memory_limit"] = memory_limit
         if threads:
@@ -53,8 +53,9 @@ class DuckDBEngine:
         with self._lock:
             return self._db.cursor()
 
-    def scan(self, con: duckdb.DuckDBPyConnection, alias: str, files: Sequence[str],
-             schema: pa.Schema) -> str:
+    def scan(
+        self, con: duckdb.DuckDBPyConnection, alias: str, files: Sequence[str], schema: pa.Schema
+    ) -> str:
         """A FROM-able expression over ``files``; an empty snapshot scans an empty table."""
         if not files:
             con.register(alias + "_empty", schema.empty_table())
@@ -75,9 +76,7 @@ class DuckDBEngine:
         con.register("batch", positioned)
         keys = ", ".join(q(k) for k in unique_key)
         cols = ", ".join(q(c) for c in batch.column_names)
-        dupes = con.sql(
-            f"SELECT count(*) - count(DISTINCT ({keys})) FROM batch"
-        ).fetchall()[0][0]
+        dupes = con.sql(f"SELECT count(*) - count(DISTINCT ({keys})) FROM batch").fetchall()[0][0]
         if dupes:
             order = (f"{q(created_time)} DESC, " if created_time else "") + f"{_POS} DESC"
             sql = (
@@ -104,12 +103,18 @@ class DuckDBEngine:
             _POS, pa.array(range(batch.num_rows), pa.int64())
         )
         con.register("batch", positioned)
-        con.register("bounds", pa.table({"lo": [time_range[1]], "hi": [time_range[2]]})
-                     if time_range else pa.table({"x": [1]}))
+        con.register(
+            "bounds",
+            pa.table({"lo": [time_range[1]], "hi": [time_range[2]]})
+            if time_range
+            else pa.table({"x": [1]}),
+        )
         on = " AND ".join(f"t.{q(k)} = b.{q(k)}" for k in unique_key)
         where = (
             f"WHERE t.{q(time_range[0])} BETWEEN (SELECT lo FROM bounds) AND "
-            "(SELECT hi FROM bounds)" if time_range else ""
+            "(SELECT hi FROM bounds)"
+            if time_range
+            else ""
         )
         cols = ", ".join(f"t.{q(c)}" for c in schema.names)
         sql = (
@@ -166,7 +171,6 @@ class DuckDBEngine:
             else:
                 select += [f"{alias}.{q(f)} AS {q(out)}" for f, out in src.features]
         sql = (
-            f"SELECT {', '.join(select)} FROM entities e {' '.join(joins)} "
-            f"ORDER BY e.{ROW_COLUMN}"
+            f"SELECT {', '.join(select)} FROM entities e {' '.join(joins)} ORDER BY e.{ROW_COLUMN}"
         )
         return con.sql(sql).to_arrow_reader(batch_size)

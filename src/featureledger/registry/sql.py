@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from featureledger.errors import ConfigError, NotFoundError
+from featureledger.hashing import ContentHash
 from featureledger.registry.base import (
     AuditEntry,
     DataVersion,
@@ -18,7 +19,6 @@ from featureledger.registry.base import (
     RunRecord,
     TrainingDatasetRecord,
 )
-from featureledger.hashing import ContentHash
 
 #: bumped with every change to the tables below; checked on open
 SCHEMA_VERSION = 1
@@ -359,9 +359,7 @@ class SQLRegistry:
             )
         return TrainingDatasetRecord(**{**record.__dict__, "number": number})
 
-    def training_datasets(
-        self, view: str, major: int | None = None
-    ) -> list[TrainingDatasetRecord]:
+    def training_datasets(self, view: str, major: int | None = None) -> list[TrainingDatasetRecord]:
         t = training_table
         query = sa.select(t).where(t.c.view == view)
         if major is not None:

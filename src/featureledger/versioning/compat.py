@@ -87,9 +87,7 @@ def classify_group(old: dict[str, Any], new: dict[str, Any]) -> Change:
                 change.note("minor", f"column {name!r} widened from {f['dtype']} to {g['dtype']}")
                 change.widened[name] = g["dtype"]
             else:
-                change.note(
-                    "major", f"column {name!r} retyped from {f['dtype']} to {g['dtype']}"
-                )
+                change.note("major", f"column {name!r} retyped from {f['dtype']} to {g['dtype']}")
         if f.get("classification", "internal") != g.get("classification", "internal"):
             change.note("minor", f"column {name!r} classification changed")
         for key in ("description", "tags"):
@@ -102,7 +100,9 @@ def classify_group(old: dict[str, Any], new: dict[str, Any]) -> Change:
     if [*before] != [n for n in after if n in before]:
         change.note("patch", "feature order changed")
     if old.get("ttl_seconds") != new.get("ttl_seconds"):
-        change.note("minor", f"ttl changed from {old.get('ttl_seconds')}s to {new.get('ttl_seconds')}s")
+        change.note(
+            "minor", f"ttl changed from {old.get('ttl_seconds')}s to {new.get('ttl_seconds')}s"
+        )
     if old.get("online") != new.get("online"):
         change.note("minor", f"online changed to {new.get('online')}")
     if sorted(old.get("licenses", [])) != sorted(new.get("licenses", [])):

@@ -57,8 +57,15 @@ def write_batch(
     if mode == "overwrite":
         added = content_hash(batch)
         if added == parent_content:
-            return WriteOutcome(None, "overwrite", ContentHash(), ContentHash(), rows_in, dropped,
-                                unchanged=batch.num_rows)
+            return WriteOutcome(
+                None,
+                "overwrite",
+                ContentHash(),
+                ContentHash(),
+                rows_in,
+                dropped,
+                unchanged=batch.num_rows,
+            )
         version = table.overwrite(batch, run_id)
         return _finish(table, version, "overwrite", added, parent_content, rows_in, dropped)
 
@@ -69,8 +76,15 @@ def write_batch(
     )
     if existing.num_rows == 0:
         version = table.append(batch, run_id)
-        return _finish(table, version, "append" if mode == "append" else "upsert",
-                       content_hash(batch), ContentHash(), rows_in, dropped)
+        return _finish(
+            table,
+            version,
+            "append" if mode == "append" else "upsert",
+            content_hash(batch),
+            ContentHash(),
+            rows_in,
+            dropped,
+        )
     if mode == "append":
         examples = existing.select(list(group.unique_key)).slice(0, 3).to_pylist()
         raise KeyConflictError(where, existing.num_rows, examples)
@@ -92,15 +106,30 @@ def write_batch(
     unchanged = int(identical.sum())
     superseded = int((~wins & ~identical).sum())
     if to_write.num_rows == 0:
-        return WriteOutcome(None, "upsert", ContentHash(), ContentHash(), rows_in, dropped,
-                            unchanged=unchanged, superseded=superseded)
+        return WriteOutcome(
+            None,
+            "upsert",
+            ContentHash(),
+            ContentHash(),
+            rows_in,
+            dropped,
+            unchanged=unchanged,
+            superseded=superseded,
+        )
     removed_rows = existing.filter(pa.array(replace))
     if removed_rows.num_rows == 0:
         version = table.append(to_write, run_id)
     else:
         version = table.merge(to_write, list(group.unique_key), run_id)
-    out = _finish(table, version, "upsert", content_hash(to_write), content_hash(removed_rows),
-                  rows_in, dropped)
+    out = _finish(
+        table,
+        version,
+        "upsert",
+        content_hash(to_write),
+        content_hash(removed_rows),
+        rows_in,
+        dropped,
+    )
     out.unchanged, out.superseded = unchanged, superseded
     return out
 
@@ -115,8 +144,9 @@ def _finish(
     dropped: int,
 ) -> WriteOutcome:
     commit = table.commit(version)
-    return WriteOutcome(version, operation, added, removed, rows_in, dropped,
-                        files=table.checksums(commit.added))
+    return WriteOutcome(
+        version, operation, added, removed, rows_in, dropped, files=table.checksums(commit.added)
+    )
 
 
 def _time_range(group: FeatureGroup, batch: pa.Table) -> tuple[str, object, object] | None:
@@ -173,5 +203,11 @@ def rebuild_content(table: DeltaGroupTable, version: int) -> ContentHash:
 def widen(table: DeltaGroupTable, schema: pa.Schema, run_id: str) -> int:
     """Rewrite the table with widened column types: one new version, same logical rows."""
     current = table.read(table.latest_version())
-    return table.overwrite(current.cast(schema), run_id, schema_mode="overwrite")
-
+    # columns added in the same apply are not stored yet; add_columns adds them afterwards
+    stored = pa.schema(
+        [
+            schema.field(n) if n in schema.names else current.schema.field(n)
+            for n in current.column_names
+        ]
+    )
+    return table.overwrite(current.cast(stored), run_id, schema_mode="overwrite")

@@ -1,0 +1,35 @@
+# featureledger tasks. `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup demo test lint typecheck bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv with featureledger and the dev tools
+
+demo: $(STAMP)  ## run `featureledger demo` in a new temporary repository
+	$(VENV)/bin/featureledger demo $(DIR)
+
+test: $(STAMP)  ## run the whole test suite
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff and mypy
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)  ## point-in-time and ingest benchmarks on size s (see docs/benchmarks.md)
+	$(PY) benchmarks/bench_pit.py --size s
+	$(PY) benchmarks/bench_ingest.py
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The card-fraud demo domain: definitions, deterministic data and the guided run."""

@@ -1,0 +1,125 @@
+"""Deterministic card-transaction data for the demo, docs and tests (vectorized numpy)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+_US_PER_HOUR = 3_600_000_000
+_TS = pa.timestamp("us", tz="UTC")
+_CHANNELS = np.array(["web", "app", "branch", "partner"])
+_COUNTRIES = np.array(["DE", "FR", "NL", "ES", "IT", "PL"])
+_CATEGORIES = np.array(["grocery", "travel", "electronics", "fuel", "gaming", "fashion"])
+
+
+def _ts(hours: np.ndarray) -> pa.Array:
+    base = int(START.timestamp() * 1_000_000)
+    return pa.array(base + (hours * _US_PER_HOUR).astype(np.int64), pa.int64()).cast(_TS)
+
+
+def generate(
+    *,
+    users: int = 400,
+    merchants: int = 60,
+    days: int = 30,
+    transactions: int = 5_000,
+    seed: int = 7,
+) -> dict[str, pa.Table]:
+    """Tables ``user_profile``, ``user_txn_stats``, ``merchant_stats`` and ``transactions``.
+
+    Every user gets a stats snapshot every 6 hours, every merchant one per day; the
+    ``transactions`` table is the entity frame (with the ``is_fraud`` label).
+    """
+    rng = np.random.default_rng(seed)
+    user_ids = np.arange(1, users + 1, dtype=np.int64)
+    merchant_ids = np.arange(1, merchants + 1, dtype=np.int64) + 1000
+
+    profile = pa.table(
+        {
+            "user_id": user_ids,
+            "signup_channel": _CHANNELS[rng.integers(0, len(_CHANNELS), users)],
+            "home_country": _COUNTRIES[rng.integers(0, len(_COUNTRIES), users)],
+            "credit_limit": rng.choice([500.0, 1000.0, 2500.0, 5000.0], users),
+        }
+    )
+
+    # a snapshot every 6 hours per user, with some users skipping snapshots
+    hours = np.arange(0, days * 24, 6)
+    grid_u, grid_h = np.meshgrid(user_ids, hours, indexing="ij")
+    uu, hh = grid_u.ravel(), grid_h.ravel().astype(np.float64)
+    keep = rng.random(len(uu)) > 0.15
+    uu, hh = uu[keep], hh[keep]
+    spend = rng.gamma(2.0, 40.0, len(uu))
+    count = rng.poisson(3, len(uu)).astype(np.int64)
+    user_stats = pa.table(
+        {
+            "user_id": uu,
+            "event_timestamp": _ts(hh),
+            # computed within the hour after the window closes
+            "created_timestamp": _ts(hh + rng.uniform(0.05, 1.0, len(uu))),
+            "txn_count_24h": count,
+            "txn_amount_24h": np.round(spend * count, 2),
+            "avg_amount_7d": np.round(spend, 2),
+            "distinct_merchants_7d": rng.integers(1, 12, len(uu)).astype(np.int64),
+        }
+    )
+
+    mdays = np.arange(days, dtype=np.float64) * 24
+    grid_m, grid_d = np.meshgrid(merchant_ids, mdays, indexing="ij")
+    mm, dd = grid_m.ravel(), grid_d.ravel()
+    base_rate = rng.beta(1, 60, merchants)
+    merchant_stats = pa.table(
+        {
+            "merchant_id": mm,
+            "event_timestamp": _ts(dd),
+            "fraud_rate_30d": np.round(
+                np.repeat(base_rate, days) * rng.uniform(0.8, 1.2, len(mm)), 5
+            ),
+            "txn_count_30d": rng.integers(50, 5000, len(mm)).astype(np.int64),
+            "category": np.repeat(_CATEGORIES[rng.integers(0, len(_CATEGORIES), merchants)], days),
+        }
+    )
+
+    t_hours = np.sort(rng.uniform(0, days * 24, transactions))
+    t_users = rng.choice(user_ids, transactions)
+    t_merch = rng.choice(merchant_ids, transactions)
+    amount = np.round(rng.gamma(2.0, 45.0, transactions), 2)
+    risk = base_rate[t_merch - 1001] * 8 + (amount > 250) * 0.05
+    transactions_t = pa.table(
+        {
+            "transaction_id": np.arange(1, transactions + 1, dtype=np.int64),
+            "user_id": t_users,
+            "merchant_id": t_merch,
+            "event_timestamp": _ts(t_hours),
+            "amount": amount,
+            "is_fraud": rng.random(transactions) < risk,
+        }
+    )
+    return {
+        "user_profile": profile,
+        "user_txn_stats": user_stats,
+        "merchant_stats": merchant_stats,
+        "transactions": transactions_t,
+    }
+
+
+def corrections(stats: pa.Table, *, share: float = 0.02, seed: int = 11) -> pa.Table:
+    """Late restatements of some user snapshots: same key and event time, later created_time."""
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(stats.num_rows, max(1, int(stats.num_rows * share)), replace=False))
+    fixed = stats.take(pa.array(idx))
+    created = fixed.column("created_timestamp").cast(pa.int64()).to_numpy() + 6 * _US_PER_HOUR
+    amount = fixed.column("txn_amount_24h").to_numpy() * rng.uniform(0.5, 1.5, len(idx))
+    fixed = fixed.set_column(
+        fixed.schema.get_field_index("created_timestamp"),
+        "created_timestamp",
+        pa.array(created, pa.int64()).cast(_TS),
+    )
+    return fixed.set_column(
+        fixed.schema.get_field_index("txn_amount_24h"),
+        "txn_amount_24h",
+        pa.array(np.round(amount, 2)),
+    )

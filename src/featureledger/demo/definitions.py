@@ -1,0 +1,59 @@
+"""Card-fraud features: the definitions `featureledger demo` writes into its repository."""
+
+from datetime import timedelta
+
+from featureledger import Entity, FeatureGroup, FeatureView, Field
+
+user = Entity("user", join_keys=["user_id"], description="A card holder")
+merchant = Entity("merchant", join_keys=["merchant_id"], description="A card acceptor")
+
+user_profile = FeatureGroup(
+    "user_profile",
+    user,
+    event_time=None,  # static reference data: one row per user, joined on the key alone
+    features=[
+        Field("signup_channel", "string"),
+        Field("home_country", "string", classification="pii"),
+        Field("credit_limit", "float64", description="Card limit in EUR"),
+    ],
+    online=True,
+    owner="risk-data",
+    description="Slowly changing profile attributes of each card holder",
+)
+
+user_txn_stats = FeatureGroup(
+    "user_txn_stats",
+    user,
+    event_time="event_timestamp",
+    created_time="created_timestamp",
+    ttl=timedelta(days=2),
+    features=[
+        Field("txn_count_24h", "int64"),
+        Field("txn_amount_24h", "float64"),
+        Field("avg_amount_7d", "float64"),
+        Field("distinct_merchants_7d", "int64"),
+    ],
+    online=True,
+    owner="risk-data",
+    description="Rolling spending aggregates per user, recomputed hourly",
+)
+
+merchant_stats = FeatureGroup(
+    "merchant_stats",
+    merchant,
+    event_time="event_timestamp",
+    ttl=timedelta(days=30),
+    features=[
+        Field("fraud_rate_30d", "float64"),
+        Field("txn_count_30d", "int64"),
+        Field("category", "string"),
+    ],
+    owner="risk-data",
+    description="Daily merchant risk aggregates",
+)
+
+fraud = FeatureView(
+    "fraud",
+    [user_txn_stats, merchant_stats, user_profile[["signup_channel", "credit_limit"]]],
+    description="Features of the card-fraud model",
+)

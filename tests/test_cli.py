@@ -1,0 +1,186 @@
+"""The command line, driven as a user would: init, apply, plan, ingest, versions, read,
+training-data, show, list and demo, each checked through what it prints and writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from featureledger import FeatureStore
+from featureledger.cli.main import app
+
+runner = CliRunner()
+
+DEFINITIONS = textwrap.dedent(
+    """
+    from datetime import timedelta
+    from featureledger import Entity, FeatureGroup, FeatureView, Field
+
+    user = Entity("user", join_keys=["user_id"])
+    stats = FeatureGroup(
+        "stats", user, features=[Field("spend", "float64"){extra}],
+        created_time="created_timestamp", ttl=timedelta(days=1),
+    )
+    view = FeatureView("v", [stats])
+    """
+)
+T0 = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+def invoke(*args: str) -> object:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    result = invoke("init", path)
+    assert result.exit_code == 0, result.output
+    (path / "features.py").write_text(DEFINITIONS.format(extra=""))
+    return path
+
+
+def write_batch(path: Path, spend: list[float], hours: list[int]) -> Path:
+    table = pa.table({
+        "user_id": [1] * len(spend),
+        "event_timestamp": [T0 + timedelta(hours=h) for h in hours],
+        "created_timestamp": [T0 + timedelta(hours=h) for h in hours],
+        "spend": spend,
+    })
+    pq.write_table(table, path)
+    return path
+
+
+def test_init_writes_config_with_defaults(tmp_path: Path) -> None:
+    result = invoke("init", tmp_path / "r", "--project", "fraud")
+    assert result.exit_code == 0
+    text = (tmp_path / "r" / "featureledger.yaml").read_text()
+    assert "project: fraud" in text
+    assert "registry: sqlite:///.featureledger/registry.db" in text
+    assert (tmp_path / "r" / ".featureledger").is_dir()
+
+
+def test_commands_outside_a_repository_say_how_to_make_one(tmp_path: Path) -> None:
+    result = invoke("versions", "stats", "--repo", tmp_path)
+    assert result.exit_code == 1
+    assert "featureledger init" in result.output
+
+
+def test_plan_apply_ingest_versions_read_flow(repo: Path, tmp_path: Path) -> None:
+    plan = invoke("plan", "--repo", repo)
+    assert plan.exit_code == 0
+    assert "feature_group/stats@v1" in plan.output and "create" in plan.output
+    assert FeatureStore(repo).list_definitions("feature_group") == []  # plan changed nothing
+
+    assert invoke("apply", "--repo", repo).exit_code == 0
+    first = invoke("ingest", "stats", write_batch(tmp_path / "a.parquet", [1.0, 2.0], [0, 1]),
+                   "--repo", repo)
+    assert first.exit_code == 0, first.output
+    assert "feature_group/stats@v1#1" in first.output
+    same = invoke("ingest", "stats", tmp_path / "a.parquet", "--repo", repo)
+    assert "no change" in same.output
+
+    listing = invoke("versions", "stats", "--repo", repo)
+    assert listing.exit_code == 0
+    assert "create" in listing.output and "upsert" in listing.output
+    store = FeatureStore(repo)
+    assert [v.version for v in store.versions("stats")] == [0, 1]
+
+    out = tmp_path / "v1.parquet"
+    assert invoke("read", "stats", "--at", "1", "-o", out, "--repo", repo).exit_code == 0
+    assert pq.read_table(out).column("spend").to_pylist() == [1.0, 2.0]
+
+
+def test_breaking_change_is_refused_by_plan_and_apply(repo: Path) -> None:
+    assert invoke("apply", "--repo", repo).exit_code == 0
+    (repo / "features.py").write_text(
+        DEFINITIONS.replace('Field("spend", "float64"){extra}', 'Field("spend", "int32")')
+    )
+    plan = invoke("plan", "--repo", repo)
+    assert plan.exit_code == 1
+    assert "refused" in plan.output
+    result = invoke("apply", "--repo", repo)
+    assert result.exit_code == 1
+    assert "'spend'" in result.output and "version=2" in result.output
+
+
+def test_additive_change_bumps_minor(repo: Path) -> None:
+    invoke("apply", "--repo", repo)
+    (repo / "features.py").write_text(DEFINITIONS.format(extra=', Field("n", "int64")'))
+    result = invoke("apply", "--repo", repo)
+    assert result.exit_code == 0
+    assert "1.1.0" in result.output
+    listing = invoke("list", "groups", "--repo", repo)
+    assert "1.0.0" in listing.output and "1.1.0" in listing.output
+
+
+def test_training_data_command_writes_parquet_and_records_pins(repo: Path, tmp_path: Path) -> None:
+    invoke("apply", "--repo", repo)
+    invoke("ingest", "stats", write_batch(tmp_path / "a.parquet", [1.0], [0]), "--repo", repo)
+    invoke("ingest", "stats", write_batch(tmp_path / "b.parquet", [5.0], [0]), "--repo", repo)
+    entities = tmp_path / "e.csv"
+    entities.write_text("user_id,event_timestamp\n1,2025-03-01T02:00:00Z\n2,2025-03-01T02:00:00Z\n")
+    out = tmp_path / "train.parquet"
+    result = invoke("training-data", "v", entities, "-o", out, "--pin", "stats=1", "--repo", repo)
+    assert result.exit_code == 0, result.output
+    assert "feature_group/stats@v1#1" in result.output
+    assert pq.read_table(out).column("spend").to_pylist() == [1.0, None]
+
+    shown = invoke("show", "training_dataset/v@v1/1", "--repo", repo)
+    data = json.loads(shown.output)
+    assert data["pins"]["stats"]["version"] == 1
+    assert data["rows"] == 2
+
+    bad = invoke("training-data", "v", entities, "-o", out, "--pin", "stats=x", "--repo", repo)
+    assert bad.exit_code == 2
+
+
+def test_ingest_refusal_exits_non_zero_and_keeps_data(repo: Path, tmp_path: Path) -> None:
+    invoke("apply", "--repo", repo)
+    invoke("ingest", "stats", write_batch(tmp_path / "a.parquet", [1.0], [0]), "--repo", repo)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,event_timestamp,created_timestamp,spend\n1,2025-03-01 00:00:00,"
+                   "2025-03-01 00:00:00,oops\n")
+    result = invoke("ingest", "stats", bad, "--repo", repo)
+    assert result.exit_code == 1
+    assert "spend" in result.output
+    assert [v.version for v in FeatureStore(repo).versions("stats")] == [0, 1]
+
+
+def test_show_parses_identities_and_reports_unknown_ones(repo: Path, tmp_path: Path) -> None:
+    invoke("apply", "--repo", repo)
+    invoke("ingest", "stats", write_batch(tmp_path / "a.parquet", [1.0], [0]), "--repo", repo)
+    data = json.loads(invoke("show", "feature_group/stats@v1#1", "--repo", repo).output)
+    assert data["identity"] == "feature_group/stats@v1#1"
+    assert data["rows"] == 1 and data["content_hash"].startswith("flh1:")
+    missing = invoke("show", "feature_group/nope", "--repo", repo)
+    assert missing.exit_code == 1 and "not registered" in missing.output
+    garbled = invoke("show", "not an id", "--repo", repo)
+    assert garbled.exit_code == 1 and "KIND/NAME" in garbled.output
+
+
+def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "featureledger.cli.main", "demo", str(target)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "breaking change refused" in proc.stdout
+    assert "training_dataset/fraud@v1/1" in proc.stdout
+    store = FeatureStore(target)
+    ops = [v.operation for v in store.versions("user_txn_stats")]
+    assert ops == ["create", "upsert", "upsert", "upsert", "add-columns"]
+    td = store.training_datasets("fraud")
+    assert [t.rows for t in td] == [5000, 5000]
+    assert td[0].pins["user_txn_stats"]["version"] == 3
+    assert td[1].pins["user_txn_stats"]["version"] == 2
