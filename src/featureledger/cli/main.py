@@ -117,6 +117,18 @@ def ingest(
         )
 
 
+@app.command()
+@handled
+def compact(
+    group: Annotated[str, typer.Argument(help="Feature group name.")],
+    version: Annotated[int | None, typer.Option(help="Definition major version.")] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Rewrite a group's many small files into few key-sorted ones (same content hash)."""
+    record = _store(repo).compact(group, version=version)
+    out.ok(f"{record.identity}: {record.note or 'nothing to compact'} ({record.content})")
+
+
 def _versions_rows(records: list[Any]) -> list[list[Any]]:
     return [
         [

@@ -196,6 +196,20 @@ class DeltaGroupTable:
             ) from exc
         return self.latest_version()
 
+    def optimize(self, sort_by: list[str], run_id: str) -> int | None:
+        """Rewrite small files into large ones sorted by ``sort_by``; None if nothing changed.
+
+        The rows stay the same: the commit is marked as not changing data.
+        """
+        before = self.latest_version()
+        if len(self.files(before)) <= 1:  # z_order would rewrite a lone file for nothing
+            return None
+        self.table().optimize.z_order(
+            sort_by, commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id})
+        )
+        after = self.latest_version()
+        return None if after == before else after
+
     def add_columns(self, fields: list[pa.Field], run_id: str) -> int:
         from deltalake.schema import Field as DeltaField
 

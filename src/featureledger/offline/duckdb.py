@@ -56,12 +56,19 @@ class DuckDBEngine:
     def scan(
         self, con: duckdb.DuckDBPyConnection, alias: str, files: Sequence[str], schema: pa.Schema
     ) -> str:
-        """A FROM-able expression over ``files``; an empty snapshot scans an empty table."""
+        """A FROM-able expression over ``files``; an empty snapshot scans an empty table.
+
+        Files written before a column was added lack it; the union by name with the empty
+        table of the snapshot's schema reads such columns as NULL, as Delta does.
+        """
+        con.register(alias + "_empty", schema.empty_table())
         if not files:
-            con.register(alias + "_empty", schema.empty_table())
             return q(alias + "_empty")
         listed = ", ".join(_lit(f) for f in files)
-        return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
+        return (
+            f"(SELECT * FROM read_parquet([{listed}], union_by_name = true, "
+            f"hive_partitioning = false) UNION ALL BY NAME SELECT * FROM {q(alias + '_empty')})"
+        )
 
     # -- ingestion helpers ------------------------------------------------------------------------
     def dedupe_sorted(
