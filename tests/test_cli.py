@@ -50,12 +50,14 @@ def repo(tmp_path: Path) -> Path:
 
 
 def write_batch(path: Path, spend: list[float], hours: list[int]) -> Path:
-    table = pa.table({
-        "user_id": [1] * len(spend),
-        "event_timestamp": [T0 + timedelta(hours=h) for h in hours],
-        "created_timestamp": [T0 + timedelta(hours=h) for h in hours],
-        "spend": spend,
-    })
+    table = pa.table(
+        {
+            "user_id": [1] * len(spend),
+            "event_timestamp": [T0 + timedelta(hours=h) for h in hours],
+            "created_timestamp": [T0 + timedelta(hours=h) for h in hours],
+            "spend": spend,
+        }
+    )
     pq.write_table(table, path)
     return path
 
@@ -82,8 +84,9 @@ def test_plan_apply_ingest_versions_read_flow(repo: Path, tmp_path: Path) -> Non
     assert FeatureStore(repo).list_definitions("feature_group") == []  # plan changed nothing
 
     assert invoke("apply", "--repo", repo).exit_code == 0
-    first = invoke("ingest", "stats", write_batch(tmp_path / "a.parquet", [1.0, 2.0], [0, 1]),
-                   "--repo", repo)
+    first = invoke(
+        "ingest", "stats", write_batch(tmp_path / "a.parquet", [1.0, 2.0], [0, 1]), "--repo", repo
+    )
     assert first.exit_code == 0, first.output
     assert "feature_group/stats@v1#1" in first.output
     same = invoke("ingest", "stats", tmp_path / "a.parquet", "--repo", repo)
@@ -148,8 +151,10 @@ def test_ingest_refusal_exits_non_zero_and_keeps_data(repo: Path, tmp_path: Path
     invoke("apply", "--repo", repo)
     invoke("ingest", "stats", write_batch(tmp_path / "a.parquet", [1.0], [0]), "--repo", repo)
     bad = tmp_path / "bad.csv"
-    bad.write_text("user_id,event_timestamp,created_timestamp,spend\n1,2025-03-01 00:00:00,"
-                   "2025-03-01 00:00:00,oops\n")
+    bad.write_text(
+        "user_id,event_timestamp,created_timestamp,spend\n1,2025-03-01 00:00:00,"
+        "2025-03-01 00:00:00,oops\n"
+    )
     result = invoke("ingest", "stats", bad, "--repo", repo)
     assert result.exit_code == 1
     assert "spend" in result.output
@@ -172,7 +177,9 @@ def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
     target = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, "-m", "featureledger.cli.main", "demo", str(target)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "breaking change refused" in proc.stdout
@@ -184,3 +191,32 @@ def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
     assert [t.rows for t in td] == [5000, 5000]
     assert td[0].pins["user_txn_stats"]["version"] == 3
     assert td[1].pins["user_txn_stats"]["version"] == 2
+
+
+def test_versioning_commands(repo: Path, tmp_path: Path) -> None:
+    invoke("apply", "--repo", repo)
+    invoke(
+        "ingest", "stats", write_batch(tmp_path / "a.parquet", [1.0, 2.0], [0, 1]), "--repo", repo
+    )
+    invoke("ingest", "stats", write_batch(tmp_path / "b.parquet", [7.0], [5]), "--repo", repo)
+
+    d = json.loads(invoke("diff", "stats", "1", "2", "--json", "--repo", repo).output)
+    assert d["rows"]["added"] == 1 and d["rows"]["removed"] == 0
+    assert "changed" in invoke("diff", "stats", "1", "--repo", repo).output
+
+    rolled = invoke("rollback", "stats", "--to", "1", "--reason", "oops", "--repo", repo)
+    assert rolled.exit_code == 0 and "#3" in rolled.output
+    assert FeatureStore(repo).read("stats").num_rows == 2
+
+    assert invoke("verify", "--repo", repo).exit_code == 0
+    pointer = tmp_path / "stats.fl.yaml"
+    assert invoke("pin", "feature_group/stats@v1#2", "-o", pointer, "--repo", repo).exit_code == 0
+    out = tmp_path / "stats.parquet"
+    assert invoke("checkout", pointer, "-o", out, "--repo", repo).exit_code == 0
+    assert pq.read_table(out).num_rows == 3
+
+    assert "would delete" in invoke("vacuum", "--older-than", "0d", "--repo", repo).output
+    assert invoke("vacuum", "--older-than", "soon", "--repo", repo).exit_code == 2
+    log = invoke("audit", "log", "--object", "feature_group/stats", "--repo", repo)
+    assert "rollback" in log.output and "ingest" in log.output
+    assert invoke("audit", "verify", "--repo", repo).exit_code == 0

@@ -18,10 +18,20 @@ def test_compact_keeps_content_and_training_results(tmp_path: Path) -> None:
     group = FeatureGroup("g", user, features=[Field("x", "float64")], ttl=timedelta(hours=5))
     store.apply([user, group, FeatureView("v", [group])])
     for i in range(6):  # six ingests leave six files
-        store.ingest("g", {"user_id": [i % 3, (i + 1) % 3],
-                           "event_timestamp": [T0 + timedelta(hours=i)] * 2, "x": [i, -i]})
-    entities = pa.table({"user_id": [0, 1, 2, 3],
-                         "event_timestamp": [T0 + timedelta(hours=h) for h in (3, 5, 9, 1)]})
+        store.ingest(
+            "g",
+            {
+                "user_id": [i % 3, (i + 1) % 3],
+                "event_timestamp": [T0 + timedelta(hours=i)] * 2,
+                "x": [i, -i],
+            },
+        )
+    entities = pa.table(
+        {
+            "user_id": [0, 1, 2, 3],
+            "event_timestamp": [T0 + timedelta(hours=h) for h in (3, 5, 9, 1)],
+        }
+    )
     before = store.training_data("v", entities).to_arrow()
     parent = store.versions("g")[-1]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +32,8 @@ from featureledger.errors import (
     ConfigError,
     DataError,
     DefinitionError,
+    FeatureLedgerError,
+    IntegrityError,
     NotFoundError,
     SchemaMismatchError,
 )
@@ -39,6 +41,7 @@ from featureledger.hashing import ContentHash, content_hash, definition_hash, sc
 from featureledger.offline import ROW_COLUMN, DeltaGroupTable, DuckDBEngine, PitSource
 from featureledger.offline.conform import NaivePolicy, conform_batch, conform_entities, to_arrow
 from featureledger.registry import (
+    AuditEntry,
     DataVersion,
     DefinitionRecord,
     RunRecord,
@@ -46,6 +49,9 @@ from featureledger.registry import (
     TrainingDatasetRecord,
 )
 from featureledger.versioning import compat
+from featureledger.versioning.diff import ColumnStats, DataDiff
+from featureledger.versioning.integrity import VerifyReport, check_files, recorded_files
+from featureledger.versioning.pointer import read_pointer, write_pointer
 from featureledger.versioning.provenance import (
     current_user,
     environment,
@@ -109,6 +115,17 @@ class TrainingData:
 
     def __len__(self) -> int:
         return self.record.rows
+
+
+@dataclass(frozen=True)
+class _JoinPlan:
+    """A checked entity frame and the pinned snapshots it will be joined with."""
+
+    entities: pa.Table
+    timestamp_column: str | None
+    sources: list[PitSource]
+    pins: dict[str, dict[str, Any]]
+    schema: pa.Schema
 
 
 class FeatureStore:
@@ -344,37 +361,44 @@ class FeatureStore:
                 )
                 return
             self._sync_versions(group, table)
-            stored = table.schema()
-            wanted = group.arrow_schema
-            widened = [
-                f for f in wanted if f.name in stored.names and stored.field(f.name).type != f.type
-            ]
-            if widened:
-                # widening rewrites the files with the new types; rows stay the same
-                version = widen(table, wanted, run_id)
-                self._record_version(
-                    group,
-                    table,
-                    version,
-                    "widen",
-                    rebuild_content(table, version),
-                    run_id,
-                    note="types widened: " + ", ".join(f.name for f in widened),
-                )
-            added = [f for f in wanted if f.name not in stored.names]
-            if added:
-                parent = self._latest_record(group.name, record.major)
-                version = table.add_columns(added, run_id)
-                # null cells hash to nothing, so an added column keeps the content hash
-                self._record_version(
-                    group,
-                    table,
-                    version,
-                    "add-columns",
-                    parent.content,
-                    run_id,
-                    note="added: " + ", ".join(f.name for f in added),
-                )
+            self._evolve_storage(group, table, run_id)
+
+    def _evolve_storage(self, group: FeatureGroup, table: DeltaGroupTable, run_id: str) -> None:
+        """Bring the table's schema up to the definition: widen types, add columns.
+
+        The caller holds the table lock.
+        """
+        stored = table.schema()
+        wanted = group.arrow_schema
+        widened = [
+            f for f in wanted if f.name in stored.names and stored.field(f.name).type != f.type
+        ]
+        if widened:
+            # widening rewrites the files with the new types; rows stay the same
+            version = widen(table, wanted, run_id)
+            self._record_version(
+                group,
+                table,
+                version,
+                "widen",
+                rebuild_content(table, version),
+                run_id,
+                note="types widened: " + ", ".join(f.name for f in widened),
+            )
+        added = [f for f in wanted if f.name not in stored.names]
+        if added:
+            parent = self._latest_record(group.name, group.version or 1)
+            version = table.add_columns(added, run_id)
+            # null cells hash to nothing, so an added column keeps the content hash
+            self._record_version(
+                group,
+                table,
+                version,
+                "add-columns",
+                parent.content,
+                run_id,
+                note="added: " + ", ".join(f.name for f in added),
+            )
 
     # -- lookups ---------------------------------------------------------------------------------
     def get_entity(self, name: str) -> Entity:
@@ -582,7 +606,13 @@ class FeatureStore:
                 self.registry.finish_run(run.id, "unchanged", [str(parent.identity)])
                 return parent
             record = self._record_version(
-                fg, table, new, "compact", parent.content, run.id, user=user,
+                fg,
+                table,
+                new,
+                "compact",
+                parent.content,
+                run.id,
+                user=user,
                 note=f"{files_before} files rewritten as {len(table.files(new))}, sorted by "
                 f"{', '.join(fg.primary_key)}",
             )
@@ -603,6 +633,7 @@ class FeatureStore:
         fg = self.get_feature_group(group, major)
         m = fg.version or 1
         resolved = self._resolve_version(fg, version, as_of)
+        self._check_files(fg, resolved)
         return self._table(fg.name, m).read(resolved, list(columns) if columns else None)
 
     def _resolve_version(
@@ -631,6 +662,332 @@ class FeatureStore:
             return eligible[-1]
         return records[-1].version
 
+    # -- diffs, rollback and integrity -------------------------------------------------------
+    def _check_files(self, fg: FeatureGroup, version: int, *, full: bool = False) -> list[str]:
+        """Compare a version's files with the checksums recorded at commit.
+
+        Raises `IntegrityError` unless ``full`` (then the problems are returned), so no
+        read uses a modified or missing file.
+        """
+        major = fg.version or 1
+        table = self._table(fg.name, major)
+        records = [r for r in self.registry.data_versions(fg.name, major) if r.version <= version]
+        snapshot = [uri[len(table.uri.rstrip("/")) + 1 :] for uri in table.files(version)]
+        problems = check_files(
+            table.path, snapshot, recorded_files(r.files for r in records), full=full
+        )
+        if problems and not full:
+            ident = VersionId("feature_group", fg.name, major, version)
+            raise IntegrityError(
+                f"{ident}: stored files do not match the checksums recorded at commit; nothing "
+                "was read. " + "; ".join(problems) + ". Run `featureledger verify "
+                f"{ident}` for a full check, and roll back to a good version."
+            )
+        return problems
+
+    def diff(
+        self,
+        group: str | FeatureGroup,
+        old: int,
+        new: int | None = None,
+        *,
+        major: int | None = None,
+    ) -> DataDiff:
+        """Schema, row and statistics differences between data versions ``old`` and ``new``."""
+        fg = self.get_feature_group(group, major)
+        m = fg.version or 1
+        new = self._resolve_version(fg, new, None)
+        old = self._resolve_version(fg, old, None)
+        table = self._table(fg.name, m)
+        for v in (old, new):
+            self._check_files(fg, v)
+        a_schema, b_schema = table.schema(old), table.schema(new)
+        raw = self.engine.diff(
+            (table.files(old), a_schema), (table.files(new), b_schema), fg.unique_key
+        )
+        result = DataDiff(
+            group=fg.name,
+            old=str(VersionId("feature_group", fg.name, m, old)),
+            new=str(VersionId("feature_group", fg.name, m, new)),
+            columns_added=[c for c in b_schema.names if c not in a_schema.names],
+            columns_removed=[c for c in a_schema.names if c not in b_schema.names],
+            columns_retyped={
+                c: (str(a_schema.field(c).type), str(b_schema.field(c).type))
+                for c in b_schema.names
+                if c in a_schema.names and a_schema.field(c).type != b_schema.field(c).type
+            },
+            added=raw["added"],  # type: ignore[arg-type]
+            removed=raw["removed"],  # type: ignore[arg-type]
+            changed=raw["changed"],  # type: ignore[arg-type]
+            unchanged=raw["unchanged"],  # type: ignore[arg-type]
+            changed_by_column=raw["changed_by_column"],  # type: ignore[arg-type]
+            examples=raw["examples"],  # type: ignore[arg-type]
+        )
+        stats: dict[str, dict[str, dict[str, Any]]] = raw["stats"]  # type: ignore[assignment]
+        result.stats_old = {k: ColumnStats(**v) for k, v in stats["old"].items()}
+        result.stats_new = {k: ColumnStats(**v) for k, v in stats["new"].items()}
+        result.rows_old = result.removed + result.changed + result.unchanged
+        result.rows_new = result.added + result.changed + result.unchanged
+        return result
+
+    def rollback(
+        self,
+        group: str | FeatureGroup,
+        *,
+        to: int,
+        reason: str = "",
+        major: int | None = None,
+    ) -> DataVersion:
+        """A new data version whose content equals version ``to``; nothing is deleted."""
+        fg = self.get_feature_group(group, major)
+        m = fg.version or 1
+        table = self._table(fg.name, m)
+        user = current_user()
+        target = self._resolve_version(fg, to, None)
+        self._check_files(fg, target)
+        record_to = self.registry.data_version(fg.name, m, target)
+        assert record_to is not None
+        run = self._start_run(
+            "rollback", user, {"group": fg.name, "major": m, "to": target, "reason": reason}
+        )
+        with table.lock():
+            self._sync_versions(fg, table)
+            records = self.registry.data_versions(fg.name, m)
+            version = table.restore(target, run.id)
+            # the restored files were checksummed by the commits that first added them
+            known = recorded_files(r.files for r in records)
+            files = {p: dict(known[p]) for p in self._snapshot_paths(table, version) if p in known}
+            record = self._record_version(
+                fg,
+                table,
+                version,
+                "rollback",
+                record_to.content,
+                run.id,
+                files=files,
+                added=record_to.rows,
+                removed=records[-1].rows,
+                user=user,
+                note=f"rollback to #{target}" + (f": {reason}" if reason else ""),
+            )
+            # the restored snapshot has the schema of its time; bring it back to the definition
+            self._evolve_storage(fg, table, run.id)
+        self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
+        self.registry.audit(
+            user, "rollback", str(record.identity), {"to": target, "reason": reason, "run": run.id}
+        )
+        return self.registry.data_versions(fg.name, m)[-1]
+
+    @staticmethod
+    def _snapshot_paths(table: DeltaGroupTable, version: int) -> list[str]:
+        prefix = table.uri.rstrip("/") + "/"
+        return [uri[len(prefix) :] for uri in table.files(version)]
+
+    def verify(self, identity: str | VersionId | None = None) -> list[VerifyReport]:
+        """Re-hash files and rows of data versions (all latest versions when no identity).
+
+        A data version checks its files' SHA-256 and recomputes its content hash; a
+        group identity without ``#N`` checks every version; a training dataset rebuilds
+        its rows from its pins and entity frame and compares the content hash.
+        """
+        if identity is None:
+            reports = []
+            for rec in self.registry.definitions("feature_group"):
+                fg = FeatureGroup.from_dict(rec.spec, rec.major)
+                latest = self.registry.data_versions(fg.name, rec.major)
+                if latest and rec == self.registry.latest_definition(
+                    "feature_group", fg.name, rec.major
+                ):
+                    reports.append(self._verify_version(fg, latest[-1].version))
+            return reports
+        ident = VersionId.parse(identity) if isinstance(identity, str) else identity
+        if ident.kind == "training_dataset":
+            return [self._verify_training(ident)]
+        if ident.kind != "feature_group":
+            raise NotFoundError(f"{ident.kind} identities have no stored data to verify")
+        fg = self.get_feature_group(ident.name, ident.major)
+        if ident.data is not None:
+            return [self._verify_version(fg, ident.data)]
+        return [self._verify_version(fg, r.version) for r in self.versions(fg)]
+
+    def _verify_version(self, fg: FeatureGroup, version: int) -> VerifyReport:
+        m = fg.version or 1
+        ident = VersionId("feature_group", fg.name, m, version)
+        record = self.registry.data_version(fg.name, m, version)
+        report = VerifyReport(str(ident))
+        if record is None:
+            report.problems.append("not recorded in the registry")
+            return report
+        table = self._table(fg.name, m)
+        report.checked_files = len(table.files(version))
+        report.problems += self._check_files(fg, version, full=True)
+        report.expected_hash = str(record.content)
+        if not any("missing" in p for p in report.problems):
+            try:
+                actual = rebuild_content(table, version)
+            except Exception as exc:  # a tampered file may not even parse
+                report.problems.append(f"rows cannot be read: {exc}")
+                return report
+            report.actual_hash = str(actual)
+            if actual != record.content:
+                report.problems.append(
+                    f"content hash {actual} differs from the recorded {record.content}"
+                )
+        return report
+
+    def _verify_training(self, ident: VersionId) -> VerifyReport:
+        record = self._training_record(ident)
+        report = VerifyReport(str(record.identity), expected_hash=str(record.content))
+        try:
+            _, actual = self._rebuild_training(record, None)
+        except FeatureLedgerError as exc:
+            report.problems.append(f"cannot rebuild: {exc}")
+            return report
+        report.actual_hash = str(actual)
+        if actual != record.content:
+            report.problems.append(
+                f"rebuilt rows hash to {actual}, not the recorded {record.content}"
+            )
+        return report
+
+    def _training_record(self, ident: VersionId) -> TrainingDatasetRecord:
+        records = self.registry.training_datasets(ident.name, ident.major)
+        if ident.number is not None:
+            records = [r for r in records if r.number == ident.number]
+        if not records:
+            raise NotFoundError(f"{ident} is not recorded")
+        return records[-1]
+
+    def _rebuild_training(
+        self, record: TrainingDatasetRecord, output: str | Path | None
+    ) -> tuple[pa.Table | None, ContentHash]:
+        fv = self.get_feature_view(record.view, record.major)
+        entities = pq.read_table(record.entity_path)
+        versions = {g: p["version"] for g, p in record.pins.items()}
+        join = self._plan_join(
+            fv, entities, record.params.get("timestamp_column", "event_timestamp"), versions, None
+        )
+        return self._run_join(join, output)
+
+    def pin(self, identity: str | VersionId, path: str | Path) -> Path:
+        """Write a pointer file for a data version or training dataset (DVC-style)."""
+        ident = VersionId.parse(identity) if isinstance(identity, str) else identity
+        if ident.kind == "training_dataset":
+            rec = self._training_record(ident)
+            body: dict[str, Any] = {
+                "identity": str(rec.identity),
+                "content_hash": str(rec.content),
+                "content": rec.content.to_dict(),
+                "rows": rec.rows,
+                "pins": {g: p["identity"] for g, p in rec.pins.items()},
+                "entity_hash": rec.entity_hash,
+                "entity_uri": Path(rec.entity_path).resolve().as_uri(),
+                "repository": self.repo.as_uri(),
+            }
+        elif ident.kind == "feature_group":
+            fg = self.get_feature_group(ident.name, ident.major)
+            m = fg.version or 1
+            number = self._resolve_version(fg, ident.data, None)
+            dv = self.registry.data_version(fg.name, m, number)
+            assert dv is not None
+            table = self._table(fg.name, m)
+            known = recorded_files(
+                r.files for r in self.registry.data_versions(fg.name, m) if r.version <= number
+            )
+            body = {
+                "identity": str(dv.identity),
+                "content_hash": str(dv.content),
+                "content": dv.content.to_dict(),
+                "rows": dv.rows,
+                "schema_hash": dv.schema_hash,
+                "storage_uri": table.path.resolve().as_uri(),
+                "files": {
+                    p: known[p]["sha256"] for p in self._snapshot_paths(table, number) if p in known
+                },
+                "repository": self.repo.as_uri(),
+            }
+        else:
+            raise NotFoundError(
+                f"only feature group data versions and training datasets can be "
+                f"pinned, not {ident.kind}"
+            )
+        target = write_pointer(path, body)
+        self.registry.audit(current_user(), "pin", body["identity"], {"file": str(target)})
+        return target
+
+    def checkout(self, pointer: str | Path, output: str | Path) -> VerifyReport:
+        """Materialize the data a pointer file names into ``output`` (Parquet), verified.
+
+        Raises `IntegrityError` and leaves no output file when the data's hash differs.
+        """
+        data = read_pointer(pointer)
+        ident = VersionId.parse(data["identity"])
+        expected = ContentHash.from_dict(data["content"]) if "content" in data else None
+        out = Path(output)
+        tmp = out.with_name(out.name + ".partial")
+        if ident.kind == "training_dataset":
+            _, actual = self._rebuild_training(self._training_record(ident), tmp)
+        else:
+            fg = self.get_feature_group(ident.name, ident.major)
+            assert ident.data is not None
+            self._check_files(fg, ident.data)
+            table = self.read(fg, version=ident.data)
+            actual = content_hash(table)
+            pq.write_table(table, tmp)
+        report = VerifyReport(
+            str(ident), expected_hash=data["content_hash"], actual_hash=str(actual)
+        )
+        if str(actual) != data["content_hash"] or (expected is not None and actual != expected):
+            tmp.unlink(missing_ok=True)
+            raise IntegrityError(
+                f"{ident}: the data hashes to {actual}, but {pointer} pins "
+                f"{data['content_hash']}; nothing was written to {out}"
+            )
+        tmp.replace(out)
+        return report
+
+    def vacuum(
+        self, *, older_than: timedelta, dry_run: bool = True, group: str | None = None
+    ) -> dict[str, list[str]]:
+        """Delete unreferenced data files older than ``older_than``; the only deletion.
+
+        Files of the latest version and of every version a training dataset pins are
+        always kept. Returns the deleted (or, with ``dry_run``, deletable) files per table.
+        """
+        if older_than < timedelta(0):
+            raise DataError("older_than must not be negative")
+        pinned: dict[tuple[str, int], set[int]] = {}
+        for view in {r.name for r in self.registry.definitions("feature_view")}:
+            for td in self.registry.training_datasets(view):
+                for g, p in td.pins.items():
+                    pinned.setdefault((g, p["major"]), set()).add(p["version"])
+        out: dict[str, list[str]] = {}
+        user = current_user()
+        for rec in self.registry.definitions("feature_group"):
+            if group is not None and rec.name != group:
+                continue
+            table = self._table(rec.name, rec.major)
+            key = f"feature_group/{rec.name}@v{rec.major}"
+            if key in out or not table.exists():
+                continue
+            with table.lock():
+                keep = sorted(pinned.get((rec.name, rec.major), set()))
+                hours = int(older_than.total_seconds() // 3600)
+                out[key] = table.vacuum(hours, keep, dry_run)
+            if not dry_run and out[key]:
+                self.registry.audit(
+                    user, "vacuum", key, {"deleted": len(out[key]), "kept_versions": keep}
+                )
+        return out
+
+    def audit_log(self, identity: str | None = None) -> list[AuditEntry]:
+        """The audit trail, oldest first; filtered to identities starting with ``identity``."""
+        return self.registry.audit_log(identity)
+
+    def audit_verify(self) -> list[str]:
+        """Problems in the hash chain of the audit trail (empty when intact)."""
+        return self.registry.audit_verify()
+
     # -- training data ---------------------------------------------------------------------------
     def training_data(
         self,
@@ -651,6 +1008,73 @@ class FeatureStore:
         with ``output`` it is streamed to that Parquet file instead of held in memory.
         """
         fv = self.get_feature_view(view, version)
+        vmajor = fv.version or 1
+        join = self._plan_join(fv, entity_df, timestamp_column, versions, as_of)
+        user = current_user()
+        run = self._start_run(
+            "training-data",
+            user,
+            {
+                "view": fv.name,
+                "major": vmajor,
+                "rows": join.entities.num_rows,
+                "timestamp_column": timestamp_column,
+            },
+            inputs=[p["identity"] for p in join.pins.values()],
+        )
+        try:
+            entity_hash = content_hash(join.entities)
+            entity_path = (
+                self.config.resolve(self.repo, self.config.training_path)
+                / fv.name
+                / f"v{vmajor}"
+                / f"entities-{run.id}.parquet"
+            )
+            entity_path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(join.entities.drop_columns([ROW_COLUMN]), entity_path)
+            result, total = self._run_join(join, output)
+            td_record = self.registry.add_training_dataset(
+                TrainingDatasetRecord(
+                    view=fv.name,
+                    major=vmajor,
+                    number=0,
+                    pins=join.pins,
+                    entity_hash=str(entity_hash),
+                    content=total,
+                    rows=total.rows,
+                    columns=join.schema.names,
+                    entity_path=str(entity_path),
+                    output_path=str(Path(output).resolve()) if output else None,
+                    run_id=run.id,
+                    user=user,
+                    created_at=datetime.now(UTC),
+                    params={
+                        "timestamp_column": timestamp_column,
+                        "as_of": as_of.isoformat() if as_of else None,
+                    },
+                )
+            )
+        except Exception as exc:
+            self.registry.finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.registry.finish_run(run.id, "succeeded", [str(td_record.identity)])
+        self.registry.audit(
+            user,
+            "training-data",
+            str(td_record.identity),
+            {"pins": {k: v["identity"] for k, v in join.pins.items()}, "run": run.id},
+        )
+        return TrainingData(td_record, result)
+
+    def _plan_join(
+        self,
+        fv: FeatureView,
+        entity_df: Any,
+        timestamp_column: str,
+        versions: Mapping[str, int] | None,
+        as_of: datetime | None,
+    ) -> _JoinPlan:
+        """Check the entity frame and pin every input group to one verified data version."""
         vmajor = fv.version or 1
         where = f"training data for feature_view/{fv.name}@v{vmajor}"
         groups: list[tuple[ViewSource, FeatureGroup]] = [
@@ -705,6 +1129,7 @@ class FeatureStore:
             record = self.registry.data_version(fg.name, m, pinned)
             assert record is not None
             table = self._table(fg.name, m)
+            self._check_files(fg, pinned)
             pins[fg.name] = {
                 "major": m,
                 "version": pinned,
@@ -718,94 +1143,46 @@ class FeatureStore:
                     keys=fg.primary_key,
                     entity_keys=[src.join_key_map.get(k, k) for k in fg.primary_key],
                     event_time=fg.event_time,
-                    ttl_us=None if fg.ttl is None else int(fg.ttl.total_seconds() * 1_000_000),
+                    # exact integer division: float seconds * 1e6 truncates e.g. 249 us to 248
+                    ttl_us=None if fg.ttl is None else fg.ttl // timedelta(microseconds=1),
                     features=[(f, fv.output_name(src, f)) for f in src.features],
                 )
             )
-        user = current_user()
-        run = self._start_run(
-            "training-data",
-            user,
-            {
-                "view": fv.name,
-                "major": vmajor,
-                "rows": entities.num_rows,
-                "timestamp_column": timestamp_column,
-            },
-            inputs=[p["identity"] for p in pins.values()],
+        # DuckDB labels UTC as 'Etc/UTC'; results carry the frame's and groups' own types
+        schema = pa.schema(
+            [entities.schema.field(c) for c in entities.column_names if c != ROW_COLUMN]
+            + [
+                pa.field(out, fg.arrow_schema.field(f).type)
+                for src, fg in groups
+                for f, out in ((f, fv.output_name(src, f)) for f in src.features)
+            ]
         )
+        return _JoinPlan(entities, timestamp_column if needs_time else None, sources, pins, schema)
+
+    def _run_join(
+        self, join: _JoinPlan, output: str | Path | None
+    ) -> tuple[pa.Table | None, ContentHash]:
+        """Stream the join, hashing each batch; keep it in memory or write it to ``output``."""
+        reader = self.engine.pit_join(join.entities, join.timestamp_column, join.sources)
+        total = ContentHash()
+        batches: list[pa.RecordBatch] = []
+        writer = None
+        if output is not None:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            writer = pq.ParquetWriter(str(output), join.schema)
         try:
-            entity_hash = content_hash(entities)
-            entity_path = (
-                self.config.resolve(self.repo, self.config.training_path)
-                / fv.name
-                / f"v{vmajor}"
-                / f"entities-{run.id}.parquet"
-            )
-            entity_path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(entities.drop_columns([ROW_COLUMN]), entity_path)
-            reader = self.engine.pit_join(
-                entities, timestamp_column if needs_time else None, sources
-            )
-            # DuckDB labels UTC as 'Etc/UTC'; results carry the frame's and groups' own types
-            schema = pa.schema(
-                [entities.schema.field(c) for c in entities.column_names if c != ROW_COLUMN]
-                + [
-                    pa.field(out, fg.arrow_schema.field(f).type)
-                    for src, fg in groups
-                    for f, out in ((f, fv.output_name(src, f)) for f in src.features)
-                ]
-            )
-            total = ContentHash()
-            batches: list[pa.RecordBatch] = []
-            writer = None
-            if output is not None:
-                Path(output).parent.mkdir(parents=True, exist_ok=True)
-                writer = pq.ParquetWriter(str(output), schema)
-            try:
-                for raw_batch in reader:
-                    batch = raw_batch.cast(schema)
-                    total = total + content_hash(batch)
-                    if writer is not None:
-                        writer.write_batch(batch)
-                    else:
-                        batches.append(batch)
-            finally:
+            for raw_batch in reader:
+                batch = raw_batch.cast(join.schema)
+                total = total + content_hash(batch)
                 if writer is not None:
-                    writer.close()
-            result = None if writer is not None else pa.Table.from_batches(batches, schema)
-            td_record = self.registry.add_training_dataset(
-                TrainingDatasetRecord(
-                    view=fv.name,
-                    major=vmajor,
-                    number=0,
-                    pins=pins,
-                    entity_hash=str(entity_hash),
-                    content=total,
-                    rows=total.rows,
-                    columns=schema.names,
-                    entity_path=str(entity_path),
-                    output_path=str(Path(output).resolve()) if output else None,
-                    run_id=run.id,
-                    user=user,
-                    created_at=datetime.now(UTC),
-                    params={
-                        "timestamp_column": timestamp_column,
-                        "as_of": as_of.isoformat() if as_of else None,
-                    },
-                )
-            )
-        except Exception as exc:
-            self.registry.finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
-            raise
-        self.registry.finish_run(run.id, "succeeded", [str(td_record.identity)])
-        self.registry.audit(
-            user,
-            "training-data",
-            str(td_record.identity),
-            {"pins": {k: v["identity"] for k, v in pins.items()}, "run": run.id},
-        )
-        return TrainingData(td_record, result)
+                    writer.write_batch(batch)
+                else:
+                    batches.append(batch)
+        finally:
+            if writer is not None:
+                writer.close()
+        result = None if writer is not None else pa.Table.from_batches(batches, join.schema)
+        return result, total
 
     def training_datasets(
         self, view: str, *, major: int | None = None

@@ -56,15 +56,16 @@ def step(text: str) -> None:
 
 
 def info(text: str, *, markup: bool = False) -> None:
-    console.print(text if markup else escape(text))
+    console.print(text if markup else escape(text), soft_wrap=True)
 
 
 def ok(text: str) -> None:
-    console.print(f"[green]✓[/] {escape(text)}")
+    console.print(f"[green]✓[/] {escape(text)}", soft_wrap=True)
 
 
 def fail(text: str) -> None:
-    errors.print(f"[bold red]error:[/] {escape(text)}")
+    # soft wrap: messages stay one line, so they can be grepped and copied whole
+    errors.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)
 
 
 def as_json(value: Any) -> None:

@@ -142,10 +142,16 @@ class DeltaGroupTable:
 
     def checksums(self, added: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """SHA-256 and size of each added data file, keyed by its path in the table."""
-        return {
-            a["path"]: {"sha256": file_sha256(str(self.path / a["path"])), "size": a["size"]}
-            for a in added
-        }
+        out = {}
+        for a in added:
+            path = self.path / a["path"]
+            out[a["path"]] = {
+                "sha256": file_sha256(str(path)),
+                "size": a["size"],
+                # lets reads trust an untouched file without re-hashing it
+                "mtime_ns": path.stat().st_mtime_ns,
+            }
+        return out
 
     # -- writing --------------------------------------------------------------------------------
     def append(self, data: pa.Table, run_id: str) -> int:
@@ -209,6 +215,30 @@ class DeltaGroupTable:
         )
         after = self.latest_version()
         return None if after == before else after
+
+    def restore(self, version: int, run_id: str) -> int:
+        """Commit a new version whose files are exactly those of ``version``."""
+        try:
+            self.table().restore(
+                version, commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id})
+            )
+        except CommitFailedError as exc:
+            raise ConcurrentWriteError(
+                f"{self.uri}: another writer committed first ({exc}); try again"
+            ) from exc
+        return self.latest_version()
+
+    def vacuum(self, retention_hours: int, keep: list[int], dry_run: bool) -> list[str]:
+        """Delete files no longer referenced by the latest version nor by ``keep`` versions,
+        once older than the retention; returns the files (to be) deleted."""
+        return list(
+            self.table().vacuum(
+                retention_hours=retention_hours,
+                dry_run=dry_run,
+                enforce_retention_duration=False,
+                keep_versions=keep,
+            )
+        )
 
     def add_columns(self, fields: list[pa.Field], run_id: str) -> int:
         from deltalake.schema import Field as DeltaField

@@ -133,6 +133,103 @@ class DuckDBEngine:
         positions = found.column(_POS).combine_chunks()
         return found.drop_columns([_POS]).cast(schema), positions
 
+    # -- comparing versions ----------------------------------------------------------------------
+    def diff(
+        self,
+        old: tuple[Sequence[str], pa.Schema],
+        new: tuple[Sequence[str], pa.Schema],
+        unique_key: Sequence[str],
+        examples: int = 5,
+    ) -> dict[str, object]:
+        """Row-level comparison of two snapshots joined on ``unique_key``.
+
+        Returns counts (added, removed, changed, unchanged), changed counts per common
+        column, per-column statistics of each side and a few example keys of each kind.
+        """
+        con = self._cursor()
+        a = self.scan(con, "old", old[0], old[1])
+        b = self.scan(con, "new", new[0], new[1])
+        common = [c for c in new[1].names if c in old[1].names and c not in unique_key]
+        on = " AND ".join(f"a.{q(k)} = b.{q(k)}" for k in unique_key)
+        first = q(unique_key[0])
+        keys = ", ".join(f"coalesce(a.{q(k)}, b.{q(k)}) AS {q(k)}" for k in unique_key)
+        flags = [f"(a.{q(c)} IS DISTINCT FROM b.{q(c)}) AS {q('__chg_' + c)}" for c in common]
+        con.execute(
+            f"CREATE TEMP TABLE joined AS SELECT {keys}, a.{first} IS NOT NULL AS in_a, "
+            f"b.{first} IS NOT NULL AS in_b{''.join(', ' + f for f in flags)} "
+            f"FROM {a} a FULL OUTER JOIN {b} b ON {on}"
+        )
+        any_change = " OR ".join(q("__chg_" + c) for c in common) or "false"
+        per_col = "".join(
+            f", count(*) FILTER (WHERE in_a AND in_b AND {q('__chg_' + c)})" for c in common
+        )
+        row = con.sql(
+            "SELECT count(*) FILTER (WHERE in_b AND NOT in_a), "
+            "count(*) FILTER (WHERE in_a AND NOT in_b), "
+            f"count(*) FILTER (WHERE in_a AND in_b AND ({any_change})), "
+            f"count(*) FILTER (WHERE in_a AND in_b AND NOT ({any_change})){per_col} FROM joined"
+        ).fetchall()[0]
+        key_list = ", ".join(q(k) for k in unique_key)
+        samples = {}
+        for kind, cond in (
+            ("added", "in_b AND NOT in_a"),
+            ("removed", "in_a AND NOT in_b"),
+            ("changed", f"in_a AND in_b AND ({any_change})"),
+        ):
+            samples[kind] = (
+                con.sql(
+                    f"SELECT {key_list} FROM joined WHERE {cond} "
+                    f"ORDER BY {key_list} LIMIT {examples}"
+                )
+                .to_arrow_table()
+                .to_pylist()
+            )
+        stats = {"old": self._stats(con, a, old[1]), "new": self._stats(con, b, new[1])}
+        con.close()
+        return {
+            "added": row[0],
+            "removed": row[1],
+            "changed": row[2],
+            "unchanged": row[3],
+            "changed_by_column": dict(zip(common, row[4:], strict=True)),
+            "examples": samples,
+            "stats": stats,
+        }
+
+    @staticmethod
+    def _stats(
+        con: duckdb.DuckDBPyConnection, scan: str, schema: pa.Schema
+    ) -> dict[str, dict[str, object]]:
+        parts = ["count(*)"]
+        for f in schema:
+            c = q(f.name)
+            numeric = pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
+            orderable = numeric or pa.types.is_string(f.type) or pa.types.is_timestamp(f.type)
+            parts += [
+                f"count(*) - count({c})",
+                f"approx_count_distinct({c})" if not pa.types.is_list(f.type) else "NULL",
+                f"min({c})" if orderable else "NULL",
+                f"max({c})" if orderable else "NULL",
+                f"avg({c})::DOUBLE" if numeric else "NULL",
+            ]
+        # distinct aliases: duplicate names would collapse in the row dict
+        select = ", ".join(f"{p} AS c{i}" for i, p in enumerate(parts))
+        row = con.sql(f"SELECT {select} FROM {scan}").to_arrow_table().to_pylist()[0]
+        values = list(row.values())
+        total = values[0]
+        out = {}
+        for i, f in enumerate(schema):
+            nulls, distinct, lo, hi, mean = values[1 + 5 * i : 6 + 5 * i]
+            out[f.name] = {
+                "count": total,
+                "nulls": nulls,
+                "distinct": distinct,
+                "min": lo,
+                "max": hi,
+                "mean": mean,
+            }
+        return out
+
     # -- point-in-time join ---------------------------------------------------------------------
     def pit_join(
         self,

@@ -397,8 +397,7 @@ class SQLRegistry:
             ).first()
             seq = 1 if last is None else last[0] + 1
             prev = "0" * 64 if last is None else last[1]
-            body = _dump([seq, at.isoformat(), user, action, obj, details, prev])
-            digest = hashlib.sha256(body.encode()).hexdigest()
+            digest = _chain_hash(seq, at.isoformat(), user, action, obj, details, prev)
             conn.execute(
                 t.insert().values(
                     seq=seq,
@@ -434,6 +433,30 @@ class SQLRegistry:
             for r in rows
         ]
 
+    def audit_verify(self) -> list[str]:
+        """Problems in the audit chain: edited entries, removed entries, broken links."""
+        problems = []
+        prev = "0" * 64
+        expected_seq = 1
+        for entry in self.audit_log():
+            if entry.seq != expected_seq:
+                problems.append(f"entries {expected_seq}..{entry.seq - 1} are missing (deleted)")
+            if entry.prev_hash != prev:
+                problems.append(f"entry {entry.seq}: does not link to the entry before it")
+            digest = _chain_hash(
+                entry.seq,
+                entry.at.isoformat(),
+                entry.user,
+                entry.action,
+                entry.object,
+                entry.details,
+                entry.prev_hash,
+            )
+            if digest != entry.hash:
+                problems.append(f"entry {entry.seq} ({entry.action} {entry.object}): edited")
+            prev, expected_seq = entry.hash, entry.seq + 1
+        return problems
+
     def get_definition(self, kind: str, name: str, major: int | None) -> DefinitionRecord:
         record = self.latest_definition(kind, name, major)
         if record is None:
@@ -444,6 +467,13 @@ class SQLRegistry:
                 "Define it and run `featureledger apply`."
             )
         return record
+
+
+def _chain_hash(
+    seq: int, at: str, user: str, action: str, obj: str, details: Any, prev: str
+) -> str:
+    body = _dump([seq, at, user, action, obj, details, prev])
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
