@@ -220,3 +220,51 @@ def test_versioning_commands(repo: Path, tmp_path: Path) -> None:
     log = invoke("audit", "log", "--object", "feature_group/stats", "--repo", repo)
     assert "rollback" in log.output and "ingest" in log.output
     assert invoke("audit", "verify", "--repo", repo).exit_code == 0
+
+
+def test_model_and_deployment_commands(repo: Path, tmp_path: Path) -> None:
+    invoke("apply", "--repo", repo)
+    weights = tmp_path / "m.bin"
+    weights.write_text("w")
+    ok = invoke(
+        "model",
+        "register",
+        "fraud",
+        weights,
+        "--metric",
+        "auc=0.9",
+        "--metric",
+        "auc=0.92",
+        "--gate",
+        "auc>=0.85",
+        "--repo",
+        repo,
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "model/fraud/1" in ok.output
+    refused = invoke(
+        "model",
+        "register",
+        "fraud",
+        weights,
+        "--metric",
+        "auc=0.7",
+        "--gate",
+        "auc>=0.85",
+        "--repo",
+        repo,
+    )
+    assert refused.exit_code == 1 and "gate" in refused.output
+    assert (
+        invoke("model", "register", "fraud", weights, "--metric", "auc", "--repo", repo).exit_code
+        == 2
+    )
+    invoke("model", "register", "fraud", weights, "--repo", repo)
+    assert "model/fraud/2" in invoke("model", "list", "--repo", repo).output
+    assert invoke("deploy", "api", "fraud", "--version", "1", "--repo", repo).exit_code == 0
+    assert invoke("deploy", "api", "fraud", "--repo", repo).exit_code == 0
+    back = invoke("deployment", "rollback", "api", "--repo", repo)
+    assert "model/fraud/1" in back.output
+    assert (
+        invoke("deployment", "history", "api", "--repo", repo).output.count("deployment/api") == 3
+    )

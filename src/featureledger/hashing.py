@@ -30,6 +30,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,12 @@ def _words(arr: pa.Array, lane: int) -> np.ndarray:
     n = len(arr)
     if pa.types.is_dictionary(t):
         return _words(arr.dictionary_decode(), lane)
+    if pa.types.is_null(t):  # e.g. an all-None pandas column: every cell is masked as null
+        return np.zeros(n, np.uint64)
+    if pa.types.is_string_view(t) or pa.types.is_binary_view(t):
+        # same values; the filter and unique kernels used below have no view variants
+        plain = pa.large_string() if pa.types.is_string_view(t) else pa.large_binary()
+        return _words(arr.cast(plain), lane)
     if (
         pa.types.is_string(t)
         or pa.types.is_large_string(t)
@@ -236,4 +243,16 @@ def file_sha256(path: str, chunk: int = 1 << 20) -> str:
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             h.update(block)
+    return h.hexdigest()
+
+
+def artifact_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, or of a folder as the sorted (relative path, file SHA-256) pairs."""
+    root = Path(path)
+    if root.is_file():
+        return file_sha256(str(root))
+    h = hashlib.sha256()
+    for item in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(item.relative_to(root).as_posix().encode() + b"\0")
+        h.update(file_sha256(str(item)).encode() + b"\n")
     return h.hexdigest()

@@ -102,6 +102,49 @@ class TrainingDatasetRecord:
 
 
 @dataclass(frozen=True)
+class ModelRecord:
+    """A registered model artifact, content-addressed, linked to its training dataset."""
+
+    name: str
+    version: int
+    artifact_path: str
+    artifact_hash: str
+    training_dataset: str | None
+    metrics: dict[str, Any]
+    gates: list[dict[str, Any]]
+    run_id: str
+    user: str
+    created_at: datetime
+    description: str = ""
+
+    @property
+    def identity(self) -> VersionId:
+        return VersionId("model", self.name, number=self.version)
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """One move of a deployment pointer; the latest per name is the current one."""
+
+    name: str
+    seq: int
+    model: str
+    model_version: int
+    action: str
+    reason: str
+    user: str
+    at: datetime
+
+    @property
+    def identity(self) -> VersionId:
+        return VersionId("deployment", self.name)
+
+    @property
+    def model_identity(self) -> VersionId:
+        return VersionId("model", self.model, number=self.model_version)
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     seq: int
     at: datetime
@@ -134,6 +177,11 @@ class RegistryBackend(Protocol):
     def training_datasets(
         self, view: str, major: int | None = None
     ) -> list[TrainingDatasetRecord]: ...
+
+    def add_model(self, record: ModelRecord) -> ModelRecord: ...
+    def models(self, name: str | None = None) -> list[ModelRecord]: ...
+    def add_deployment(self, record: DeploymentRecord) -> DeploymentRecord: ...
+    def deployments(self, name: str | None = None) -> list[DeploymentRecord]: ...
 
     def audit(self, user: str, action: str, obj: str, details: dict[str, Any]) -> AuditEntry: ...
     def audit_log(self, obj: str | None = None) -> list[AuditEntry]: ...

@@ -16,6 +16,8 @@ from featureledger.registry.base import (
     AuditEntry,
     DataVersion,
     DefinitionRecord,
+    DeploymentRecord,
+    ModelRecord,
     RunRecord,
     TrainingDatasetRecord,
 )
@@ -100,6 +102,35 @@ training_table = sa.Table(
     sa.Column("user_name", sa.String(128), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("params", sa.Text, nullable=False),
+)
+
+models_table = sa.Table(
+    "fl_models",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("artifact_path", sa.Text, nullable=False),
+    sa.Column("artifact_hash", sa.String(64), nullable=False),
+    sa.Column("training_dataset", sa.Text),
+    sa.Column("metrics", sa.Text, nullable=False),
+    sa.Column("gates", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("user_name", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+)
+
+deployments_table = sa.Table(
+    "fl_deployments",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.Integer, nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("user_name", sa.String(128), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
 audit_table = sa.Table(
@@ -382,6 +413,98 @@ class SQLRegistry:
                 user=r["user_name"],
                 created_at=_utc(r["created_at"]),  # type: ignore[arg-type]
                 params=json.loads(r["params"]),
+            )
+            for r in rows
+        ]
+
+    # -- models and deployments ---------------------------------------------------------------
+    def add_model(self, record: ModelRecord) -> ModelRecord:
+        """Store ``record`` as the next version of its model name; returns it numbered."""
+        t = models_table
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                sa.select(sa.func.max(t.c.version)).where(t.c.name == record.name)
+            ).scalar()
+            version = (current or 0) + 1
+            conn.execute(
+                t.insert().values(
+                    name=record.name,
+                    version=version,
+                    artifact_path=record.artifact_path,
+                    artifact_hash=record.artifact_hash,
+                    training_dataset=record.training_dataset,
+                    metrics=_dump(record.metrics),
+                    gates=_dump(record.gates),
+                    run_id=record.run_id,
+                    user_name=record.user,
+                    created_at=record.created_at,
+                    description=record.description,
+                )
+            )
+        return ModelRecord(**{**record.__dict__, "version": version})
+
+    def models(self, name: str | None = None) -> list[ModelRecord]:
+        t = models_table
+        query = sa.select(t).order_by(t.c.name, t.c.version)
+        if name is not None:
+            query = query.where(t.c.name == name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            ModelRecord(
+                name=r["name"],
+                version=r["version"],
+                artifact_path=r["artifact_path"],
+                artifact_hash=r["artifact_hash"],
+                training_dataset=r["training_dataset"],
+                metrics=json.loads(r["metrics"]),
+                gates=json.loads(r["gates"]),
+                run_id=r["run_id"],
+                user=r["user_name"],
+                created_at=_utc(r["created_at"]),  # type: ignore[arg-type]
+                description=r["description"],
+            )
+            for r in rows
+        ]
+
+    def add_deployment(self, record: DeploymentRecord) -> DeploymentRecord:
+        t = deployments_table
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                sa.select(sa.func.max(t.c.seq)).where(t.c.name == record.name)
+            ).scalar()
+            seq = (current or 0) + 1
+            conn.execute(
+                t.insert().values(
+                    name=record.name,
+                    seq=seq,
+                    model=record.model,
+                    model_version=record.model_version,
+                    action=record.action,
+                    reason=record.reason,
+                    user_name=record.user,
+                    at=record.at,
+                )
+            )
+        return DeploymentRecord(**{**record.__dict__, "seq": seq})
+
+    def deployments(self, name: str | None = None) -> list[DeploymentRecord]:
+        t = deployments_table
+        query = sa.select(t).order_by(t.c.name, t.c.seq)
+        if name is not None:
+            query = query.where(t.c.name == name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            DeploymentRecord(
+                name=r["name"],
+                seq=r["seq"],
+                model=r["model"],
+                model_version=r["model_version"],
+                action=r["action"],
+                reason=r["reason"],
+                user=r["user_name"],
+                at=_utc(r["at"]),  # type: ignore[arg-type]
             )
             for r in rows
         ]
