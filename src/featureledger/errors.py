@@ -14,14 +14,17 @@ the exception so callers can act on them without parsing text.
     │   ├── SchemaMismatchError  columns or types differ from the definition
     │   ├── TimestampError       naive, lossy or null timestamps
     │   ├── EmptyDataError       no rows
-    │   └── KeyConflictError     append found rows already stored for the same key and time
+    │   ├── KeyConflictError     append found rows already stored for the same key and time
+    │   └── ContractViolation    error-severity rules of a data contract failed
+    ├── GateError                a model candidate failed a release gate
     ├── ConcurrentWriteError     another writer committed first (retryable)
     └── IntegrityError           stored data does not match its recorded checksums
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class FeatureLedgerError(Exception):
@@ -60,11 +63,21 @@ class BreakingChangeError(FeatureLedgerError):
         self.reasons = list(reasons)
         self.next_major = next_major
         listed = "; ".join(self.reasons)
+        if identity.startswith("entity/"):
+            # entities have no version= to set
+            how = (
+                "To proceed, declare a new entity under another name with the new join keys, "
+                "and a new major version (version=N+1) of each feature group that uses it."
+            )
+        else:
+            how = (
+                f"To proceed, set version={next_major} on the definition and apply again: that "
+                "creates a new major version beside the old one, which stays readable; then "
+                "backfill it."
+            )
         super().__init__(
             f"{identity}: breaking change refused ({listed}). Existing training sets and models "
-            f"read this version, so it cannot change in place. To proceed, set version="
-            f"{next_major} on the definition and apply again: that creates a new major version "
-            "beside the old one, which stays readable; then backfill it."
+            f"read this version, so it cannot change in place. {how}"
         )
 
 
@@ -124,3 +137,56 @@ class ConcurrentWriteError(FeatureLedgerError):
 
 class IntegrityError(FeatureLedgerError):
     """Stored data does not match the checksums recorded when it was committed."""
+
+
+class ContractViolation(DataError):
+    """A batch broke error-severity rules of its data contract.
+
+    ``failures`` are the failed rules' result dicts (``ValidationReport.errors``, as
+    ``to_dict``): rule name, columns, failed count, observed values and example rows;
+    ``report`` is the whole `ValidationReport` when available.
+    """
+
+    def __init__(
+        self,
+        where: str,
+        failures: Sequence[Mapping[str, Any]],
+        *,
+        rows: int | None = None,
+        report: object = None,
+    ) -> None:
+        self.where = where
+        self.failures = [dict(f) for f in failures]
+        self.rows = rows
+        self.report = report
+        lines = []
+        for f in self.failures:
+            cols = ", ".join(f.get("columns") or ()) or "the whole batch"
+            line = f"rule {f.get('name')!r} on {cols}: {f.get('message', '')}"
+            examples = f.get("examples") or ()
+            if examples:
+                shown = "; ".join(
+                    f"row {e.get('row')}: {e.get('values')}" for e in list(examples)[:5]
+                )
+                line += f"; e.g. {shown}"
+            lines.append(line)
+        size = f" of {rows} row(s)" if rows is not None else ""
+        bullet = "\n  - ".join(lines)
+        super().__init__(
+            f"{where}: the batch{size} violates {len(lines)} error rule(s) of its contract."
+            f"\n  - {bullet}\n"
+            "Fix the data shown, or, if the contract is wrong, change the rule (loosening it "
+            "is a non-breaking change) and apply it."
+        )
+
+
+class GateError(FeatureLedgerError):
+    """A model candidate failed one or more release gates; nothing was registered."""
+
+    def __init__(self, what: str, failures: Sequence[Mapping[str, Any]]) -> None:
+        self.failures = [dict(f) for f in failures]
+        listed = "; ".join(f"{f['gate']}: {f['detail']}" for f in self.failures)
+        super().__init__(
+            f"{what}: release gate(s) failed ({listed}); nothing was registered. Improve the "
+            "model or, if the gate is wrong, change the gate in the registration call."
+        )
