@@ -268,3 +268,48 @@ def test_model_and_deployment_commands(repo: Path, tmp_path: Path) -> None:
     assert (
         invoke("deployment", "history", "api", "--repo", repo).output.count("deployment/api") == 3
     )
+
+
+def test_run_and_reproduce_commands(tmp_path: Path) -> None:
+    repo = tmp_path / "p"
+    invoke("init", repo)
+    (repo / "raw").mkdir()
+    pq.write_table(
+        pa.table(
+            {"user_id": [1, 1, 2], "event_timestamp": [T0, T0, T0], "amount": [1.0, 2.0, 5.0]}
+        ),
+        repo / "raw" / "t.parquet",
+    )
+    (repo / "features.py").write_text(
+        textwrap.dedent(
+            """
+        from featureledger import Entity, FeatureGroup, Field
+        from featureledger.definitions import FileSource, SQLTransform
+
+        user = Entity("user", join_keys=["user_id"])
+        spend = FeatureGroup(
+            "spend", user, features=[Field("total", "float64")],
+            source=FileSource("raw/t.parquet"),
+            transform=SQLTransform(
+                "SELECT user_id, max(event_timestamp) AS event_timestamp, sum(amount) AS total "
+                "FROM source GROUP BY user_id"
+            ),
+        )
+        """
+        )
+    )
+    assert invoke("apply", "--repo", repo).exit_code == 0
+    ran = invoke("run", "spend", "--start", "2025-03-01", "--end", "2025-03-02", "--repo", repo)
+    assert ran.exit_code == 0, ran.output
+    assert "feature_group/spend@v1#1" in ran.output
+    totals = FeatureStore(repo).read("spend").sort_by("user_id").column("total").to_pylist()
+    assert totals == [3.0, 5.0]
+    rep = invoke("reproduce", "feature_group/spend@v1#1", "--repo", repo)
+    assert rep.exit_code == 0, rep.output
+    assert "R = 1" in rep.output and "identical" in rep.output
+    pq.write_table(
+        pa.table({"user_id": [1], "event_timestamp": [T0], "amount": [9.0]}),
+        repo / "raw" / "t.parquet",
+    )
+    changed = invoke("reproduce", "feature_group/spend@v1#1", "--repo", repo)
+    assert changed.exit_code == 1 and "R = 0" in changed.output

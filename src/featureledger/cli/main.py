@@ -421,6 +421,57 @@ def vacuum(
         out.info(f"{table}: {verb} {len(files)} file(s)")
 
 
+@app.command("run")
+@handled
+def run_pipeline(
+    group: Annotated[str, typer.Argument(help="Feature group with a source and transform.")],
+    start: Annotated[datetime, typer.Option(help="Window start (inclusive, UTC).")],
+    end: Annotated[datetime, typer.Option(help="Window end (exclusive, UTC).")],
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Compute one window of a feature pipeline and upsert it (idempotent)."""
+    from featureledger.definitions import FeatureGroup
+    from featureledger.repo import load_definitions
+
+    live = next(
+        (d for d in load_definitions(repo) if isinstance(d, FeatureGroup) and d.name == group),
+        None,
+    )
+    result = _store(repo).run_pipeline(live or group, start=_utc(start), end=_utc(end))
+    out.ok(
+        f"{result.version.identity}: {result.rows:,} rows computed from "
+        f"{', '.join(result.inputs)} (run/{result.run_id})"
+    )
+
+
+@app.command()
+@handled
+def reproduce(
+    identity: Annotated[str, typer.Argument(help="run/<id> or the data version a run wrote.")],
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Re-run a pipeline run from its recorded inputs; exit 1 unless R = 1."""
+    from featureledger.repo import load_definitions
+
+    report = _store(repo).reproduce(identity, definitions=load_definitions(repo))
+    rows = []
+    for factor in ("data", "code", "environment"):
+        diffs = report.differences(factor)
+        detail = "; ".join(f"{i}: {a} -> {b}" for i, a, b in diffs) or "unchanged"
+        rows.append([factor, "1" if report.holds(factor) else "0", detail])
+    out.table(f"reproduce {report.identity}", ["factor", "holds", "differences"], rows)
+    if report.output_matches is not None:
+        out.info(
+            f"output: recorded {report.output_expected}, recomputed {report.output_actual}"
+            f" -> {'identical' if report.output_matches else 'DIFFERENT'}"
+        )
+    elif report.output_note:
+        out.info(f"output: {report.output_note}")
+    out.info(f"R = {int(report.reproducible)}")
+    if not report.reproducible or report.output_matches is False:
+        raise typer.Exit(1)
+
+
 model_app = typer.Typer(help="Registered models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 deployment_app = typer.Typer(help="Deployment pointers and their history.", no_args_is_help=True)

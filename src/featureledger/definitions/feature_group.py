@@ -13,6 +13,12 @@ from featureledger.definitions.entity import Entity
 from featureledger.definitions.field import Field, as_field
 from featureledger.definitions.identity import VersionId
 from featureledger.definitions.names import check_name
+from featureledger.definitions.pipeline import (
+    Source,
+    Transform,
+    source_from_dict,
+    transform_from_dict,
+)
 from featureledger.definitions.types import TIMESTAMP
 from featureledger.errors import DefinitionError
 
@@ -39,6 +45,10 @@ class FeatureGroup:
     owner: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
     licenses: Sequence[str] = ()
+    #: where a feature pipeline reads rows (see `FeatureStore.run_pipeline`)
+    source: Source | None = None
+    #: how it turns a window of the source into rows of this group
+    transform: Transform | None = None
 
     def __post_init__(self) -> None:
         check_name("feature group", self.name)
@@ -77,6 +87,10 @@ class FeatureGroup:
             )
         if not self.features:
             raise DefinitionError(f"feature group {self.name!r}: declare at least one feature")
+        if self.transform is not None and self.source is None:
+            raise DefinitionError(
+                f"feature group {self.name!r}: a transform needs a source to read from"
+            )
         names = [c.name for c in self.columns]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -155,6 +169,9 @@ class FeatureGroup:
             "owner": self.owner,
             "tags": dict(sorted(self.tags.items())),
             "licenses": list(self.licenses),
+            # pipeline keys only when set, so plain groups keep their definition hash
+            **({"source": self.source.to_dict()} if self.source else {}),
+            **({"transform": self.transform.to_dict()} if self.transform else {}),
         }
 
     @classmethod
@@ -173,6 +190,8 @@ class FeatureGroup:
             owner=data.get("owner", ""),
             tags=data.get("tags", {}),
             licenses=data.get("licenses", ()),
+            source=source_from_dict(data.get("source")),
+            transform=transform_from_dict(data.get("transform")),
         )
 
 

@@ -21,8 +21,9 @@ KINDS: tuple[str, ...] = (
     "run",
 )
 
+# run names are UUIDs, which may start with a digit; other names may not
 _PATTERN = re.compile(
-    r"(?P<kind>[a-z_]+)/(?P<name>[A-Za-z_][A-Za-z0-9_\-]*)"
+    r"(?P<kind>[a-z_]+)/(?P<name>[A-Za-z_][A-Za-z0-9_\-]*|(?<=run/)[0-9][A-Za-z0-9_\-]*)"
     r"(?:@v(?P<major>\d+))?(?:#(?P<data>\d+))?(?:/(?P<number>\d+))?"
 )
 

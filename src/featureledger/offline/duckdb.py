@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from featureledger.offline.base import ROW_COLUMN, PitSource
@@ -17,6 +18,11 @@ _POS = "__fl_pos"
 def q(name: str) -> str:
     """Quote an identifier for DuckDB."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def _positions(n: int) -> pa.Array:
+    """0..n-1 as int64, built by numpy (``pa.array(range(n))`` boxes n Python ints)."""
+    return pa.array(np.arange(n, dtype=np.int64))
 
 
 def _lit(text: str) -> str:
@@ -79,7 +85,7 @@ class DuckDBEngine:
         Returns the table and how many rows were dropped as superseded duplicates.
         """
         con = self._cursor()
-        positioned = batch.append_column(_POS, pa.array(range(batch.num_rows), pa.int64()))
+        positioned = batch.append_column(_POS, _positions(batch.num_rows))
         con.register("batch", positioned)
         keys = ", ".join(q(k) for k in unique_key)
         cols = ", ".join(q(c) for c in batch.column_names)
@@ -107,7 +113,7 @@ class DuckDBEngine:
         """Stored rows sharing a unique key with ``batch``, and the batch position of each."""
         con = self._cursor()
         positioned = batch.select(list(unique_key)).append_column(
-            _POS, pa.array(range(batch.num_rows), pa.int64())
+            _POS, _positions(batch.num_rows)
         )
         con.register("batch", positioned)
         con.register(
@@ -132,6 +138,43 @@ class DuckDBEngine:
         con.close()
         positions = found.column(_POS).combine_chunks()
         return found.drop_columns([_POS]).cast(schema), positions
+
+    # -- pipelines ---------------------------------------------------------------------------
+    def window(
+        self,
+        source: Sequence[str] | str,
+        schema: pa.Schema | None,
+        timestamp_column: str,
+        start: object,
+        end: object,
+    ) -> pa.Table:
+        """Rows of a snapshot (file list) or a Parquet/CSV path with start <= time < end."""
+        con = self._cursor()
+        if isinstance(source, str):
+            reader = (
+                "read_csv_auto" if source.lower().endswith((".csv", ".tsv")) else "read_parquet"
+            )
+            path = source + "/**/*.parquet" if Path(source).is_dir() else source
+            scan = f"{reader}({_lit(path)})"
+        else:
+            assert schema is not None
+            scan = self.scan(con, "src", source, schema)
+        col = q(timestamp_column)
+        out = con.sql(
+            f"SELECT * FROM {scan} WHERE {col} >= $start AND {col} < $end",
+            params={"start": start, "end": end},
+        ).to_arrow_table()
+        con.close()
+        return out
+
+    def transform(self, query: str, source: pa.Table, params: dict[str, object]) -> pa.Table:
+        """Run a SQL transformation over ``source`` (registered as the table ``source``)."""
+        con = self._cursor()
+        con.register("source", source)
+        used = {k: v for k, v in params.items() if f"${k}" in query}
+        out = con.sql(query, params=used or None).to_arrow_table()
+        con.close()
+        return out
 
     # -- comparing versions ----------------------------------------------------------------------
     def diff(

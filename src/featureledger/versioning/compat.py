@@ -105,6 +105,10 @@ def classify_group(old: dict[str, Any], new: dict[str, Any]) -> Change:
         )
     if old.get("online") != new.get("online"):
         change.note("minor", f"online changed to {new.get('online')}")
+    if old.get("source") != new.get("source"):
+        change.note("minor", "pipeline source changed")
+    if old.get("transform") != new.get("transform"):
+        change.note("minor", "pipeline transformation changed")
     if sorted(old.get("licenses", [])) != sorted(new.get("licenses", [])):
         change.note("minor", "licenses changed")
     for key in ("description", "owner", "tags"):

@@ -52,3 +52,16 @@ def library_code_hash() -> str:
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def pipeline_environment(imports: list[str]) -> dict[str, str]:
+    """`environment` plus the installed versions of the distributions ``imports`` come from."""
+    env = dict(environment())
+    mapping = metadata.packages_distributions()
+    for name in imports:
+        for dist in mapping.get(name, []):
+            try:
+                env[dist.lower()] = metadata.version(dist)
+            except metadata.PackageNotFoundError:  # pragma: no cover - mapping is from metadata
+                env[dist.lower()] = "absent"
+    return env
