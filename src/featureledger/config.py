@@ -44,6 +44,8 @@ class RepoConfig:
     naive_timestamps: str = "error"
     #: where training-set entity frames are kept for reproduction
     training_path: str = f"{STATE_DIR}/training"
+    #: licence -> uses it allows, on top of the built-in table (contracts/licenses.py)
+    licenses: dict[str, list[str]] = field(default_factory=dict)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(asdict(self), sort_keys=False)

@@ -17,6 +17,7 @@ the exception so callers can act on them without parsing text.
     │   ├── KeyConflictError     append found rows already stored for the same key and time
     │   └── ContractViolation    error-severity rules of a data contract failed
     ├── GateError                a model candidate failed a release gate
+    ├── LicenseError             an input's licence does not allow the declared use
     ├── ConcurrentWriteError     another writer committed first (retryable)
     └── IntegrityError           stored data does not match its recorded checksums
 """
@@ -190,3 +191,7 @@ class GateError(FeatureLedgerError):
             f"{what}: release gate(s) failed ({listed}); nothing was registered. Improve the "
             "model or, if the gate is wrong, change the gate in the registration call."
         )
+
+
+class LicenseError(FeatureLedgerError):
+    """A training set was refused because an input's licence does not allow its use."""

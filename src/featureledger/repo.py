@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import sys
@@ -62,4 +63,42 @@ def load_definitions(repo: str | Path) -> list[Definition]:
                 )
             seen[key] = (value, path)
             objects.append(value)
-    return objects
+    return [_attach_contract(root, obj) for obj in objects]
+
+
+def contract_files(repo: Path) -> dict[str, Path]:
+    """``contracts/<group>.yaml`` and ``<group>.contract.yaml`` files, by group name."""
+    found: dict[str, Path] = {}
+    for path in sorted(repo.rglob("*.yaml")):
+        parts = path.relative_to(repo).parts
+        if any(p.startswith(".") for p in parts):
+            continue
+        if path.name.endswith(".contract.yaml"):
+            name = path.name.removesuffix(".contract.yaml")
+        elif len(parts) >= 2 and parts[-2] == "contracts":
+            name = path.stem
+        else:
+            continue
+        if name in found:
+            raise DefinitionError(
+                f"two contract files for {name!r}: {found[name].relative_to(repo)} and "
+                f"{path.relative_to(repo)}"
+            )
+        found[name] = path
+    return found
+
+
+def _attach_contract(repo: Path, obj: Definition) -> Definition:
+    if not isinstance(obj, FeatureGroup):
+        return obj
+    path = contract_files(repo).get(obj.name)
+    if path is None:
+        return obj
+    if obj.contract is not None:
+        raise DefinitionError(
+            f"feature group {obj.name!r} has a contract in Python and in "
+            f"{path.relative_to(repo)}; keep one"
+        )
+    from featureledger.contracts import load_contract
+
+    return dataclasses.replace(obj, contract=load_contract(path))

@@ -7,10 +7,12 @@ to `definitions` and `versioning.compat`, commits to `versioning.writer`, storag
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +23,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from featureledger.config import CONFIG_FILE, STATE_DIR, RepoConfig
+from featureledger.contracts import (
+    Distribution,
+    ValidationReport,
+    classify_contract_change,
+    contract_from_yaml,
+    contract_to_yaml,
+    evaluate,
+)
 from featureledger.contracts.gates import Gate, evaluate_gates, summarize
+from featureledger.contracts.licenses import license_problems, license_table
 from featureledger.definitions import (
     Definition,
     Entity,
@@ -43,6 +54,7 @@ from featureledger.errors import (
     FeatureLedgerError,
     GateError,
     IntegrityError,
+    LicenseError,
     NotFoundError,
     SchemaMismatchError,
 )
@@ -64,6 +76,7 @@ from featureledger.registry import (
     RunRecord,
     SQLRegistry,
     TrainingDatasetRecord,
+    ValidationRecord,
 )
 from featureledger.versioning import compat
 from featureledger.versioning.diff import ColumnStats, DataDiff
@@ -79,6 +92,9 @@ from featureledger.versioning.provenance import (
 from featureledger.versioning.writer import MODES, Mode, rebuild_content, widen, write_batch
 
 Action = Literal["create", "update", "unchanged", "refused"]
+#: extra columns of quarantined rows: the run that held them back, and when
+QUARANTINE_RUN = "__fl_run"
+QUARANTINE_AT = "__fl_quarantined_at"
 
 
 @dataclass
@@ -180,6 +196,22 @@ class ReproduceReport:
 
 
 @dataclass(frozen=True)
+class _Gate:
+    """A batch after its contract check: what to publish and what to hold back."""
+
+    publish: pa.Table
+    held: pa.Table | None
+    report: ValidationReport | None
+    status: str
+    rows_in: int
+    rejected_path: str | None = None
+
+    @property
+    def rows_held(self) -> int:
+        return 0 if self.held is None else self.held.num_rows
+
+
+@dataclass(frozen=True)
 class _Window:
     table: pa.Table
     inputs: list[str]
@@ -251,7 +283,24 @@ class FeatureStore:
         Raises `BreakingChangeError` (and applies nothing) when any change is breaking
         for an existing version.
         """
-        plan, staged = self._plan(list(objects))
+        # two processes applying at once would both plan "create" and collide; under the
+        # lock the second plans against what the first recorded
+        with self._apply_lock():
+            return self._apply(list(objects))
+
+    @contextlib.contextmanager
+    def _apply_lock(self) -> Iterator[None]:
+        path = self.repo / STATE_DIR / "apply.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _apply(self, objects: list[Definition]) -> Plan:
+        plan, staged = self._plan(objects)
         for item in plan.items:
             if item.action == "refused":
                 major = int(item.identity.rsplit("@v", 1)[-1]) if "@v" in item.identity else 1
@@ -332,7 +381,7 @@ class FeatureStore:
                         f"feature group {g.name!r} uses a different definition of entity "
                         f"{ename!r} than the one being applied; use the same Entity object"
                     )
-            spec = g.to_dict()
+            spec = _group_spec(g)
             latest = self.registry.latest_definition("feature_group", g.name)
             major = g.version or (latest.major if latest else 1)
             if latest is not None and major > latest.major + 1:
@@ -342,7 +391,7 @@ class FeatureStore:
                 )
             current = self.registry.latest_definition("feature_group", g.name, major)
             item, target = self._classify(
-                "feature_group", g.name, major, spec, current, compat.classify_group
+                "feature_group", g.name, major, spec, current, _classify_group
             )
             plan.items.append(item)
             staged.append(("feature_group", spec, target))
@@ -363,6 +412,17 @@ class FeatureStore:
                         )
                     gspec, smajor = rec.spec, rec.major
                 known = [f["name"] for f in gspec["features"]]
+                private = [
+                    f["name"]
+                    for f in gspec["features"]
+                    if f["name"] in s.features and f.get("classification") in ("pii", "sensitive")
+                ]
+                if private and not v.purpose:
+                    raise DefinitionError(
+                        f"feature view {v.name!r} selects pii/sensitive column(s) {private} of "
+                        f"{s.group!r} without a declared purpose; set purpose='...' on the view "
+                        "(why the model needs them), or leave those columns out"
+                    )
                 missing = [f for f in s.features if f not in known]
                 if missing:
                     raise DefinitionError(
@@ -370,9 +430,7 @@ class FeatureStore:
                         f"feature(s) {missing}"
                     )
                 sources.append(ViewSource(s.group, s.features, smajor, s.join_key_map))
-            pinned = FeatureView(
-                v.name, sources, v.version, v.full_feature_names, v.description, v.owner, v.tags
-            )
+            pinned = dataclasses.replace(v, features=sources)
             spec = pinned.to_dict()
             latest = self.registry.latest_definition("feature_view", v.name)
             major = v.version or (latest.major if latest else 1)
@@ -417,7 +475,7 @@ class FeatureStore:
         )
 
     def _prepare_group_storage(self, record: DefinitionRecord, item: PlanItem) -> None:
-        group = FeatureGroup.from_dict(record.spec, record.major)
+        group = _group_from_spec(record.spec, record.major)
         table = self._table(group.name, record.major)
         run_id = str(uuid.uuid4())
         with table.lock():
@@ -484,7 +542,7 @@ class FeatureStore:
             version = version or name.version
             name = name.name
         rec = self.registry.get_definition("feature_group", name, version)
-        return FeatureGroup.from_dict(rec.spec, rec.major)
+        return _group_from_spec(rec.spec, rec.major)
 
     def get_feature_view(self, name: str | FeatureView, version: int | None = None) -> FeatureView:
         if isinstance(name, FeatureView):
@@ -623,11 +681,28 @@ class FeatureStore:
     def _commit_batch(
         self, fg: FeatureGroup, batch: pa.Table, mode: Mode, note: str, run: RunRecord, user: str
     ) -> DataVersion:
-        """Write a conformed batch under the table lock and record it; finishes ``run``."""
+        """Check a conformed batch against the group's contract, write what may be
+        published under the table lock, and record it all; finishes ``run``."""
         major = fg.version or 1
         where = f"ingest into feature_group/{fg.name}@v{major}"
         table = self._table(fg.name, major)
+        gate = self._apply_contract(fg, batch, run, user, where)
+        batch = gate.publish
         try:
+            if gate.held is not None and gate.held.num_rows:
+                # held rows are made durable before anything is published: none is lost
+                self._quarantine_rows(fg, gate.held, run.id)
+            if batch.num_rows == 0:
+                parent = self._latest_record(fg.name, major)
+                self._record_validation(fg, run, gate, None)
+                self.registry.finish_run(run.id, "quarantined", [])
+                self.registry.audit(
+                    user,
+                    "quarantine",
+                    str(fg.identity(major)),
+                    {"rows": gate.rows_held, "run": run.id},
+                )
+                return parent
             with table.lock():
                 self._sync_versions(fg, table)
                 parent = self._latest_record(fg.name, major)
@@ -643,6 +718,7 @@ class FeatureStore:
                     where=where,
                 )
                 if out.version is None:
+                    self._record_validation(fg, run, gate, parent.version)
                     self.registry.finish_run(run.id, "unchanged", [str(parent.identity)])
                     return parent
                 if out.version == parent.version + 1:
@@ -673,14 +749,179 @@ class FeatureStore:
         except Exception as exc:
             self.registry.finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
             raise
+        self._record_validation(fg, run, gate, record.version)
         self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
         self.registry.audit(
             user,
             run.kind,
             str(record.identity),
-            {"mode": mode, "rows": batch.num_rows, "run": run.id},
+            {
+                "mode": mode,
+                "rows": batch.num_rows,
+                "run": run.id,
+                "validation": gate.status,
+                "quarantined": gate.rows_held,
+            },
         )
         return record
+
+    # -- contracts: write-audit-publish ----------------------------------------------------
+    def _apply_contract(
+        self, fg: FeatureGroup, batch: pa.Table, run: RunRecord, user: str, where: str
+    ) -> _Gate:
+        """Evaluate the contract and split the batch by the group's policy.
+
+        strict rejects the batch on any error; quarantine holds back the failing rows
+        (or rejects, when a rule judges the batch as a whole); warn publishes all. A
+        rejected batch is kept as Parquet beside the run record, so nothing is lost.
+        """
+        if fg.contract is None:
+            return _Gate(batch, None, None, "unchecked", batch.num_rows)
+        reference = self._contract_reference(fg)
+        report = evaluate(fg.contract, batch, now=datetime.now(UTC), reference=reference)
+        if report.ok:
+            return _Gate(batch, None, report, "passed", batch.num_rows)
+        if fg.policy == "warn":
+            return _Gate(batch, None, report, "warned", batch.num_rows)
+        if fg.policy == "quarantine" and report.splittable:
+            valid, invalid = report.split(batch)
+            return _Gate(valid, invalid, report, "quarantined", batch.num_rows)
+        major = fg.version or 1
+        path = self.repo / STATE_DIR / "rejected" / fg.name / f"v{major}" / f"{run.id}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(batch, path)
+        gate = _Gate(
+            batch.slice(0, 0), None, report, "rejected", batch.num_rows, rejected_path=str(path)
+        )
+        self._record_validation(fg, run, gate, None)
+        message = f"{where} (policy {fg.policy}; the batch is kept at {path})"
+        self.registry.finish_run(run.id, "rejected", [], error=f"contract violated: {message}")
+        self.registry.audit(
+            user,
+            "reject",
+            str(fg.identity(major)),
+            {"rows": batch.num_rows, "run": run.id, "kept_at": str(path)},
+        )
+        report.raise_for_errors(message)
+        raise AssertionError("unreachable: a failed report raises")  # pragma: no cover
+
+    def _contract_reference(self, fg: FeatureGroup) -> pa.Table | None:
+        """The latest published data, for distribution rules (None when there are none)."""
+        assert fg.contract is not None
+        columns = sorted({r.column for r in fg.contract.all_rules if isinstance(r, Distribution)})
+        if not columns:
+            return None
+        major = fg.version or 1
+        latest = self.registry.data_versions(fg.name, major)
+        if not latest or latest[-1].rows == 0:
+            return None
+        return self._table(fg.name, major).read(latest[-1].version, columns)
+
+    def _record_validation(
+        self, fg: FeatureGroup, run: RunRecord, gate: _Gate, version: int | None
+    ) -> None:
+        if gate.report is None:
+            return
+        self.registry.add_validation(
+            ValidationRecord(
+                run_id=run.id,
+                group=fg.name,
+                major=fg.version or 1,
+                version=version,
+                status=gate.status,
+                policy=fg.policy,
+                rows_in=gate.rows_in,
+                rows_published=gate.publish.num_rows,
+                rows_quarantined=gate.rows_held,
+                report=gate.report.to_dict(),
+                rejected_path=gate.rejected_path,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    def _quarantine_table(self, fg: FeatureGroup) -> DeltaGroupTable:
+        return DeltaGroupTable(self._offline_root / fg.name / f"v{fg.version or 1}_quarantine")
+
+    def _quarantine_rows(self, fg: FeatureGroup, rows: pa.Table, run_id: str) -> None:
+        n = rows.num_rows
+        held = rows.append_column(QUARANTINE_RUN, pa.array([run_id] * n, pa.string()))
+        held = held.append_column(
+            QUARANTINE_AT, pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC"))
+        )
+        held = held.cast(pa.schema([f.with_nullable(True) for f in held.schema]))
+        table = self._quarantine_table(fg)
+        with table.lock():
+            if not table.exists():
+                table.create(held.schema, run_id)
+            table.append(held, run_id, schema_mode="merge")
+
+    def quarantined(
+        self, group: str | FeatureGroup, *, run: str | None = None, major: int | None = None
+    ) -> pa.Table:
+        """Rows held back by the quarantine policy, with the rules each failed and its run."""
+        fg = self.get_feature_group(group, major)
+        table = self._quarantine_table(fg)
+        if not table.exists():
+            return pa.table({})
+        rows = table.read(table.latest_version())
+        if run is not None:
+            rows = rows.filter(pa.compute.equal(rows.column(QUARANTINE_RUN), run))
+        return rows
+
+    def resolve_quarantine(
+        self,
+        group: str | FeatureGroup,
+        *,
+        run: str | None = None,
+        reason: str = "",
+        major: int | None = None,
+    ) -> int:
+        """Remove held rows (of one run, or all) once fixed and re-ingested; returns how many.
+
+        The quarantine is a Delta table, so the removed rows stay readable in its history.
+        """
+        fg = self.get_feature_group(group, major)
+        if run is not None:
+            try:
+                run = str(uuid.UUID(run))
+            except ValueError:
+                raise DataError(f"{run!r} is not a run id (a UUID)") from None
+        table = self._quarantine_table(fg)
+        if not table.exists():
+            return 0
+        with table.lock():
+            before = table.read(table.latest_version(), [QUARANTINE_RUN])
+            if run is not None:
+                count = pa.compute.sum(pa.compute.equal(before.column(QUARANTINE_RUN), run))
+                n = int(count.as_py() or 0)
+            else:
+                n = before.num_rows
+            if n:
+                table.delete(None if run is None else f"{QUARANTINE_RUN} = '{run}'")
+        self.registry.audit(
+            current_user(),
+            "resolve-quarantine",
+            str(fg.identity(major)),
+            {"run": run, "rows": n, "reason": reason},
+        )
+        return n
+
+    def validations(
+        self, group: str | FeatureGroup, *, version: int | None = None, major: int | None = None
+    ) -> list[ValidationRecord]:
+        """Contract reports of a group's ingests (of one data version when given)."""
+        fg = self.get_feature_group(group, major)
+        return self.registry.validations(fg.name, fg.version or 1, version)
+
+    def check_contract(
+        self, group: str | FeatureGroup, *, major: int | None = None
+    ) -> ValidationReport:
+        """Evaluate the group's contract on its current data (what CI runs)."""
+        fg = self.get_feature_group(group, major)
+        if fg.contract is None:
+            raise NotFoundError(f"feature group {fg.name!r} has no contract")
+        data = self.read(fg)
+        return evaluate(fg.contract, data, now=datetime.now(UTC), reference=None)
 
     def compact(self, group: str | FeatureGroup, *, version: int | None = None) -> DataVersion:
         """Rewrite a group's files into fewer, key-sorted ones: a new version, same content."""
@@ -885,7 +1126,7 @@ class FeatureStore:
         if identity is None:
             reports = []
             for rec in self.registry.definitions("feature_group"):
-                fg = FeatureGroup.from_dict(rec.spec, rec.major)
+                fg = _group_from_spec(rec.spec, rec.major)
                 latest = self.registry.data_versions(fg.name, rec.major)
                 if latest and rec == self.registry.latest_definition(
                     "feature_group", fg.name, rec.major
@@ -1540,6 +1781,13 @@ class FeatureStore:
         unknown = set(versions or {}) - {g.name for _, g in groups}
         if unknown:
             raise DataError(f"{where}: versions= names group(s) {sorted(unknown)} not in the view")
+        problems = license_problems(
+            {str(fg.identity(fg.version)): self._effective_licenses(fg) for _, fg in groups},
+            fv.use,
+            license_table(self.config.licenses),
+        )
+        if problems:
+            raise LicenseError(f"{where}: refused by the licence gate: " + "; ".join(problems))
         key_types: dict[str, pa.DataType] = {}
         for src, fg in groups:
             for key in fg.key_fields:
@@ -1616,6 +1864,18 @@ class FeatureStore:
         )
         return _JoinPlan(entities, timestamp_column if needs_time else None, sources, pins, schema)
 
+    def _effective_licenses(
+        self, fg: FeatureGroup, seen: frozenset[str] = frozenset()
+    ) -> list[str]:
+        """The group's licences plus those of every source it is computed from."""
+        found = set(fg.licenses)
+        if isinstance(fg.source, FileSource):
+            found.update(fg.source.licenses)
+        elif isinstance(fg.source, GroupSource) and fg.source.group not in seen:
+            parent = self.get_feature_group(fg.source.group, fg.source.major)
+            found.update(self._effective_licenses(parent, seen | {fg.name}))
+        return sorted(found)
+
     def _run_join(
         self, join: _JoinPlan, output: str | Path | None
     ) -> tuple[pa.Table | None, ContentHash]:
@@ -1679,7 +1939,7 @@ class FeatureStore:
             return {"identity": str(ident), "version": rec.semver, "definition": rec.spec}
         if ident.kind == "feature_group":
             rec = self.registry.get_definition("feature_group", ident.name, ident.major)
-            fg = FeatureGroup.from_dict(rec.spec, rec.major)
+            fg = _group_from_spec(rec.spec, rec.major)
             table = self._table(fg.name, rec.major)
             self._sync_versions(fg, table)
             versions = self.registry.data_versions(fg.name, rec.major)
@@ -1754,3 +2014,40 @@ def _dv_dict(dv: DataVersion) -> dict[str, Any]:
 
 def _semver(version: tuple[int, int, int]) -> str:
     return ".".join(map(str, version))
+
+
+def _group_spec(group: FeatureGroup) -> dict[str, Any]:
+    """A group's registry spec: its definition plus its contract in YAML form."""
+    spec = group.to_dict()
+    if group.contract is not None:
+        spec["contract"] = contract_to_yaml(group.contract)
+    return spec
+
+
+def _group_from_spec(spec: dict[str, Any], major: int) -> FeatureGroup:
+    group = FeatureGroup.from_dict(spec, major)
+    if spec.get("contract"):
+        group = dataclasses.replace(group, contract=contract_from_yaml(spec["contract"]))
+    return group
+
+
+def _classify_group(old: dict[str, Any], new: dict[str, Any]) -> compat.Change:
+    """Definition rules plus contract rules (a tightened error rule is breaking)."""
+    change = compat.classify_group(old, new)
+    before, after = old.get("contract"), new.get("contract")
+    if before == after:
+        return change
+    if before is None or after is None:
+        # adding a contract does not re-judge stored data (`featureledger contract test`
+        # does), and removing one loosens: both are minor
+        change.note("minor", "contract " + ("added" if before is None else "removed"))
+        return change
+    sub = classify_contract_change(contract_from_yaml(before), contract_from_yaml(after))
+    for reason in sub.reasons:
+        text, _, level = reason.rpartition(" [")
+        level = level.rstrip("]")
+        change.note(
+            level if level in ("patch", "minor", "major") else "minor",  # type: ignore[arg-type]
+            "contract: " + text,
+        )
+    return change

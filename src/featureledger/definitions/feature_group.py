@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 import pyarrow as pa
 
+from featureledger.definitions.contract import Contract
 from featureledger.definitions.entity import Entity
 from featureledger.definitions.field import Field, as_field
 from featureledger.definitions.identity import VersionId
@@ -21,6 +22,9 @@ from featureledger.definitions.pipeline import (
 )
 from featureledger.definitions.types import TIMESTAMP
 from featureledger.errors import DefinitionError
+
+Policy = Literal["strict", "quarantine", "warn"]
+POLICIES: tuple[str, ...] = get_args(Policy)
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class FeatureGroup:
     source: Source | None = None
     #: how it turns a window of the source into rows of this group
     transform: Transform | None = None
+    #: quality rules every batch must pass (see docs/contracts.md)
+    contract: Contract | None = None
+    #: what ingest does with a batch that breaks an error rule of the contract
+    policy: Policy = "strict"
 
     def __post_init__(self) -> None:
         check_name("feature group", self.name)
@@ -87,6 +95,13 @@ class FeatureGroup:
             )
         if not self.features:
             raise DefinitionError(f"feature group {self.name!r}: declare at least one feature")
+        if self.policy not in POLICIES:
+            raise DefinitionError(
+                f"feature group {self.name!r}: policy must be one of {POLICIES}, "
+                f"got {self.policy!r}"
+            )
+        if self.contract is not None:
+            self._check_contract(self.contract)
         if self.transform is not None and self.source is None:
             raise DefinitionError(
                 f"feature group {self.name!r}: a transform needs a source to read from"
@@ -97,6 +112,20 @@ class FeatureGroup:
             raise DefinitionError(
                 f"feature group {self.name!r}: column name(s) used twice: {dupes} "
                 "(keys, time columns and features share one namespace)"
+            )
+
+    def _check_contract(self, contract: Contract) -> None:
+        if contract.dataset != self.name:
+            raise DefinitionError(
+                f"feature group {self.name!r}: its contract is for dataset "
+                f"{contract.dataset!r}; contracts are per group, name it {self.name!r}"
+            )
+        known = {c.name for c in self.columns}
+        unknown = sorted(set(contract.column_names) - known)
+        if unknown:
+            raise DefinitionError(
+                f"feature group {self.name!r}: its contract declares column(s) {unknown} the "
+                f"group does not have (it has {sorted(known)})"
             )
 
     # -- derived views of the definition -------------------------------------------------
@@ -172,6 +201,8 @@ class FeatureGroup:
             # pipeline keys only when set, so plain groups keep their definition hash
             **({"source": self.source.to_dict()} if self.source else {}),
             **({"transform": self.transform.to_dict()} if self.transform else {}),
+            # the contract itself is serialized by the store (contracts/ owns its YAML form)
+            **({"policy": self.policy} if self.policy != "strict" else {}),
         }
 
     @classmethod
@@ -192,6 +223,7 @@ class FeatureGroup:
             licenses=data.get("licenses", ()),
             source=source_from_dict(data.get("source")),
             transform=transform_from_dict(data.get("transform")),
+            policy=data.get("policy", "strict"),
         )
 
 

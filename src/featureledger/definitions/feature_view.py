@@ -51,6 +51,10 @@ class FeatureView:
     features: Sequence[FeatureGroup | FeatureSelection | ViewSource]
     version: int | None = None
     full_feature_names: bool = False
+    #: why the view reads its features; required when it selects pii or sensitive columns
+    purpose: str = ""
+    #: what the data is used for (e.g. "commercial", "research"); input licences must allow it
+    use: str | None = None
     description: str = ""
     owner: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -108,6 +112,8 @@ class FeatureView:
             "name": self.name,
             "sources": [s.to_dict() for s in self.sources],
             "full_feature_names": self.full_feature_names,
+            **({"purpose": self.purpose} if self.purpose else {}),
+            **({"use": self.use} if self.use else {}),
             "description": self.description,
             "owner": self.owner,
             "tags": dict(sorted(self.tags.items())),
@@ -120,6 +126,8 @@ class FeatureView:
             features=[ViewSource.from_dict(s) for s in data["sources"]],
             version=version,
             full_feature_names=data.get("full_feature_names", False),
+            purpose=data.get("purpose", ""),
+            use=data.get("use"),
             description=data.get("description", ""),
             owner=data.get("owner", ""),
             tags=data.get("tags", {}),

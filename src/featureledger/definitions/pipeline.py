@@ -17,9 +17,18 @@ class FileSource:
 
     path: str
     timestamp_column: str = "event_timestamp"
+    #: licences of the raw data; they propagate to the group and everything built on it
+    licenses: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "file", "path": self.path, "timestamp_column": self.timestamp_column}
+        out: dict[str, Any] = {
+            "type": "file",
+            "path": self.path,
+            "timestamp_column": self.timestamp_column,
+        }
+        if self.licenses:
+            out["licenses"] = list(self.licenses)
+        return out
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,11 @@ def source_from_dict(data: Mapping[str, Any] | None) -> Source | None:
     if data is None:
         return None
     if data["type"] == "file":
-        return FileSource(data["path"], data.get("timestamp_column", "event_timestamp"))
+        return FileSource(
+            data["path"],
+            data.get("timestamp_column", "event_timestamp"),
+            tuple(data.get("licenses", ())),
+        )
     return GroupSource(data["group"], data.get("major"))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,9 @@ from featureledger.errors import ConcurrentWriteError, NotFoundError
 from featureledger.hashing import file_sha256
 
 RUN_KEY = "featureledger.run"
+
+#: table locks the current thread holds (lock path -> depth), so `lock` is re-entrant
+_HELD = threading.local()
 
 
 @dataclass(frozen=True)
@@ -87,15 +91,34 @@ class DeltaGroupTable:
         return best
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Serialize writers to this table across processes on one machine."""
+    def lock(self, *, blocking: bool = True) -> Iterator[bool]:
+        """Serialize writers to this table across processes on one machine.
+
+        Re-entrant within a thread. With ``blocking=False`` it yields False instead of
+        waiting when another thread or process holds the lock.
+        """
         self.path.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.parent / f".{self.path.name}.lock"
-        with open(lock_path, "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        held: dict[str, int] = _HELD.__dict__.setdefault("paths", {})
+        key = str(lock_path.resolve())
+        if held.get(key):
+            held[key] += 1
             try:
-                yield
+                yield True
             finally:
+                held[key] -= 1
+            return
+        with open(lock_path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            held[key] = 1
+            try:
+                yield True
+            finally:
+                held.pop(key, None)
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     # -- reading --------------------------------------------------------------------------------
@@ -154,8 +177,13 @@ class DeltaGroupTable:
         return out
 
     # -- writing --------------------------------------------------------------------------------
-    def append(self, data: pa.Table, run_id: str) -> int:
-        return self._write(data, "append", run_id)
+    def append(self, data: pa.Table, run_id: str, *, schema_mode: str | None = None) -> int:
+        return self._write(data, "append", run_id, schema_mode=schema_mode)
+
+    def delete(self, predicate: str | None) -> int:
+        """Delete rows matching ``predicate`` (all without one) in a new version."""
+        self.table().delete(predicate)
+        return self.latest_version()
 
     def overwrite(self, data: pa.Table, run_id: str, *, schema_mode: str | None = None) -> int:
         return self._write(data, "overwrite", run_id, schema_mode=schema_mode)

@@ -112,9 +112,7 @@ class DuckDBEngine:
     ) -> tuple[pa.Table, pa.Array]:
         """Stored rows sharing a unique key with ``batch``, and the batch position of each."""
         con = self._cursor()
-        positioned = batch.select(list(unique_key)).append_column(
-            _POS, _positions(batch.num_rows)
-        )
+        positioned = batch.select(list(unique_key)).append_column(_POS, _positions(batch.num_rows))
         con.register("batch", positioned)
         con.register(
             "bounds",

@@ -9,6 +9,7 @@ from featureledger.registry.base import (
     RegistryBackend,
     RunRecord,
     TrainingDatasetRecord,
+    ValidationRecord,
 )
 from featureledger.registry.sql import SQLRegistry
 
@@ -22,4 +23,5 @@ __all__ = [
     "RunRecord",
     "SQLRegistry",
     "TrainingDatasetRecord",
+    "ValidationRecord",
 ]

@@ -102,6 +102,24 @@ class TrainingDatasetRecord:
 
 
 @dataclass(frozen=True)
+class ValidationRecord:
+    """The contract report of one ingest: what passed, what was published or held back."""
+
+    run_id: str
+    group: str
+    major: int
+    version: int | None
+    status: str  # passed | warned | quarantined | rejected
+    policy: str
+    rows_in: int
+    rows_published: int
+    rows_quarantined: int
+    report: dict[str, Any]
+    rejected_path: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class ModelRecord:
     """A registered model artifact, content-addressed, linked to its training dataset."""
 
@@ -177,6 +195,11 @@ class RegistryBackend(Protocol):
     def training_datasets(
         self, view: str, major: int | None = None
     ) -> list[TrainingDatasetRecord]: ...
+
+    def add_validation(self, record: ValidationRecord) -> None: ...
+    def validations(
+        self, group: str, major: int, version: int | None = None
+    ) -> list[ValidationRecord]: ...
 
     def add_model(self, record: ModelRecord) -> ModelRecord: ...
     def models(self, name: str | None = None) -> list[ModelRecord]: ...

@@ -20,6 +20,7 @@ from featureledger.registry.base import (
     ModelRecord,
     RunRecord,
     TrainingDatasetRecord,
+    ValidationRecord,
 )
 
 #: bumped with every change to the tables below; checked on open
@@ -102,6 +103,23 @@ training_table = sa.Table(
     sa.Column("user_name", sa.String(128), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("params", sa.Text, nullable=False),
+)
+
+validations_table = sa.Table(
+    "fl_validations",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("group_name", sa.String(128), nullable=False, index=True),
+    sa.Column("major", sa.Integer, nullable=False),
+    sa.Column("version", sa.Integer),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("policy", sa.String(16), nullable=False),
+    sa.Column("rows_in", sa.BigInteger, nullable=False),
+    sa.Column("rows_published", sa.BigInteger, nullable=False),
+    sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
+    sa.Column("report", sa.Text, nullable=False),
+    sa.Column("rejected_path", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 models_table = sa.Table(
@@ -413,6 +431,41 @@ class SQLRegistry:
                 user=r["user_name"],
                 created_at=_utc(r["created_at"]),  # type: ignore[arg-type]
                 params=json.loads(r["params"]),
+            )
+            for r in rows
+        ]
+
+    # -- validation reports ---------------------------------------------------------------------
+    def add_validation(self, record: ValidationRecord) -> None:
+        values = dict(record.__dict__)
+        values["group_name"] = values.pop("group")
+        values["report"] = _dump(record.report)
+        with self.engine.begin() as conn:
+            conn.execute(validations_table.insert().values(**values))
+
+    def validations(
+        self, group: str, major: int, version: int | None = None
+    ) -> list[ValidationRecord]:
+        t = validations_table
+        query = sa.select(t).where(t.c.group_name == group, t.c.major == major)
+        if version is not None:
+            query = query.where(t.c.version == version)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.c.created_at)).mappings().all()
+        return [
+            ValidationRecord(
+                run_id=r["run_id"],
+                group=r["group_name"],
+                major=r["major"],
+                version=r["version"],
+                status=r["status"],
+                policy=r["policy"],
+                rows_in=r["rows_in"],
+                rows_published=r["rows_published"],
+                rows_quarantined=r["rows_quarantined"],
+                report=json.loads(r["report"]),
+                rejected_path=r["rejected_path"],
+                created_at=_utc(r["created_at"]),  # type: ignore[arg-type]
             )
             for r in rows
         ]

@@ -105,6 +105,8 @@ def classify_group(old: dict[str, Any], new: dict[str, Any]) -> Change:
         )
     if old.get("online") != new.get("online"):
         change.note("minor", f"online changed to {new.get('online')}")
+    if old.get("policy", "strict") != new.get("policy", "strict"):
+        change.note("minor", f"ingest policy changed to {new.get('policy', 'strict')}")
     if old.get("source") != new.get("source"):
         change.note("minor", "pipeline source changed")
     if old.get("transform") != new.get("transform"):
@@ -141,6 +143,10 @@ def classify_view(old: dict[str, Any], new: dict[str, Any]) -> Change:
     for group in after:
         if group not in before:
             change.note("minor", f"group {group!r} added to the view")
+    if old.get("use") != new.get("use"):
+        change.note("minor", f"declared use changed to {new.get('use')!r}")
+    if old.get("purpose", "") != new.get("purpose", ""):
+        change.note("patch", "purpose changed")
     if old.get("full_feature_names") != new.get("full_feature_names"):
         change.note("major", "full_feature_names changed, which renames every output column")
     for key in ("description", "owner", "tags"):
