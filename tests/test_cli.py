@@ -186,11 +186,15 @@ def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
     assert "training_dataset/fraud@v1/1" in proc.stdout
     store = FeatureStore(target)
     ops = [v.operation for v in store.versions("user_txn_stats")]
-    assert ops == ["create", "upsert", "upsert", "upsert", "add-columns"]
+    assert ops == ["create", "upsert", "upsert", "upsert", "upsert", "upsert", "add-columns"]
+    held = store.validations("user_txn_stats", version=3)[0]
+    assert held.status == "quarantined" and held.rows_quarantined > 0
+    assert held.rows_published + held.rows_quarantined == held.rows_in
+    assert store.quarantined("user_txn_stats").num_rows == 0  # repaired and resolved
     td = store.training_datasets("fraud")
     assert [t.rows for t in td] == [5000, 5000]
-    assert td[0].pins["user_txn_stats"]["version"] == 3
-    assert td[1].pins["user_txn_stats"]["version"] == 2
+    assert td[0].pins["user_txn_stats"]["version"] == 5
+    assert td[1].pins["user_txn_stats"]["version"] == 4
 
 
 def test_versioning_commands(repo: Path, tmp_path: Path) -> None:
@@ -313,3 +317,46 @@ def test_run_and_reproduce_commands(tmp_path: Path) -> None:
     )
     changed = invoke("reproduce", "feature_group/spend@v1#1", "--repo", repo)
     assert changed.exit_code == 1 and "R = 0" in changed.output
+
+
+def test_contract_commands(tmp_path: Path) -> None:
+    from featureledger.contracts import Contract, Range, contract_to_yaml
+
+    repo = tmp_path / "c"
+    invoke("init", repo)
+    (repo / "features.py").write_text(
+        textwrap.dedent(
+            """
+        from featureledger import Entity, FeatureGroup, Field
+        user = Entity("user", join_keys=["user_id"])
+        g = FeatureGroup("g", user, features=[Field("amount", "float64")], policy="quarantine")
+        """
+        )
+    )
+    (repo / "contracts").mkdir()
+    contract = Contract("g", rules=[Range("amount", min=0.0)])
+    (repo / "contracts" / "g.yaml").write_text(contract_to_yaml(contract))
+    assert invoke("apply", "--repo", repo).exit_code == 0
+    data = tmp_path / "d.parquet"
+    pq.write_table(
+        pa.table({"user_id": [1, 2], "event_timestamp": [T0, T0], "amount": [3.0, -1.0]}), data
+    )
+    assert invoke("ingest", "g", data, "--repo", repo).exit_code == 0
+    shown = invoke("validation", "g", "--repo", repo)
+    assert "quarantined" in shown.output
+    fixed = tmp_path / "fixed.parquet"
+    assert invoke("quarantine", "list", "g", "-o", fixed, "--repo", repo).exit_code == 0
+    assert pq.read_table(fixed).column_names == ["user_id", "event_timestamp", "amount"]
+    assert invoke("quarantine", "resolve", "g", "--repo", repo).exit_code == 0
+    assert invoke("contract", "test", "--repo", repo).exit_code == 0
+
+    odcs = tmp_path / "g.odcs.yaml"
+    assert invoke("contract", "export", "g", "-o", odcs, "--repo", repo).exit_code == 0
+    assert "apiVersion" in odcs.read_text()
+    back = tmp_path / "g.back.yaml"
+    assert invoke("contract", "import", odcs, "-o", back).exit_code == 0
+    tighter = tmp_path / "tight.yaml"
+    tighter.write_text(contract_to_yaml(Contract("g", rules=[Range("amount", min=1.0)])))
+    diff = invoke("contract", "diff", back, tighter)
+    assert diff.exit_code == 1 and "major" in diff.output
+    assert invoke("contract", "diff", back, back).exit_code == 0

@@ -74,6 +74,27 @@ def run_demo(path: Path | None = None) -> Path:
         rec = store.ingest(group, batch, note="daily load")
         out.ok(f"{rec.identity}  +{rec.rows_added:,} rows  {rec.content}")
 
+    out.step("a bad batch: an upstream bug emits negative amounts; the contract quarantines them")
+    bad = demo_data.bad_batch(stats)
+    rec_bad = store.ingest("user_txn_stats", bad, note="hourly load")
+    report = store.validations("user_txn_stats")[-1]
+    failed = [r["name"] for r in report.report["results"] if r["status"] == "failed"]
+    out.info(
+        f"{report.rows_in} rows in: {report.rows_published} published as "
+        f"{rec_bad.identity}, {report.rows_quarantined} held in quarantine "
+        f"(failed: {', '.join(failed)})"
+    )
+    held = store.quarantined("user_txn_stats")
+    fixed = held.drop_columns(["__fl_failed_rules", "__fl_run", "__fl_quarantined_at"])
+    col = fixed.schema.get_field_index("txn_amount_24h")
+    fixed = fixed.set_column(col, "txn_amount_24h", pc.abs(fixed.column("txn_amount_24h")))
+    rec_fix = store.ingest("user_txn_stats", fixed, note="repaired quarantined rows")
+    store.resolve_quarantine("user_txn_stats", run=report.run_id, reason="sign fixed upstream")
+    out.ok(
+        f"repaired rows re-ingested as {rec_fix.identity}; quarantine resolved "
+        f"({store.quarantined('user_txn_stats').num_rows} rows left); nothing was lost"
+    )
+
     out.step("late corrections: same key and event time, later created_time -> upsert replaces")
     fixes = demo_data.corrections(stats)
     rec = store.ingest("user_txn_stats", fixes, note="restated aggregates")

@@ -123,3 +123,22 @@ def corrections(stats: pa.Table, *, share: float = 0.02, seed: int = 11) -> pa.T
         "txn_amount_24h",
         pa.array(np.round(amount, 2)),
     )
+
+
+def bad_batch(stats: pa.Table, *, rows: int = 40, broken: int = 3, seed: int = 5) -> pa.Table:
+    """A later hourly load in which ``broken`` rows carry negative amounts (a sign bug)."""
+    rng = np.random.default_rng(seed)
+    # one row for each of the last ``rows`` users, so no key repeats in the batch
+    firsts = np.unique(stats.column("user_id").to_numpy(), return_index=True)[1]
+    last = stats.take(pa.array(firsts[-rows:]))
+    hours = np.full(rows, 31 * 24 * 1.0)  # one hour past the generated month
+    batch = last.set_column(
+        last.schema.get_field_index("event_timestamp"), "event_timestamp", _ts(hours)
+    ).set_column(
+        last.schema.get_field_index("created_timestamp"), "created_timestamp", _ts(hours + 0.5)
+    )
+    amount = batch.column("txn_amount_24h").to_numpy().copy()
+    amount[rng.choice(rows, broken, replace=False)] *= -1
+    return batch.set_column(
+        batch.schema.get_field_index("txn_amount_24h"), "txn_amount_24h", pa.array(amount)
+    )

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from featureledger import Entity, FeatureGroup, FeatureView, Field
+from featureledger.contracts import Contract, MaxNullFraction, Range
 
 user = Entity("user", join_keys=["user_id"], description="A card holder")
 merchant = Entity("merchant", join_keys=["merchant_id"], description="A card acceptor")
@@ -36,6 +37,18 @@ user_txn_stats = FeatureGroup(
     online=True,
     owner="risk-data",
     description="Rolling spending aggregates per user, recomputed hourly",
+    # rows that break the contract are held back for repair; the rest is published
+    policy="quarantine",
+    contract=Contract(
+        "user_txn_stats",
+        rules=[
+            Range("txn_count_24h", min=0),
+            Range("txn_amount_24h", min=0.0),
+            Range("avg_amount_7d", min=0.0, max=10_000.0),
+            MaxNullFraction("avg_amount_7d", 0.05, severity="warn"),
+        ],
+        owner="risk-data",
+    ),
 )
 
 merchant_stats = FeatureGroup(
@@ -55,5 +68,6 @@ merchant_stats = FeatureGroup(
 fraud = FeatureView(
     "fraud",
     [user_txn_stats, merchant_stats, user_profile[["signup_channel", "credit_limit"]]],
+    use="commercial",
     description="Features of the card-fraud model",
 )

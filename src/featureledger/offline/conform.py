@@ -144,6 +144,9 @@ def cast_exact(
     column: pa.ChunkedArray, target: pa.DataType, *, name: str, where: str
 ) -> pa.ChunkedArray | str:
     """Cast ``column`` to ``target`` when no value changes; else return the reason."""
+    if pa.types.is_dictionary(column.type):
+        # pandas/polars categoricals: the values are what counts, not the encoding
+        column = column.cast(column.type.value_type)
     source = _normalize(column.type)
     if source == target or pa.types.is_null(source):
         return column.cast(target)
