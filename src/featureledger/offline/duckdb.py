@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,6 +54,9 @@ class DuckDBEngine:
             self._db.execute(f"SET temp_directory = {_lit(str(temp_directory))}")
         self._db.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()
+        # left open until interpreter shutdown, DuckDB's teardown sometimes aborts the
+        # process ("terminate called without an active exception", exit code 134)
+        weakref.finalize(self, self._db.close)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         # one cursor per operation: DuckDB connections are not shared across threads
