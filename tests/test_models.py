@@ -58,7 +58,7 @@ def test_register_stores_artifact_by_content_and_links_training_set(
 
 
 def test_threshold_gate_refuses_registration(store: FeatureStore, tmp_path: Path) -> None:
-    with pytest.raises(GateError, match="auc >= 0.95"):
+    with pytest.raises(GateError, match=r"auc >= 0\.95"):
         store.register_model(
             "fraud",
             artifact(tmp_path, "w"),

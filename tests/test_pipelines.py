@@ -134,7 +134,7 @@ def test_reproduce_reports_each_factor(store: FeatureStore) -> None:
     db.close()
     env = store.reproduce(f"run/{out.run_id}", definitions=[derived_group()])
     assert not env.holds("environment")
-    assert ("numpy", "0.0.1") == env.differences("environment")[0][:2]
+    assert env.differences("environment")[0][:2] == ("numpy", "0.0.1")
 
 
 def test_reproduce_detects_changed_input_file(store: FeatureStore) -> None:

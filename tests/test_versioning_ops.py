@@ -108,7 +108,7 @@ def test_tampered_file_is_refused_on_read_and_reported_by_verify(store: FeatureS
     x = data.column("x").to_pylist()
     x[0] = 999.0
     pq.write_table(data.set_column(data.schema.get_field_index("x"), "x", pa.array(x)), victim)
-    with pytest.raises(IntegrityError, match="SHA-256|size"):
+    with pytest.raises(IntegrityError, match=r"SHA-256|size"):
         store.read("g", version=2)
     with pytest.raises(IntegrityError):
         store.training_data("v", pa.table({"user_id": [1], "event_timestamp": [T0]}))
