@@ -1,0 +1,376 @@
+"""Writing and reading feature data: ingest with contracts (write-audit-publish),
+quarantine, compaction and time-travel reads."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from featureledger.config import STATE_DIR
+from featureledger.contracts import Distribution, ValidationReport, evaluate
+from featureledger.definitions import FeatureGroup
+from featureledger.errors import DataError, NotFoundError
+from featureledger.offline import DeltaGroupTable
+from featureledger.offline.conform import conform_batch, to_arrow
+from featureledger.registry import DataVersion, RunRecord, ValidationRecord
+from featureledger.store._definitions import _DefinitionsMixin
+from featureledger.versioning.provenance import current_user
+from featureledger.versioning.writer import MODES, Mode, rebuild_content, write_batch
+
+#: extra columns of quarantined rows: the run that held them back, and when
+QUARANTINE_RUN = "__fl_run"
+QUARANTINE_AT = "__fl_quarantined_at"
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """A batch after its contract check: what to publish and what to hold back."""
+
+    publish: pa.Table
+    held: pa.Table | None
+    report: ValidationReport | None
+    status: str
+    rows_in: int
+    rejected_path: str | None = None
+
+    @property
+    def rows_held(self) -> int:
+        return 0 if self.held is None else self.held.num_rows
+
+
+class _DataMixin(_DefinitionsMixin):
+    def ingest(
+        self,
+        group: str | FeatureGroup,
+        data: Any,
+        *,
+        mode: Mode = "upsert",
+        version: int | None = None,
+        note: str = "",
+    ) -> DataVersion:
+        """Write a batch as one atomic data version and return its record.
+
+        ``upsert`` replaces stored rows with the same key and event time when the
+        batch's created_time is not older; ``append`` refuses such rows; ``overwrite``
+        replaces the whole table. Re-ingesting data already stored creates no version
+        and returns the current one.
+        """
+        if mode not in MODES:
+            raise DataError(f"mode must be one of {MODES}, got {mode!r}")
+        fg = self.get_feature_group(group, version)
+        major = fg.version or 1
+        where = f"ingest into feature_group/{fg.name}@v{major}"
+        table_in = to_arrow(
+            data, where=where, column_types={c.name: c.arrow_type for c in fg.columns}
+        )
+        now = datetime.now(UTC)
+        batch = conform_batch(
+            table_in,
+            fg,
+            where=where,
+            naive=self._naive,
+            fill_created=pa.scalar(now, pa.timestamp("us", tz="UTC")),
+        )
+        user = current_user()
+        run = self._start_run(
+            "ingest",
+            user,
+            {"group": fg.name, "major": major, "mode": mode, "rows": batch.num_rows, "note": note},
+        )
+        return self._commit_batch(fg, batch, mode, note, run, user)
+
+    def _commit_batch(
+        self, fg: FeatureGroup, batch: pa.Table, mode: Mode, note: str, run: RunRecord, user: str
+    ) -> DataVersion:
+        """Check a conformed batch against the group's contract, write what may be
+        published under the table lock, and record it all; finishes ``run``."""
+        major = fg.version or 1
+        where = f"ingest into feature_group/{fg.name}@v{major}"
+        table = self._table(fg.name, major)
+        gate = self._apply_contract(fg, batch, run, user, where)
+        batch = gate.publish
+        try:
+            if gate.held is not None and gate.held.num_rows:
+                # held rows are made durable before anything is published: none is lost
+                self._quarantine_rows(fg, gate.held, run.id)
+            if batch.num_rows == 0:
+                parent = self._latest_record(fg.name, major)
+                self._record_validation(fg, run, gate, None)
+                self.registry.finish_run(run.id, "quarantined", [])
+                self.registry.audit(
+                    user,
+                    "quarantine",
+                    str(fg.identity(major)),
+                    {"rows": gate.rows_held, "run": run.id},
+                )
+                return parent
+            with table.lock():
+                self._sync_versions(fg, table)
+                parent = self._latest_record(fg.name, major)
+                out = write_batch(
+                    table,
+                    self.engine,
+                    fg,
+                    batch,
+                    mode,
+                    parent_version=parent.version,
+                    parent_content=parent.content,
+                    run_id=run.id,
+                    where=where,
+                )
+                if out.version is None:
+                    self._record_validation(fg, run, gate, parent.version)
+                    self.registry.finish_run(run.id, "unchanged", [str(parent.identity)])
+                    return parent
+                if out.version == parent.version + 1:
+                    content = parent.content + out.added - out.removed
+                else:  # someone committed outside featureledger in between: recount
+                    self._sync_versions(fg, table, below=out.version)
+                    content = rebuild_content(table, out.version)
+                detail = []
+                if out.duplicates_dropped:
+                    detail.append(f"{out.duplicates_dropped} in-batch duplicate(s) superseded")
+                if out.superseded:
+                    detail.append(f"{out.superseded} row(s) older than stored ones skipped")
+                if out.unchanged:
+                    detail.append(f"{out.unchanged} row(s) already stored")
+                record = self._record_version(
+                    fg,
+                    table,
+                    out.version,
+                    out.operation,
+                    content,
+                    run.id,
+                    files=out.files,
+                    added=out.added.rows,
+                    removed=out.removed.rows,
+                    note="; ".join([note, *detail]) if note else "; ".join(detail),
+                    user=user,
+                )
+        except Exception as exc:
+            self.registry.finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
+            raise
+        self._record_validation(fg, run, gate, record.version)
+        self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
+        self.registry.audit(
+            user,
+            run.kind,
+            str(record.identity),
+            {
+                "mode": mode,
+                "rows": batch.num_rows,
+                "run": run.id,
+                "validation": gate.status,
+                "quarantined": gate.rows_held,
+            },
+        )
+        return record
+
+    def _apply_contract(
+        self, fg: FeatureGroup, batch: pa.Table, run: RunRecord, user: str, where: str
+    ) -> _Gate:
+        """Evaluate the contract and split the batch by the group's policy.
+
+        strict rejects the batch on any error; quarantine holds back the failing rows
+        (or rejects, when a rule judges the batch as a whole); warn publishes all. A
+        rejected batch is kept as Parquet beside the run record, so nothing is lost.
+        """
+        if fg.contract is None:
+            return _Gate(batch, None, None, "unchecked", batch.num_rows)
+        reference = self._contract_reference(fg)
+        report = evaluate(fg.contract, batch, now=datetime.now(UTC), reference=reference)
+        if report.ok:
+            return _Gate(batch, None, report, "passed", batch.num_rows)
+        if fg.policy == "warn":
+            return _Gate(batch, None, report, "warned", batch.num_rows)
+        if fg.policy == "quarantine" and report.splittable:
+            valid, invalid = report.split(batch)
+            return _Gate(valid, invalid, report, "quarantined", batch.num_rows)
+        major = fg.version or 1
+        path = self.repo / STATE_DIR / "rejected" / fg.name / f"v{major}" / f"{run.id}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(batch, path)
+        gate = _Gate(
+            batch.slice(0, 0), None, report, "rejected", batch.num_rows, rejected_path=str(path)
+        )
+        self._record_validation(fg, run, gate, None)
+        message = f"{where} (policy {fg.policy}; the batch is kept at {path})"
+        self.registry.finish_run(run.id, "rejected", [], error=f"contract violated: {message}")
+        self.registry.audit(
+            user,
+            "reject",
+            str(fg.identity(major)),
+            {"rows": batch.num_rows, "run": run.id, "kept_at": str(path)},
+        )
+        report.raise_for_errors(message)
+        raise AssertionError("unreachable: a failed report raises")  # pragma: no cover
+
+    def _contract_reference(self, fg: FeatureGroup) -> pa.Table | None:
+        """The latest published data, for distribution rules (None when there are none)."""
+        assert fg.contract is not None
+        columns = sorted({r.column for r in fg.contract.all_rules if isinstance(r, Distribution)})
+        if not columns:
+            return None
+        major = fg.version or 1
+        latest = self.registry.data_versions(fg.name, major)
+        if not latest or latest[-1].rows == 0:
+            return None
+        return self._table(fg.name, major).read(latest[-1].version, columns)
+
+    def _record_validation(
+        self, fg: FeatureGroup, run: RunRecord, gate: _Gate, version: int | None
+    ) -> None:
+        if gate.report is None:
+            return
+        self.registry.add_validation(
+            ValidationRecord(
+                run_id=run.id,
+                group=fg.name,
+                major=fg.version or 1,
+                version=version,
+                status=gate.status,
+                policy=fg.policy,
+                rows_in=gate.rows_in,
+                rows_published=gate.publish.num_rows,
+                rows_quarantined=gate.rows_held,
+                report=gate.report.to_dict(),
+                rejected_path=gate.rejected_path,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    def _quarantine_table(self, fg: FeatureGroup) -> DeltaGroupTable:
+        return DeltaGroupTable(self._offline_root / fg.name / f"v{fg.version or 1}_quarantine")
+
+    def _quarantine_rows(self, fg: FeatureGroup, rows: pa.Table, run_id: str) -> None:
+        n = rows.num_rows
+        held = rows.append_column(QUARANTINE_RUN, pa.array([run_id] * n, pa.string()))
+        held = held.append_column(
+            QUARANTINE_AT, pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC"))
+        )
+        held = held.cast(pa.schema([f.with_nullable(True) for f in held.schema]))
+        table = self._quarantine_table(fg)
+        with table.lock():
+            if not table.exists():
+                table.create(held.schema, run_id)
+            table.append(held, run_id, schema_mode="merge")
+
+    def quarantined(
+        self, group: str | FeatureGroup, *, run: str | None = None, major: int | None = None
+    ) -> pa.Table:
+        """Rows held back by the quarantine policy, with the rules each failed and its run."""
+        fg = self.get_feature_group(group, major)
+        table = self._quarantine_table(fg)
+        if not table.exists():
+            return pa.table({})
+        rows = table.read(table.latest_version())
+        if run is not None:
+            rows = rows.filter(pa.compute.equal(rows.column(QUARANTINE_RUN), run))
+        return rows
+
+    def resolve_quarantine(
+        self,
+        group: str | FeatureGroup,
+        *,
+        run: str | None = None,
+        reason: str = "",
+        major: int | None = None,
+    ) -> int:
+        """Remove held rows (of one run, or all) once fixed and re-ingested; returns how many.
+
+        The quarantine is a Delta table, so the removed rows stay readable in its history.
+        """
+        fg = self.get_feature_group(group, major)
+        if run is not None:
+            try:
+                run = str(uuid.UUID(run))
+            except ValueError:
+                raise DataError(f"{run!r} is not a run id (a UUID)") from None
+        table = self._quarantine_table(fg)
+        if not table.exists():
+            return 0
+        with table.lock():
+            before = table.read(table.latest_version(), [QUARANTINE_RUN])
+            if run is not None:
+                count = pa.compute.sum(pa.compute.equal(before.column(QUARANTINE_RUN), run))
+                n = int(count.as_py() or 0)
+            else:
+                n = before.num_rows
+            if n:
+                table.delete(None if run is None else f"{QUARANTINE_RUN} = '{run}'")
+        self.registry.audit(
+            current_user(),
+            "resolve-quarantine",
+            str(fg.identity(major)),
+            {"run": run, "rows": n, "reason": reason},
+        )
+        return n
+
+    def validations(
+        self, group: str | FeatureGroup, *, version: int | None = None, major: int | None = None
+    ) -> list[ValidationRecord]:
+        """Contract reports of a group's ingests (of one data version when given)."""
+        fg = self.get_feature_group(group, major)
+        return self.registry.validations(fg.name, fg.version or 1, version)
+
+    def check_contract(
+        self, group: str | FeatureGroup, *, major: int | None = None
+    ) -> ValidationReport:
+        """Evaluate the group's contract on its current data (what CI runs)."""
+        fg = self.get_feature_group(group, major)
+        if fg.contract is None:
+            raise NotFoundError(f"feature group {fg.name!r} has no contract")
+        data = self.read(fg)
+        return evaluate(fg.contract, data, now=datetime.now(UTC), reference=None)
+
+    def compact(self, group: str | FeatureGroup, *, version: int | None = None) -> DataVersion:
+        """Rewrite a group's files into fewer, key-sorted ones: a new version, same content."""
+        fg = self.get_feature_group(group, version)
+        major = fg.version or 1
+        table = self._table(fg.name, major)
+        user = current_user()
+        run = self._start_run("compact", user, {"group": fg.name, "major": major})
+        with table.lock():
+            self._sync_versions(fg, table)
+            parent = self._latest_record(fg.name, major)
+            files_before = len(table.files(parent.version))
+            new = table.optimize(list(fg.primary_key), run.id)
+            if new is None:
+                self.registry.finish_run(run.id, "unchanged", [str(parent.identity)])
+                return parent
+            record = self._record_version(
+                fg,
+                table,
+                new,
+                "compact",
+                parent.content,
+                run.id,
+                user=user,
+                note=f"{files_before} files rewritten as {len(table.files(new))}, sorted by "
+                f"{', '.join(fg.primary_key)}",
+            )
+        self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
+        self.registry.audit(user, "compact", str(record.identity), {"run": run.id})
+        return record
+
+    def read(
+        self,
+        group: str | FeatureGroup,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+        major: int | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """The rows of one data version: ``version`` by number, or the one current ``as_of``."""
+        fg = self.get_feature_group(group, major)
+        m = fg.version or 1
+        resolved = self._resolve_version(fg, version, as_of)
+        self._check_files(fg, resolved)
+        return self._table(fg.name, m).read(resolved, list(columns) if columns else None)

@@ -1,0 +1,181 @@
+"""Registered models, release gates and deployments."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from featureledger.config import STATE_DIR
+from featureledger.contracts.gates import Gate, evaluate_gates, summarize
+from featureledger.definitions import VersionId
+from featureledger.definitions.names import check_name
+from featureledger.errors import GateError, NotFoundError
+from featureledger.hashing import artifact_sha256
+from featureledger.registry import DeploymentRecord, ModelRecord
+from featureledger.store._pipelines import _PipelinesMixin
+from featureledger.store._training import TrainingData
+from featureledger.versioning.provenance import current_user
+
+
+@dataclass(frozen=True)
+class _ModelMetrics:
+    metrics_raw: dict[str, Any]
+
+
+class _ModelsMixin(_PipelinesMixin):
+    def register_model(
+        self,
+        name: str,
+        artifact: str | Path,
+        *,
+        training_dataset: str | VersionId | TrainingData | None = None,
+        metrics: Mapping[str, float | Sequence[float]] | None = None,
+        gates: Sequence[Gate] = (),
+        description: str = "",
+    ) -> ModelRecord:
+        """Store a model artifact content-addressed and link it to its training dataset.
+
+        ``metrics`` values may be lists of repeated evaluations; gates compare their means
+        and record standard errors. A failed gate raises `GateError` and registers nothing.
+        "Better than current" gates compare with the model currently deployed under the
+        same name, else the latest registered version.
+        """
+        check_name("model", name)
+        source = Path(artifact)
+        if not source.exists():
+            raise NotFoundError(f"model artifact {source} does not exist")
+        td_ident: str | None = None
+        if training_dataset is not None:
+            ident = (
+                training_dataset.identity
+                if isinstance(training_dataset, TrainingData)
+                else VersionId.parse(str(training_dataset))
+            )
+            td_ident = str(self._training_record(ident).identity)
+        summaries = summarize(metrics or {})
+        reference = self._reference_model(name)
+        results = evaluate_gates(
+            gates, summaries, None if reference is None else summarize(reference.metrics_raw)
+        )
+        failed = [r.to_dict() for r in results if not r.passed]
+        if failed:
+            raise GateError(f"model/{name}", failed)
+        digest = artifact_sha256(source)
+        store_dir = self.repo / STATE_DIR / "models" / digest
+        target = store_dir / source.name
+        if not target.exists():
+            store_dir.mkdir(parents=True, exist_ok=True)
+            tmp = store_dir / (source.name + ".partial")
+            if source.is_dir():
+                shutil.copytree(source, tmp)
+            else:
+                shutil.copy2(source, tmp)
+            tmp.rename(target)
+        user = current_user()
+        run = self._start_run(
+            "register-model", user, {"model": name}, inputs=[td_ident] if td_ident else []
+        )
+        record = self.registry.add_model(
+            ModelRecord(
+                name=name,
+                version=0,
+                artifact_path=str(target),
+                artifact_hash=digest,
+                training_dataset=td_ident,
+                metrics={
+                    "raw": {
+                        k: v if isinstance(v, int | float) else list(v)
+                        for k, v in (metrics or {}).items()
+                    },
+                    "summary": {k: s.to_dict() for k, s in summaries.items()},
+                },
+                gates=[r.to_dict() for r in results],
+                run_id=run.id,
+                user=user,
+                created_at=datetime.now(UTC),
+                description=description,
+            )
+        )
+        self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
+        self.registry.audit(
+            user,
+            "register",
+            str(record.identity),
+            {
+                "artifact": digest,
+                "training_dataset": td_ident,
+                "gates": [r.to_dict() for r in results],
+            },
+        )
+        return record
+
+    def _reference_model(self, name: str) -> _ModelMetrics | None:
+        deployed = [d for d in self.registry.deployments() if d.model == name]
+        models = {m.version: m for m in self.registry.models(name)}
+        if deployed:
+            current = self.current_deployment(deployed[-1].name)
+            if current is not None and current.model_version in models:
+                return _ModelMetrics(models[current.model_version].metrics.get("raw", {}))
+        if models:
+            return _ModelMetrics(models[max(models)].metrics.get("raw", {}))
+        return None
+
+    def models(self, name: str | None = None) -> list[ModelRecord]:
+        return self.registry.models(name)
+
+    def deploy(
+        self, deployment: str, model: str, version: int | None = None, *, reason: str = ""
+    ) -> DeploymentRecord:
+        """Point ``deployment`` at a registered model version (the latest by default)."""
+        check_name("deployment", deployment)
+        versions = {m.version: m for m in self.registry.models(model)}
+        if not versions:
+            raise NotFoundError(f"model/{model} is not registered; register_model it first")
+        chosen = max(versions) if version is None else version
+        if chosen not in versions:
+            raise NotFoundError(
+                f"model/{model}/{chosen} does not exist; versions: {sorted(versions)}"
+            )
+        return self._move_deployment(deployment, model, chosen, "deploy", reason)
+
+    def rollback_deployment(self, deployment: str, *, reason: str = "") -> DeploymentRecord:
+        """Point ``deployment`` back at the model it served before the current one."""
+        history = self.registry.deployments(deployment)
+        if not history:
+            raise NotFoundError(f"deployment/{deployment} does not exist")
+        current = (history[-1].model, history[-1].model_version)
+        earlier = [h for h in history if (h.model, h.model_version) != current]
+        if not earlier:
+            raise NotFoundError(
+                f"deployment/{deployment} has served only model/{current[0]}/{current[1]}; "
+                "there is nothing to roll back to"
+            )
+        prev = earlier[-1]
+        return self._move_deployment(deployment, prev.model, prev.model_version, "rollback", reason)
+
+    def _move_deployment(
+        self, deployment: str, model: str, version: int, action: str, reason: str
+    ) -> DeploymentRecord:
+        user = current_user()
+        record = self.registry.add_deployment(
+            DeploymentRecord(deployment, 0, model, version, action, reason, user, datetime.now(UTC))
+        )
+        self.registry.audit(
+            user,
+            action,
+            str(record.identity),
+            {"model": str(record.model_identity), "reason": reason},
+        )
+        return record
+
+    def current_deployment(self, deployment: str) -> DeploymentRecord | None:
+        history = self.registry.deployments(deployment)
+        return history[-1] if history else None
+
+    def deployments(self, deployment: str | None = None) -> list[DeploymentRecord]:
+        """Deployment history, oldest first."""
+        return self.registry.deployments(deployment)

@@ -1,0 +1,316 @@
+"""Point-in-time correct training data, pinned to data versions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from featureledger.contracts.licenses import license_problems, license_table
+from featureledger.definitions import (
+    FeatureGroup,
+    FeatureView,
+    FileSource,
+    GroupSource,
+    VersionId,
+    ViewSource,
+)
+from featureledger.errors import (
+    DataError,
+    DefinitionError,
+    LicenseError,
+    NotFoundError,
+    SchemaMismatchError,
+)
+from featureledger.hashing import ContentHash, content_hash
+from featureledger.offline import ROW_COLUMN, PitSource
+from featureledger.offline.conform import conform_entities, to_arrow
+from featureledger.registry import TrainingDatasetRecord
+from featureledger.store._data import _DataMixin
+from featureledger.versioning.provenance import current_user
+
+
+@dataclass
+class TrainingData:
+    """The result of `FeatureStore.training_data`: rows plus the record that pins them."""
+
+    record: TrainingDatasetRecord
+    _table: pa.Table | None = None
+
+    @property
+    def identity(self) -> VersionId:
+        return self.record.identity
+
+    def to_arrow(self) -> pa.Table:
+        if self._table is None:
+            assert self.record.output_path is not None
+            self._table = pq.read_table(self.record.output_path)
+        return self._table
+
+    def to_pandas(self) -> Any:
+        return self.to_arrow().to_pandas()
+
+    def to_polars(self) -> Any:
+        import polars as pl
+
+        return pl.from_arrow(self.to_arrow())
+
+    def __len__(self) -> int:
+        return self.record.rows
+
+
+@dataclass(frozen=True)
+class _JoinPlan:
+    """A checked entity frame and the pinned snapshots it will be joined with."""
+
+    entities: pa.Table
+    timestamp_column: str | None
+    sources: list[PitSource]
+    pins: dict[str, dict[str, Any]]
+    schema: pa.Schema
+
+
+class _TrainingMixin(_DataMixin):
+    def _training_record(self, ident: VersionId) -> TrainingDatasetRecord:
+        records = self.registry.training_datasets(ident.name, ident.major)
+        if ident.number is not None:
+            records = [r for r in records if r.number == ident.number]
+        if not records:
+            raise NotFoundError(f"{ident} is not recorded")
+        return records[-1]
+
+    def _rebuild_training(
+        self, record: TrainingDatasetRecord, output: str | Path | None
+    ) -> tuple[pa.Table | None, ContentHash]:
+        fv = self.get_feature_view(record.view, record.major)
+        entities = pq.read_table(record.entity_path)
+        versions = {g: p["version"] for g, p in record.pins.items()}
+        join = self._plan_join(
+            fv, entities, record.params.get("timestamp_column", "event_timestamp"), versions, None
+        )
+        return self._run_join(join, output)
+
+    def training_data(
+        self,
+        view: str | FeatureView,
+        entity_df: Any,
+        *,
+        timestamp_column: str = "event_timestamp",
+        version: int | None = None,
+        versions: Mapping[str, int] | None = None,
+        as_of: datetime | None = None,
+        output: str | Path | None = None,
+    ) -> TrainingData:
+        """Point-in-time correct features for each row of ``entity_df``.
+
+        Each input group is pinned to a data version: ``versions[group]`` if given, else
+        the version current ``as_of``, else the latest. The result keeps the entity rows'
+        order and count. It is recorded as a training dataset with its pins and hashes;
+        with ``output`` it is streamed to that Parquet file instead of held in memory.
+        """
+        fv = self.get_feature_view(view, version)
+        vmajor = fv.version or 1
+        join = self._plan_join(fv, entity_df, timestamp_column, versions, as_of)
+        user = current_user()
+        run = self._start_run(
+            "training-data",
+            user,
+            {
+                "view": fv.name,
+                "major": vmajor,
+                "rows": join.entities.num_rows,
+                "timestamp_column": timestamp_column,
+            },
+            inputs=[p["identity"] for p in join.pins.values()],
+        )
+        try:
+            entity_hash = content_hash(join.entities)
+            entity_path = (
+                self.config.resolve(self.repo, self.config.training_path)
+                / fv.name
+                / f"v{vmajor}"
+                / f"entities-{run.id}.parquet"
+            )
+            entity_path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(join.entities.drop_columns([ROW_COLUMN]), entity_path)
+            result, total = self._run_join(join, output)
+            td_record = self.registry.add_training_dataset(
+                TrainingDatasetRecord(
+                    view=fv.name,
+                    major=vmajor,
+                    number=0,
+                    pins=join.pins,
+                    entity_hash=str(entity_hash),
+                    content=total,
+                    rows=total.rows,
+                    columns=join.schema.names,
+                    entity_path=str(entity_path),
+                    output_path=str(Path(output).resolve()) if output else None,
+                    run_id=run.id,
+                    user=user,
+                    created_at=datetime.now(UTC),
+                    params={
+                        "timestamp_column": timestamp_column,
+                        "as_of": as_of.isoformat() if as_of else None,
+                    },
+                )
+            )
+        except Exception as exc:
+            self.registry.finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.registry.finish_run(run.id, "succeeded", [str(td_record.identity)])
+        self.registry.audit(
+            user,
+            "training-data",
+            str(td_record.identity),
+            {"pins": {k: v["identity"] for k, v in join.pins.items()}, "run": run.id},
+        )
+        return TrainingData(td_record, result)
+
+    def _plan_join(
+        self,
+        fv: FeatureView,
+        entity_df: Any,
+        timestamp_column: str,
+        versions: Mapping[str, int] | None,
+        as_of: datetime | None,
+    ) -> _JoinPlan:
+        """Check the entity frame and pin every input group to one verified data version."""
+        vmajor = fv.version or 1
+        where = f"training data for feature_view/{fv.name}@v{vmajor}"
+        groups: list[tuple[ViewSource, FeatureGroup]] = [
+            (s, self.get_feature_group(s.group, s.major)) for s in fv.sources
+        ]
+        unknown = set(versions or {}) - {g.name for _, g in groups}
+        if unknown:
+            raise DataError(f"{where}: versions= names group(s) {sorted(unknown)} not in the view")
+        problems = license_problems(
+            {str(fg.identity(fg.version)): self._effective_licenses(fg) for _, fg in groups},
+            fv.use,
+            license_table(self.config.licenses),
+        )
+        if problems:
+            raise LicenseError(f"{where}: refused by the licence gate: " + "; ".join(problems))
+        key_types: dict[str, pa.DataType] = {}
+        for src, fg in groups:
+            for key in fg.key_fields:
+                col = src.join_key_map.get(key.name, key.name)
+                if col in key_types and key_types[col] != key.arrow_type:
+                    raise DefinitionError(
+                        f"{where}: entity column {col!r} joins keys of different types "
+                        f"({key_types[col]} and {key.arrow_type})"
+                    )
+                key_types[col] = key.arrow_type
+        needs_time = any(not fg.is_static for _, fg in groups)
+        raw = to_arrow(entity_df, where=where)
+        entities = conform_entities(
+            raw,
+            key_types,
+            timestamp_column if needs_time else None,
+            where=where,
+            naive=self._naive,
+        )
+        if ROW_COLUMN in entities.column_names:
+            raise SchemaMismatchError(where, [f"column name {ROW_COLUMN!r} is reserved"])
+        outputs = [fv.output_name(s, f) for s, _ in groups for f in s.features]
+        clash = sorted(set(outputs) & set(entities.column_names))
+        if clash:
+            raise SchemaMismatchError(
+                where,
+                [
+                    f"entity frame column(s) {clash} have the names of features the view adds; "
+                    "rename them or set full_feature_names=True on the view"
+                ],
+            )
+        entities = entities.append_column(
+            ROW_COLUMN, pa.array(np.arange(entities.num_rows, dtype=np.int64))
+        )
+        sources: list[PitSource] = []
+        pins: dict[str, dict[str, Any]] = {}
+        for src, fg in groups:
+            m = fg.version or 1
+            pinned = self._resolve_version(
+                fg,
+                (versions or {}).get(fg.name),
+                as_of if (versions or {}).get(fg.name) is None else None,
+            )
+            record = self.registry.data_version(fg.name, m, pinned)
+            assert record is not None
+            table = self._table(fg.name, m)
+            self._check_files(fg, pinned)
+            pins[fg.name] = {
+                "major": m,
+                "version": pinned,
+                "content": str(record.content),
+                "identity": str(record.identity),
+            }
+            sources.append(
+                PitSource(
+                    files=table.files(pinned),
+                    schema=table.schema(pinned),
+                    keys=fg.primary_key,
+                    entity_keys=[src.join_key_map.get(k, k) for k in fg.primary_key],
+                    event_time=fg.event_time,
+                    # exact integer division: float seconds * 1e6 truncates e.g. 249 us to 248
+                    ttl_us=None if fg.ttl is None else fg.ttl // timedelta(microseconds=1),
+                    features=[(f, fv.output_name(src, f)) for f in src.features],
+                )
+            )
+        # DuckDB labels UTC as 'Etc/UTC'; results carry the frame's and groups' own types
+        schema = pa.schema(
+            [entities.schema.field(c) for c in entities.column_names if c != ROW_COLUMN]
+            + [
+                pa.field(out, fg.arrow_schema.field(f).type)
+                for src, fg in groups
+                for f, out in ((f, fv.output_name(src, f)) for f in src.features)
+            ]
+        )
+        return _JoinPlan(entities, timestamp_column if needs_time else None, sources, pins, schema)
+
+    def _effective_licenses(
+        self, fg: FeatureGroup, seen: frozenset[str] = frozenset()
+    ) -> list[str]:
+        """The group's licences plus those of every source it is computed from."""
+        found = set(fg.licenses)
+        if isinstance(fg.source, FileSource):
+            found.update(fg.source.licenses)
+        elif isinstance(fg.source, GroupSource) and fg.source.group not in seen:
+            parent = self.get_feature_group(fg.source.group, fg.source.major)
+            found.update(self._effective_licenses(parent, seen | {fg.name}))
+        return sorted(found)
+
+    def _run_join(
+        self, join: _JoinPlan, output: str | Path | None
+    ) -> tuple[pa.Table | None, ContentHash]:
+        """Stream the join, hashing each batch; keep it in memory or write it to ``output``."""
+        reader = self.engine.pit_join(join.entities, join.timestamp_column, join.sources)
+        total = ContentHash()
+        batches: list[pa.RecordBatch] = []
+        writer = None
+        if output is not None:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            writer = pq.ParquetWriter(str(output), join.schema)
+        try:
+            for raw_batch in reader:
+                batch = raw_batch.cast(join.schema)
+                total = total + content_hash(batch)
+                if writer is not None:
+                    writer.write_batch(batch)
+                else:
+                    batches.append(batch)
+        finally:
+            if writer is not None:
+                writer.close()
+        result = None if writer is not None else pa.Table.from_batches(batches, join.schema)
+        return result, total
+
+    def training_datasets(
+        self, view: str, *, major: int | None = None
+    ) -> list[TrainingDatasetRecord]:
+        return self.registry.training_datasets(view, major)

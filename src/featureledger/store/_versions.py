@@ -1,0 +1,302 @@
+"""Diffs, rollback, integrity checks, pointer files, vacuum and the audit trail."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from featureledger.definitions import FeatureGroup, VersionId
+from featureledger.errors import DataError, FeatureLedgerError, IntegrityError, NotFoundError
+from featureledger.hashing import ContentHash, content_hash
+from featureledger.registry import AuditEntry, DataVersion
+from featureledger.store._base import _group_from_spec
+from featureledger.store._training import _TrainingMixin
+from featureledger.versioning.diff import ColumnStats, DataDiff
+from featureledger.versioning.integrity import VerifyReport, recorded_files
+from featureledger.versioning.pointer import read_pointer, write_pointer
+from featureledger.versioning.provenance import current_user
+from featureledger.versioning.writer import rebuild_content
+
+
+class _VersionsMixin(_TrainingMixin):
+    def diff(
+        self,
+        group: str | FeatureGroup,
+        old: int,
+        new: int | None = None,
+        *,
+        major: int | None = None,
+    ) -> DataDiff:
+        """Schema, row and statistics differences between data versions ``old`` and ``new``."""
+        fg = self.get_feature_group(group, major)
+        m = fg.version or 1
+        new = self._resolve_version(fg, new, None)
+        old = self._resolve_version(fg, old, None)
+        table = self._table(fg.name, m)
+        for v in (old, new):
+            self._check_files(fg, v)
+        a_schema, b_schema = table.schema(old), table.schema(new)
+        raw = self.engine.diff(
+            (table.files(old), a_schema), (table.files(new), b_schema), fg.unique_key
+        )
+        result = DataDiff(
+            group=fg.name,
+            old=str(VersionId("feature_group", fg.name, m, old)),
+            new=str(VersionId("feature_group", fg.name, m, new)),
+            columns_added=[c for c in b_schema.names if c not in a_schema.names],
+            columns_removed=[c for c in a_schema.names if c not in b_schema.names],
+            columns_retyped={
+                c: (str(a_schema.field(c).type), str(b_schema.field(c).type))
+                for c in b_schema.names
+                if c in a_schema.names and a_schema.field(c).type != b_schema.field(c).type
+            },
+            added=raw["added"],  # type: ignore[arg-type]
+            removed=raw["removed"],  # type: ignore[arg-type]
+            changed=raw["changed"],  # type: ignore[arg-type]
+            unchanged=raw["unchanged"],  # type: ignore[arg-type]
+            changed_by_column=raw["changed_by_column"],  # type: ignore[arg-type]
+            examples=raw["examples"],  # type: ignore[arg-type]
+        )
+        stats: dict[str, dict[str, dict[str, Any]]] = raw["stats"]  # type: ignore[assignment]
+        result.stats_old = {k: ColumnStats(**v) for k, v in stats["old"].items()}
+        result.stats_new = {k: ColumnStats(**v) for k, v in stats["new"].items()}
+        result.rows_old = result.removed + result.changed + result.unchanged
+        result.rows_new = result.added + result.changed + result.unchanged
+        return result
+
+    def rollback(
+        self,
+        group: str | FeatureGroup,
+        *,
+        to: int,
+        reason: str = "",
+        major: int | None = None,
+    ) -> DataVersion:
+        """A new data version whose content equals version ``to``; nothing is deleted."""
+        fg = self.get_feature_group(group, major)
+        m = fg.version or 1
+        table = self._table(fg.name, m)
+        user = current_user()
+        target = self._resolve_version(fg, to, None)
+        self._check_files(fg, target)
+        record_to = self.registry.data_version(fg.name, m, target)
+        assert record_to is not None
+        run = self._start_run(
+            "rollback", user, {"group": fg.name, "major": m, "to": target, "reason": reason}
+        )
+        with table.lock():
+            self._sync_versions(fg, table)
+            records = self.registry.data_versions(fg.name, m)
+            version = table.restore(target, run.id)
+            # the restored files were checksummed by the commits that first added them
+            known = recorded_files(r.files for r in records)
+            files = {p: dict(known[p]) for p in self._snapshot_paths(table, version) if p in known}
+            record = self._record_version(
+                fg,
+                table,
+                version,
+                "rollback",
+                record_to.content,
+                run.id,
+                files=files,
+                added=record_to.rows,
+                removed=records[-1].rows,
+                user=user,
+                note=f"rollback to #{target}" + (f": {reason}" if reason else ""),
+            )
+            # the restored snapshot has the schema of its time; bring it back to the definition
+            self._evolve_storage(fg, table, run.id)
+        self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
+        self.registry.audit(
+            user, "rollback", str(record.identity), {"to": target, "reason": reason, "run": run.id}
+        )
+        return self.registry.data_versions(fg.name, m)[-1]
+
+    def verify(self, identity: str | VersionId | None = None) -> list[VerifyReport]:
+        """Re-hash files and rows of data versions (all latest versions when no identity).
+
+        A data version checks its files' SHA-256 and recomputes its content hash; a
+        group identity without ``#N`` checks every version; a training dataset rebuilds
+        its rows from its pins and entity frame and compares the content hash.
+        """
+        if identity is None:
+            reports = []
+            for rec in self.registry.definitions("feature_group"):
+                fg = _group_from_spec(rec.spec, rec.major)
+                latest = self.registry.data_versions(fg.name, rec.major)
+                if latest and rec == self.registry.latest_definition(
+                    "feature_group", fg.name, rec.major
+                ):
+                    reports.append(self._verify_version(fg, latest[-1].version))
+            return reports
+        ident = VersionId.parse(identity) if isinstance(identity, str) else identity
+        if ident.kind == "training_dataset":
+            return [self._verify_training(ident)]
+        if ident.kind != "feature_group":
+            raise NotFoundError(f"{ident.kind} identities have no stored data to verify")
+        fg = self.get_feature_group(ident.name, ident.major)
+        if ident.data is not None:
+            return [self._verify_version(fg, ident.data)]
+        return [self._verify_version(fg, r.version) for r in self.versions(fg)]
+
+    def _verify_version(self, fg: FeatureGroup, version: int) -> VerifyReport:
+        m = fg.version or 1
+        ident = VersionId("feature_group", fg.name, m, version)
+        record = self.registry.data_version(fg.name, m, version)
+        report = VerifyReport(str(ident))
+        if record is None:
+            report.problems.append("not recorded in the registry")
+            return report
+        table = self._table(fg.name, m)
+        report.checked_files = len(table.files(version))
+        report.problems += self._check_files(fg, version, full=True)
+        report.expected_hash = str(record.content)
+        if not any("missing" in p for p in report.problems):
+            try:
+                actual = rebuild_content(table, version)
+            except Exception as exc:  # a tampered file may not even parse
+                report.problems.append(f"rows cannot be read: {exc}")
+                return report
+            report.actual_hash = str(actual)
+            if actual != record.content:
+                report.problems.append(
+                    f"content hash {actual} differs from the recorded {record.content}"
+                )
+        return report
+
+    def _verify_training(self, ident: VersionId) -> VerifyReport:
+        record = self._training_record(ident)
+        report = VerifyReport(str(record.identity), expected_hash=str(record.content))
+        try:
+            _, actual = self._rebuild_training(record, None)
+        except FeatureLedgerError as exc:
+            report.problems.append(f"cannot rebuild: {exc}")
+            return report
+        report.actual_hash = str(actual)
+        if actual != record.content:
+            report.problems.append(
+                f"rebuilt rows hash to {actual}, not the recorded {record.content}"
+            )
+        return report
+
+    def pin(self, identity: str | VersionId, path: str | Path) -> Path:
+        """Write a pointer file for a data version or training dataset (DVC-style)."""
+        ident = VersionId.parse(identity) if isinstance(identity, str) else identity
+        if ident.kind == "training_dataset":
+            rec = self._training_record(ident)
+            body: dict[str, Any] = {
+                "identity": str(rec.identity),
+                "content_hash": str(rec.content),
+                "content": rec.content.to_dict(),
+                "rows": rec.rows,
+                "pins": {g: p["identity"] for g, p in rec.pins.items()},
+                "entity_hash": rec.entity_hash,
+                "entity_uri": Path(rec.entity_path).resolve().as_uri(),
+                "repository": self.repo.as_uri(),
+            }
+        elif ident.kind == "feature_group":
+            fg = self.get_feature_group(ident.name, ident.major)
+            m = fg.version or 1
+            number = self._resolve_version(fg, ident.data, None)
+            dv = self.registry.data_version(fg.name, m, number)
+            assert dv is not None
+            table = self._table(fg.name, m)
+            known = recorded_files(
+                r.files for r in self.registry.data_versions(fg.name, m) if r.version <= number
+            )
+            body = {
+                "identity": str(dv.identity),
+                "content_hash": str(dv.content),
+                "content": dv.content.to_dict(),
+                "rows": dv.rows,
+                "schema_hash": dv.schema_hash,
+                "storage_uri": table.path.resolve().as_uri(),
+                "files": {
+                    p: known[p]["sha256"] for p in self._snapshot_paths(table, number) if p in known
+                },
+                "repository": self.repo.as_uri(),
+            }
+        else:
+            raise NotFoundError(
+                f"only feature group data versions and training datasets can be "
+                f"pinned, not {ident.kind}"
+            )
+        target = write_pointer(path, body)
+        self.registry.audit(current_user(), "pin", body["identity"], {"file": str(target)})
+        return target
+
+    def checkout(self, pointer: str | Path, output: str | Path) -> VerifyReport:
+        """Materialize the data a pointer file names into ``output`` (Parquet), verified.
+
+        Raises `IntegrityError` and leaves no output file when the data's hash differs.
+        """
+        data = read_pointer(pointer)
+        ident = VersionId.parse(data["identity"])
+        expected = ContentHash.from_dict(data["content"]) if "content" in data else None
+        out = Path(output)
+        tmp = out.with_name(out.name + ".partial")
+        if ident.kind == "training_dataset":
+            _, actual = self._rebuild_training(self._training_record(ident), tmp)
+        else:
+            fg = self.get_feature_group(ident.name, ident.major)
+            assert ident.data is not None
+            self._check_files(fg, ident.data)
+            table = self.read(fg, version=ident.data)
+            actual = content_hash(table)
+            pq.write_table(table, tmp)
+        report = VerifyReport(
+            str(ident), expected_hash=data["content_hash"], actual_hash=str(actual)
+        )
+        if str(actual) != data["content_hash"] or (expected is not None and actual != expected):
+            tmp.unlink(missing_ok=True)
+            raise IntegrityError(
+                f"{ident}: the data hashes to {actual}, but {pointer} pins "
+                f"{data['content_hash']}; nothing was written to {out}"
+            )
+        tmp.replace(out)
+        return report
+
+    def vacuum(
+        self, *, older_than: timedelta, dry_run: bool = True, group: str | None = None
+    ) -> dict[str, list[str]]:
+        """Delete unreferenced data files older than ``older_than``; the only deletion.
+
+        Files of the latest version and of every version a training dataset pins are
+        always kept. Returns the deleted (or, with ``dry_run``, deletable) files per table.
+        """
+        if older_than < timedelta(0):
+            raise DataError("older_than must not be negative")
+        pinned: dict[tuple[str, int], set[int]] = {}
+        for view in {r.name for r in self.registry.definitions("feature_view")}:
+            for td in self.registry.training_datasets(view):
+                for g, p in td.pins.items():
+                    pinned.setdefault((g, p["major"]), set()).add(p["version"])
+        out: dict[str, list[str]] = {}
+        user = current_user()
+        for rec in self.registry.definitions("feature_group"):
+            if group is not None and rec.name != group:
+                continue
+            table = self._table(rec.name, rec.major)
+            key = f"feature_group/{rec.name}@v{rec.major}"
+            if key in out or not table.exists():
+                continue
+            with table.lock():
+                keep = sorted(pinned.get((rec.name, rec.major), set()))
+                hours = int(older_than.total_seconds() // 3600)
+                out[key] = table.vacuum(hours, keep, dry_run)
+            if not dry_run and out[key]:
+                self.registry.audit(
+                    user, "vacuum", key, {"deleted": len(out[key]), "kept_versions": keep}
+                )
+        return out
+
+    def audit_log(self, identity: str | None = None) -> list[AuditEntry]:
+        """The audit trail, oldest first; filtered to identities starting with ``identity``."""
+        return self.registry.audit_log(identity)
+
+    def audit_verify(self) -> list[str]:
+        """Problems in the hash chain of the audit trail (empty when intact)."""
+        return self.registry.audit_verify()
