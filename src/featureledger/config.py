@@ -35,11 +35,21 @@ class OnlineConfig:
 
 
 @dataclass
+class LineageConfig:
+    #: OpenLineage namespace; defaults to the project name
+    namespace: str | None = None
+    #: where run events go: {"type": "file"} (default, .featureledger/lineage/events.jsonl),
+    #: {"type": "console"}, {"type": "http", "url": ...} (Marquez) or {"type": "none"}
+    transport: dict[str, Any] = field(default_factory=lambda: {"type": "file"})
+
+
+@dataclass
 class RepoConfig:
     project: str = "default"
     registry: str = f"sqlite:///{STATE_DIR}/registry.db"
     offline: OfflineConfig = field(default_factory=OfflineConfig)
     online: OnlineConfig = field(default_factory=OnlineConfig)
+    lineage: LineageConfig = field(default_factory=LineageConfig)
     #: "error" refuses naive timestamps; "utc" reads them as UTC
     naive_timestamps: str = "error"
     #: where training-set entity frames are kept for reproduction
@@ -80,7 +90,11 @@ class RepoConfig:
                 )
             args = {}
             for key, value in values.items():
-                nested = {"offline": OfflineConfig, "online": OnlineConfig}.get(key)
+                nested = {
+                    "offline": OfflineConfig,
+                    "online": OnlineConfig,
+                    "lineage": LineageConfig,
+                }.get(key)
                 if kind is RepoConfig and nested is not None:
                     args[key] = build(nested, value or {}, key + ".")
                 else:

@@ -638,6 +638,44 @@ def contract_import(
     out.ok(f"wrote {output}")
 
 
+@app.command()
+@handled
+def lineage(
+    identity: Annotated[str, typer.Argument(help="Any identity, e.g. deployment/fraud.")],
+    downstream: Annotated[
+        bool,
+        typer.Option(
+            "--downstream/--upstream",
+            help="What was made from it, or what it was made from (default).",
+        ),
+    ] = False,
+    depth: Annotated[int | None, typer.Option(help="Hops to follow (default: all).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, json, dot or mermaid.")] = "text",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Print the lineage graph around an identity."""
+    text = _store(repo).lineage(
+        identity, direction="downstream" if downstream else "upstream", depth=depth, format=fmt
+    )
+    out.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+@handled
+def impact(
+    identity: Annotated[str, typer.Argument(help="e.g. feature_group/user_stats@v1#7")],
+    fmt: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Which training sets, models and deployments are affected if this is bad."""
+    out.console.print(
+        _store(repo).impact_report(identity, format=fmt),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 model_app = typer.Typer(help="Registered models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 deployment_app = typer.Typer(help="Deployment pointers and their history.", no_args_is_help=True)

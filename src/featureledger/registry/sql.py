@@ -292,6 +292,13 @@ class SQLRegistry:
         with self.engine.connect() as conn:
             return [self._data_version(row) for row in conn.execute(query).mappings()]
 
+    def all_data_versions(self) -> list[DataVersion]:
+        """Every data version of every group, for whole-repository views such as lineage."""
+        t = data_versions_table
+        query = sa.select(t).order_by(t.c.group_name, t.c.major, t.c.version)
+        with self.engine.connect() as conn:
+            return [self._data_version(row) for row in conn.execute(query).mappings()]
+
     def data_version(self, group: str, major: int, version: int) -> DataVersion | None:
         t = data_versions_table
         query = sa.select(t).where(
@@ -360,8 +367,16 @@ class SQLRegistry:
                 .mappings()
                 .first()
             )
-        if row is None:
-            return None
+        return None if row is None else self._run(row)
+
+    def runs(self) -> list[RunRecord]:
+        """Every recorded run, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(runs_table).order_by(runs_table.c.started_at))
+            return [self._run(row) for row in rows.mappings()]
+
+    @staticmethod
+    def _run(row: Any) -> RunRecord:
         return RunRecord(
             id=row["id"],
             kind=row["kind"],

@@ -12,7 +12,13 @@ from typing import Any, Self
 from featureledger.config import CONFIG_FILE, STATE_DIR, RepoConfig
 from featureledger.contracts import contract_from_yaml, contract_to_yaml
 from featureledger.definitions import Entity, FeatureGroup, FeatureView, VersionId
-from featureledger.errors import ConfigError, DataError, IntegrityError, NotFoundError
+from featureledger.errors import (
+    ConfigError,
+    DataError,
+    FeatureLedgerError,
+    IntegrityError,
+    NotFoundError,
+)
 from featureledger.hashing import ContentHash, schema_hash
 from featureledger.offline import DeltaGroupTable, DuckDBEngine
 from featureledger.offline.conform import NaivePolicy
@@ -71,6 +77,7 @@ class _StoreBase:
             threads=off.threads,
         )
         self._offline_root = self.config.resolve(self.repo, off.path)
+        self._lineage_sink: Any = None
         self._naive: NaivePolicy = "utc" if self.config.naive_timestamps == "utc" else "error"
 
     @classmethod
@@ -271,6 +278,44 @@ class _StoreBase:
         )
         self.registry.start_run(run)
         return run
+
+    def _finish_run(self, run_id: str, status: str, outputs: list[str], error: str = "") -> None:
+        """Record how a run ended and emit it as OpenLineage events (best effort)."""
+        self.registry.finish_run(run_id, status, outputs, error)
+        self._emit_lineage(run_id)
+
+    def _emit_lineage(self, run_id: str) -> None:
+        transport = self.config.lineage.transport or {"type": "file"}
+        if transport.get("type") == "none":
+            return
+        from featureledger.lineage import DatasetInfo, emit_run, make_sink
+
+        if self._lineage_sink is None:
+            self._lineage_sink = make_sink(transport, repo=self.repo)
+        run = self.registry.run(run_id)
+        if run is None:  # pragma: no cover - we just wrote it
+            return
+        datasets: dict[str, DatasetInfo] = {}
+        for ident in [*run.inputs, *run.outputs]:
+            try:
+                parsed = VersionId.parse(ident)
+            except FeatureLedgerError:
+                continue  # file inputs and the like carry no registry record
+            if parsed.kind == "feature_group" and parsed.data is not None:
+                dv = self.registry.data_version(parsed.name, parsed.major or 1, parsed.data)
+                if dv is not None:
+                    datasets[ident] = DatasetInfo(
+                        content_hash=str(dv.content),
+                        schema_hash=dv.schema_hash,
+                        rows=dv.rows,
+                        operation=dv.operation,
+                    )
+        emit_run(
+            self._lineage_sink,
+            run,
+            namespace=self.config.lineage.namespace or self.config.project,
+            datasets=datasets,
+        )
 
     def show(self, identity: str | VersionId) -> dict[str, Any]:
         """Everything recorded about one identity, as plain data."""

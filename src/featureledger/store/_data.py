@@ -102,7 +102,7 @@ class _DataMixin(_DefinitionsMixin):
             if batch.num_rows == 0:
                 parent = self._latest_record(fg.name, major)
                 self._record_validation(fg, run, gate, None)
-                self.registry.finish_run(run.id, "quarantined", [])
+                self._finish_run(run.id, "quarantined", [])
                 self.registry.audit(
                     user,
                     "quarantine",
@@ -126,7 +126,7 @@ class _DataMixin(_DefinitionsMixin):
                 )
                 if out.version is None:
                     self._record_validation(fg, run, gate, parent.version)
-                    self.registry.finish_run(run.id, "unchanged", [str(parent.identity)])
+                    self._finish_run(run.id, "unchanged", [str(parent.identity)])
                     return parent
                 if out.version == parent.version + 1:
                     content = parent.content + out.added - out.removed
@@ -154,10 +154,10 @@ class _DataMixin(_DefinitionsMixin):
                     user=user,
                 )
         except Exception as exc:
-            self.registry.finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
+            self._finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
             raise
         self._record_validation(fg, run, gate, record.version)
-        self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
+        self._finish_run(run.id, "succeeded", [str(record.identity)])
         self.registry.audit(
             user,
             run.kind,
@@ -201,7 +201,7 @@ class _DataMixin(_DefinitionsMixin):
         )
         self._record_validation(fg, run, gate, None)
         message = f"{where} (policy {fg.policy}; the batch is kept at {path})"
-        self.registry.finish_run(run.id, "rejected", [], error=f"contract violated: {message}")
+        self._finish_run(run.id, "rejected", [], error=f"contract violated: {message}")
         self.registry.audit(
             user,
             "reject",
@@ -342,7 +342,7 @@ class _DataMixin(_DefinitionsMixin):
             files_before = len(table.files(parent.version))
             new = table.optimize(list(fg.primary_key), run.id)
             if new is None:
-                self.registry.finish_run(run.id, "unchanged", [str(parent.identity)])
+                self._finish_run(run.id, "unchanged", [str(parent.identity)])
                 return parent
             record = self._record_version(
                 fg,
@@ -355,7 +355,7 @@ class _DataMixin(_DefinitionsMixin):
                 note=f"{files_before} files rewritten as {len(table.files(new))}, sorted by "
                 f"{', '.join(fg.primary_key)}",
             )
-        self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
+        self._finish_run(run.id, "succeeded", [str(record.identity)])
         self.registry.audit(user, "compact", str(record.identity), {"run": run.id})
         return record
 

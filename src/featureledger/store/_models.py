@@ -100,7 +100,7 @@ class _ModelsMixin(_PipelinesMixin):
                 description=description,
             )
         )
-        self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
+        self._finish_run(run.id, "succeeded", [str(record.identity)])
         self.registry.audit(
             user,
             "register",

@@ -162,9 +162,9 @@ class _TrainingMixin(_DataMixin):
                 )
             )
         except Exception as exc:
-            self.registry.finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
+            self._finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
             raise
-        self.registry.finish_run(run.id, "succeeded", [str(td_record.identity)])
+        self._finish_run(run.id, "succeeded", [str(td_record.identity)])
         self.registry.audit(
             user,
             "training-data",

@@ -109,7 +109,7 @@ class _VersionsMixin(_TrainingMixin):
             )
             # the restored snapshot has the schema of its time; bring it back to the definition
             self._evolve_storage(fg, table, run.id)
-        self.registry.finish_run(run.id, "succeeded", [str(record.identity)])
+        self._finish_run(run.id, "succeeded", [str(record.identity)])
         self.registry.audit(
             user, "rollback", str(record.identity), {"to": target, "reason": reason, "run": run.id}
         )
