@@ -195,6 +195,9 @@ def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
     assert [t.rows for t in td] == [5000, 5000]
     assert td[0].pins["user_txn_stats"]["version"] == 5
     assert td[1].pins["user_txn_stats"]["version"] == 4
+    assert store.current_deployment("fraud").model_version == 1
+    assert store.models("fraud_lr")[0].training_dataset == "training_dataset/fraud@v1/1"
+    assert "raw/transactions.parquet" in proc.stdout  # lineage printed back to the raw file
 
 
 def test_versioning_commands(repo: Path, tmp_path: Path) -> None:

@@ -45,6 +45,8 @@ def run_demo(path: Path | None = None) -> Path:
         "view 'fraud'"
     )
 
+    from featureledger.demo import definitions as d
+
     out.step("featureledger apply: register the definitions (semantic versions)")
     plan = store.apply(load_definitions(repo))
     out.table(
@@ -93,6 +95,16 @@ def run_demo(path: Path | None = None) -> Path:
     out.ok(
         f"repaired rows re-ingested as {rec_fix.identity}; quarantine resolved "
         f"({store.quarantined('user_txn_stats').num_rows} rows left); nothing was lost"
+    )
+
+    out.step("featureledger run merchant_daily: a feature pipeline over the raw transaction log")
+    from datetime import timedelta
+
+    start = demo_data.START
+    result = store.run_pipeline(d.merchant_daily, start=start, end=start + timedelta(days=31))
+    out.ok(
+        f"{result.version.identity}: {result.rows:,} rows from {result.inputs[0]} "
+        f"(run/{result.run_id[:8]}…: code, environment and input hashes recorded)"
     )
 
     out.step("late corrections: same key and event time, later created_time -> upsert replaces")
@@ -148,8 +160,6 @@ def run_demo(path: Path | None = None) -> Path:
     )
 
     out.step("a breaking change is refused; an additive one bumps the minor version")
-    from featureledger.demo import definitions as d
-
     shrunk = dataclasses.replace(d.user_txn_stats, features=d.user_txn_stats.feature_fields[:-1])
     try:
         store.apply([shrunk])
@@ -168,6 +178,35 @@ def run_demo(path: Path | None = None) -> Path:
         "content hash is unchanged because the new column is null for stored rows"
     )
     _versions(store, "user_txn_stats")
+
+    out.step("train, register with a release gate, deploy")
+    from featureledger.contracts.gates import MetricGate
+    from featureledger.demo.model import train as train_model
+
+    metrics = train_model(train.to_arrow(), repo / "fraud_model.json")
+    model = store.register_model(
+        "fraud_lr",
+        repo / "fraud_model.json",
+        training_dataset=train,
+        metrics=metrics,
+        gates=[MetricGate("auc", min=0.55)],
+    )
+    summary = model.metrics["summary"]["auc"]
+    out.ok(
+        f"{model.identity}: AUC {summary['mean']:.3f} ± {summary['std_error']:.3f} over "
+        f"{summary['n']} folds passed the gate auc >= 0.55; trained on "
+        f"{model.training_dataset}"
+    )
+    deployment = store.deploy("fraud", "fraud_lr", reason="first release")
+    out.ok(f"{deployment.identity} -> {deployment.model_identity}")
+
+    out.step("featureledger lineage deployment/fraud: from the served model back to the raw data")
+    out.console.print(
+        store.lineage("deployment/fraud", include_runs=False),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
     out.console.rule("[bold]done")
     out.info(

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from featureledger import Entity, FeatureGroup, FeatureView, Field
 from featureledger.contracts import Contract, MaxNullFraction, Range
+from featureledger.definitions import FileSource, SQLTransform
 
 user = Entity("user", join_keys=["user_id"], description="A card holder")
 merchant = Entity("merchant", join_keys=["merchant_id"], description="A card acceptor")
@@ -65,9 +66,35 @@ merchant_stats = FeatureGroup(
     description="Daily merchant risk aggregates",
 )
 
+# a feature pipeline: computed from the raw transaction log, one window at a time
+merchant_daily = FeatureGroup(
+    "merchant_daily",
+    merchant,
+    ttl=timedelta(days=2),
+    features=[Field("merchant_txn_1d", "int64"), Field("merchant_avg_amount_1d", "float64")],
+    source=FileSource("raw/transactions.parquet", licenses=("internal",)),
+    transform=SQLTransform(
+        """
+        SELECT merchant_id,
+               date_trunc('day', event_timestamp) + INTERVAL 1 DAY AS event_timestamp,
+               count(*) AS merchant_txn_1d,
+               avg(amount) AS merchant_avg_amount_1d
+        FROM source
+        GROUP BY ALL
+        """
+    ),
+    owner="risk-data",
+    description="Daily merchant activity, computed from the raw transaction log",
+)
+
 fraud = FeatureView(
     "fraud",
-    [user_txn_stats, merchant_stats, user_profile[["signup_channel", "credit_limit"]]],
+    [
+        user_txn_stats,
+        merchant_stats,
+        merchant_daily,
+        user_profile[["signup_channel", "credit_limit"]],
+    ],
     use="commercial",
     description="Features of the card-fraud model",
 )

@@ -47,11 +47,12 @@ class _LineageMixin(_ModelsMixin):
         direction: Literal["upstream", "downstream"] = "upstream",
         depth: int | None = None,
         format: Literal["text", "json", "dot", "mermaid"] = "text",
+        include_runs: bool = True,
     ) -> str:
-        """Render what ``identity`` was made from (upstream) or what was made from it."""
-        return render(
-            self.lineage_graph(), identity, direction=direction, depth=depth, format=format
-        )
+        """Render what ``identity`` was made from (upstream) or what was made from it;
+        ``include_runs=False`` leaves the runs out (they remain the edges' evidence)."""
+        graph = self.lineage_graph(include_runs=include_runs)
+        return render(graph, identity, direction=direction, depth=depth, format=format)
 
     def impact(self, identity: str) -> Impact:
         """The training sets, models and deployments affected if ``identity`` is bad."""
