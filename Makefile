@@ -27,9 +27,8 @@ lint: $(STAMP)  ## ruff and mypy
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)  ## point-in-time and ingest benchmarks on size s (see docs/benchmarks.md)
+bench: $(STAMP)  ## the point-in-time benchmark on size s (docs/benchmarks.md has the full set)
 	$(PY) benchmarks/bench_pit.py --size s
-	$(PY) benchmarks/bench_ingest.py
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
