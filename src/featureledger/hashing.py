@@ -26,6 +26,7 @@ SHA-256 checksums of the data files recorded at commit.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -57,6 +58,7 @@ def _fmix64(x: np.ndarray) -> np.ndarray:
     return x
 
 
+@functools.cache
 def _seed(lane: int, *parts: str) -> np.uint64:
     digest = hashlib.blake2b("\x1f".join((ALGORITHM, str(lane), *parts)).encode(), digest_size=8)
     return np.uint64(int.from_bytes(digest.digest(), "little"))
@@ -102,35 +104,47 @@ class ContentHash:
         return cls(int(data["rows"]), int(data["lane_a"]), int(data["lane_b"]))
 
 
-def _words(arr: pa.Array, lane: int) -> np.ndarray:
-    """One uint64 word per value (nulls give arbitrary words; the caller masks them)."""
+def _words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """One uint64 word per value and lane (nulls give arbitrary words; callers mask them).
+
+    Only strings, binaries and lists differ between the lanes; for every other type both
+    lanes share one array, so each column is converted once.
+    """
     t = arr.type
     n = len(arr)
     if pa.types.is_dictionary(t):
-        return _words(arr.dictionary_decode(), lane)
+        return _words(arr.dictionary_decode())
     if pa.types.is_null(t):  # e.g. an all-None pandas column: every cell is masked as null
-        return np.zeros(n, np.uint64)
+        zeros = np.zeros(n, np.uint64)
+        return zeros, zeros
     if pa.types.is_string_view(t) or pa.types.is_binary_view(t):
         # same values; the filter and unique kernels used below have no view variants
         plain = pa.large_string() if pa.types.is_string_view(t) else pa.large_binary()
-        return _words(arr.cast(plain), lane)
+        return _words(arr.cast(plain))
     if (
         pa.types.is_string(t)
         or pa.types.is_large_string(t)
-        or pa.types.is_string_view(t)
         or pa.types.is_binary(t)
         or pa.types.is_large_binary(t)
-        or pa.types.is_binary_view(t)
     ):
         uniques = pc.unique(arr.drop_null())
-        table = np.empty(len(uniques) + 1, dtype=np.uint64)
-        table[-1] = 0
+        tables = np.zeros((2, len(uniques) + 1), dtype=np.uint64)
         for i, value in enumerate(uniques.to_pylist()):
             raw = value.encode() if isinstance(value, str) else value
             d = hashlib.blake2b(raw, digest_size=16).digest()
-            table[i] = int.from_bytes(d[lane * 8 : lane * 8 + 8], "little")
+            tables[0, i] = int.from_bytes(d[:8], "little")
+            tables[1, i] = int.from_bytes(d[8:], "little")
         idx = pc.fill_null(pc.index_in(arr, value_set=uniques), len(uniques))
-        return table[idx.to_numpy(zero_copy_only=False)]
+        positions = idx.to_numpy(zero_copy_only=False)
+        return tables[0][positions], tables[1][positions]
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _list_words(arr)
+    w = _scalar_words(arr)
+    return w, w
+
+
+def _scalar_words(arr: pa.Array) -> np.ndarray:
+    t = arr.type
     if pa.types.is_floating(t):
         x = pc.fill_null(arr.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
         x = np.where(x == 0.0, 0.0, x)  # folds -0.0 into 0.0
@@ -145,52 +159,57 @@ def _words(arr: pa.Array, lane: int) -> np.ndarray:
         or pa.types.is_time(t)
         or pa.types.is_duration(t)
     ):
-        return _words(arr.view(pa.int64()) if t.bit_width == 64 else arr.cast(pa.int32()), lane)
+        return _scalar_words(arr.view(pa.int64()) if t.bit_width == 64 else arr.cast(pa.int32()))
     if pa.types.is_integer(t):
         target = pa.uint64() if pa.types.is_unsigned_integer(t) else pa.int64()
         return pc.fill_null(arr.cast(target), 0).to_numpy(zero_copy_only=False).view(np.uint64)
     if pa.types.is_decimal(t):
-        return _words(arr.cast(pa.string()), lane)
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        arr = arr.cast(pa.list_(t.value_type)) if pa.types.is_large_list(t) else arr
-        values = arr.values
-        offsets = arr.offsets.to_numpy().astype(np.int64)
-        base = offsets[0]
-        values = values.slice(base, offsets[-1] - base)
-        offsets = offsets - base
-        elem = _cell_words(values, lane, ("item",))
-        pos = np.arange(len(values), dtype=np.int64) - np.repeat(offsets[:-1], np.diff(offsets))
+        return _words(arr.cast(pa.string()))[0]
+    raise TypeError(f"content hash does not support column type {t}")
+
+
+def _list_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    t = arr.type
+    arr = arr.cast(pa.list_(t.value_type)) if pa.types.is_large_list(t) else arr
+    values = arr.values
+    offsets = arr.offsets.to_numpy().astype(np.int64)
+    base = offsets[0]
+    values = values.slice(base, offsets[-1] - base)
+    offsets = offsets - base
+    pos = np.arange(len(values), dtype=np.int64) - np.repeat(offsets[:-1], np.diff(offsets))
+    lengths = np.diff(offsets).astype(np.uint64) * _C1
+    out = []
+    for elem in _cell_words(values, ("item",)):
         # a null element must still count, so it takes a fixed non-zero word
         elem[elem == 0] = _POS_CONST
         elem = _fmix64(elem + pos.astype(np.uint64) * _POS_CONST)
         csum = np.concatenate([np.zeros(1, np.uint64), np.cumsum(elem, dtype=np.uint64)])
-        sums = csum[offsets[1:]] - csum[offsets[:-1]]
-        return sums ^ (np.diff(offsets).astype(np.uint64) * _C1)
-    raise TypeError(f"content hash does not support column type {t}")
-    return np.zeros(n, np.uint64)  # pragma: no cover
+        out.append((csum[offsets[1:]] - csum[offsets[:-1]]) ^ lengths)
+    return out[0], out[1]
 
 
-def _cell_words(arr: pa.Array, lane: int, key: tuple[str, ...]) -> np.ndarray:
-    seed = _seed(lane, *key)
-    words = _fmix64(_words(arr, lane) ^ seed)
-    if arr.null_count:
-        words[~arr.is_valid().to_numpy(zero_copy_only=False)] = 0
-    return words
+def _cell_words(arr: pa.Array, key: tuple[str, ...]) -> list[np.ndarray]:
+    """Per lane, each cell's mixed word; null cells contribute 0."""
+    mask = None if not arr.null_count else ~arr.is_valid().to_numpy(zero_copy_only=False)
+    out = []
+    for lane, words in enumerate(_words(arr)):
+        mixed = _fmix64(words ^ _seed(lane, *key))
+        if mask is not None:
+            mixed[mask] = 0
+        out.append(mixed)
+    return out
 
 
 def row_values(batch: pa.RecordBatch | pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """Per-row lane values (uint64 arrays) of ``batch``; columns are taken in name order."""
     n = batch.num_rows
-    out = []
-    names = sorted(batch.schema.names)
-    for lane in range(_LANES):
-        acc = np.full(n, _ROW_CONST[lane], dtype=np.uint64)
-        for name in names:
-            col = batch.column(name)
-            arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-            acc += _cell_words(arr, lane, (name,))
-        out.append(_fmix64(acc))
-    return out[0], out[1]
+    acc = [np.full(n, _ROW_CONST[lane], dtype=np.uint64) for lane in range(_LANES)]
+    for name in sorted(batch.schema.names):
+        col = batch.column(name)
+        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        for lane, words in enumerate(_cell_words(arr, (name,))):
+            acc[lane] += words
+    return _fmix64(acc[0]), _fmix64(acc[1])
 
 
 def _logical(t: pa.DataType) -> pa.DataType:

@@ -104,7 +104,9 @@ class DuckDBEngine:
             sql = f"SELECT {cols} FROM batch ORDER BY {keys}"
         out = con.sql(sql).to_arrow_table()
         con.close()
-        return out.cast(batch.schema), int(dupes)
+        # one chunk: Delta's writer interleaves the chunks of a multi-chunk table, which
+        # would leave the written files out of key order
+        return out.cast(batch.schema).combine_chunks(), int(dupes)
 
     def matching_rows(
         self,
