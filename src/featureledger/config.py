@@ -24,6 +24,8 @@ class OfflineConfig:
     path: str = f"{STATE_DIR}/offline"
     #: DuckDB memory limit such as "4GB"; unset lets DuckDB take 80% of RAM
     memory_limit: str | None = None
+    #: point-in-time join plan: "auto" (per group), "asof" or "range" (see DuckDBEngine)
+    pit_strategy: str = "auto"
     threads: int | None = None
     temp_directory: str = f"{STATE_DIR}/tmp"
 
@@ -106,6 +108,11 @@ class RepoConfig:
             raise ConfigError(
                 f"{where}: naive_timestamps must be 'error' or 'utc', got "
                 f"{config.naive_timestamps!r}"
+            )
+        if config.offline.pit_strategy not in ("auto", "asof", "range"):
+            raise ConfigError(
+                f"{where}: offline.pit_strategy must be auto, asof or range, got "
+                f"{config.offline.pit_strategy!r}"
             )
         if config.offline.engine != "duckdb":
             raise ConfigError(

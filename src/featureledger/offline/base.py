@@ -50,4 +50,5 @@ class OfflineEngine(Protocol):
         timestamp_column: str | None,
         sources: Sequence[PitSource],
         batch_size: int = ...,
+        strategy: str = ...,
     ) -> pa.RecordBatchReader: ...

@@ -278,12 +278,16 @@ class DuckDBEngine:
         return out
 
     # -- point-in-time join ---------------------------------------------------------------------
+    #: the TTL-window join is chosen when an entity row meets at most this many stored rows
+    RANGE_JOIN_MAX_MATCHES = 32
+
     def pit_join(
         self,
         entities: pa.Table,
         timestamp_column: str | None,
         sources: Sequence[PitSource],
         batch_size: int = 1 << 17,
+        strategy: str = "auto",
     ) -> pa.RecordBatchReader:
         """Point-in-time join of ``entities`` (which carries ``ROW_COLUMN``) with ``sources``.
 
@@ -291,18 +295,48 @@ class DuckDBEngine:
         before the entity time is taken (storage is unique per key and event time, so there
         is no tie left to break), and its features are NULL when that row is older than the
         source's TTL or no row exists. Rows come back in entity order.
+
+        Two plans give the same rows. ``asof``: an ASOF join, which sorts the whole group.
+        ``range``: for groups with a TTL, a hash join on the keys restricted to the TTL
+        window, keeping the latest row per entity row (``arg_max``); it streams the group
+        through a hash table of the entity frame and never sorts it, but its cost grows
+        with the stored rows inside each window. ``auto`` estimates that number per group
+        (rows per key times the TTL's share of the stored time span) and takes ``range``
+        when it is at most `RANGE_JOIN_MAX_MATCHES`.
         """
         con = self._cursor()
         con.register("entities", entities)
         select = [f"e.{q(c)}" for c in entities.column_names if c != ROW_COLUMN]
-        joins = []
+        ctes: list[str] = []
+        joins: list[str] = []
         for i, src in enumerate(sources):
             alias = f"g{i}"
+            scan = self.scan(con, f"src{i}", src.files, src.schema)
+            windowed = bool(src.event_time and src.ttl_us is not None and timestamp_column)
+            if windowed and self._use_range(con, scan, src, strategy):
+                assert timestamp_column and src.event_time and src.ttl_us is not None
+                packed = (
+                    "{"
+                    + ", ".join(f"'f{j}': g.{q(f)}" for j, (f, _) in enumerate(src.features))
+                    + "}"
+                )
+                on = [
+                    f"e.{q(ek)} = g.{q(k)}" for ek, k in zip(src.entity_keys, src.keys, strict=True)
+                ]
+                et, ts = f"g.{q(src.event_time)}", f"e.{q(timestamp_column)}"
+                on += [f"{et} <= {ts}", f"epoch_us({et}) >= epoch_us({ts}) - {int(src.ttl_us)}"]
+                ctes.append(
+                    f"{alias} AS (SELECT e.{ROW_COLUMN} AS r, arg_max({packed}, {et}) AS v "
+                    f"FROM entities e JOIN {scan} g ON {' AND '.join(on)} "
+                    f"GROUP BY e.{ROW_COLUMN})"
+                )
+                joins.append(f"LEFT JOIN {alias} ON {alias}.r = e.{ROW_COLUMN}")
+                select += [f"{alias}.v.f{j} AS {q(out)}" for j, (_, out) in enumerate(src.features)]
+                continue
             inner = [f"{q(k)} AS {q(f'__fl_k{j}')}" for j, k in enumerate(src.keys)]
             if src.event_time:
                 inner.append(f"{q(src.event_time)} AS __fl_et")
             inner += [q(f) for f, _ in src.features]
-            scan = self.scan(con, f"src{i}", src.files, src.schema)
             body = f"(SELECT {', '.join(inner)} FROM {scan})"
             on = [f"e.{q(ek)} = {alias}.{q(f'__fl_k{j}')}" for j, ek in enumerate(src.entity_keys)]
             if src.event_time and timestamp_column:
@@ -310,10 +344,10 @@ class DuckDBEngine:
                 joins.append(f"ASOF LEFT JOIN {body} {alias} ON {' AND '.join(on)}")
             else:
                 joins.append(f"LEFT JOIN {body} {alias} ON {' AND '.join(on)}")
-            if src.event_time and src.ttl_us is not None and timestamp_column:
+            if windowed:
                 fresh = (
-                    f"epoch_us({alias}.__fl_et) >= epoch_us(e.{q(timestamp_column)}) - "
-                    f"{int(src.ttl_us)}"
+                    f"epoch_us({alias}.__fl_et) >= epoch_us(e.{q(timestamp_column or '')}) - "
+                    f"{int(src.ttl_us or 0)}"
                 )
                 select += [
                     f"CASE WHEN {fresh} THEN {alias}.{q(f)} END AS {q(out)}"
@@ -321,7 +355,27 @@ class DuckDBEngine:
                 ]
             else:
                 select += [f"{alias}.{q(f)} AS {q(out)}" for f, out in src.features]
+        with_clause = f"WITH {', '.join(ctes)} " if ctes else ""
         sql = (
-            f"SELECT {', '.join(select)} FROM entities e {' '.join(joins)} ORDER BY e.{ROW_COLUMN}"
+            f"{with_clause}SELECT {', '.join(select)} FROM entities e {' '.join(joins)} "
+            f"ORDER BY e.{ROW_COLUMN}"
         )
         return con.sql(sql).to_arrow_reader(batch_size)
+
+    def _use_range(
+        self, con: duckdb.DuckDBPyConnection, scan: str, src: PitSource, strategy: str
+    ) -> bool:
+        if strategy in ("asof", "range"):
+            return strategy == "range"
+        if not src.files or src.event_time is None or src.ttl_us is None:
+            return False
+        keys = ", ".join(q(k) for k in src.keys)
+        et = q(src.event_time)
+        rows, distinct, span = con.sql(
+            f"SELECT count(*), approx_count_distinct(hash({keys})), "
+            f"epoch_us(max({et})) - epoch_us(min({et})) FROM {scan}"
+        ).fetchall()[0]
+        if not rows or not distinct:
+            return False
+        share = 1.0 if not span else min(1.0, (src.ttl_us + 1) / span)
+        return rows / distinct * share <= self.RANGE_JOIN_MAX_MATCHES

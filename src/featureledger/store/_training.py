@@ -289,7 +289,12 @@ class _TrainingMixin(_DataMixin):
         self, join: _JoinPlan, output: str | Path | None
     ) -> tuple[pa.Table | None, ContentHash]:
         """Stream the join, hashing each batch; keep it in memory or write it to ``output``."""
-        reader = self.engine.pit_join(join.entities, join.timestamp_column, join.sources)
+        reader = self.engine.pit_join(
+            join.entities,
+            join.timestamp_column,
+            join.sources,
+            strategy=self.config.offline.pit_strategy,
+        )
         total = ContentHash()
         batches: list[pa.RecordBatch] = []
         writer = None
