@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from featureledger import Entity, FeatureGroup, FeatureStore, FeatureView, Field, content_hash
-from featureledger.errors import DataError, IntegrityError
+from featureledger.errors import DataError, IntegrityError, NotFoundError
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 USER = Entity("user", join_keys=["user_id"])
@@ -188,3 +188,23 @@ def test_audit_chain_detects_edits_and_deletions(store: FeatureStore) -> None:
     con.close()
     problems = store.audit_verify()
     assert any("missing" in p for p in problems)
+
+
+def test_view_definition_rollback_registers_the_old_spec_as_newest(store: FeatureStore) -> None:
+    grown = FeatureGroup(
+        "g",
+        USER,
+        features=[*GROUP.feature_fields, Field("y", "int64")],
+        created_time="created_timestamp",
+        ttl=timedelta(days=1),
+    )
+    store.apply([grown, FeatureView("v", [grown])])  # v 1.1.0 adds y
+    assert "y" in store.get_feature_view("v").sources[0].features
+    record = store.rollback_view("v", to="1.0.0", reason="y leaks the label")
+    assert record.semver == "1.2.0"
+    assert store.get_feature_view("v").sources[0].features == ("x", "s")
+    td = store.training_data("v", pa.table({"user_id": [1], "event_timestamp": [T0]}))
+    assert "y" not in td.to_arrow().column_names
+    assert any(e.action == "rollback" for e in store.audit_log("feature_view/v"))
+    with pytest.raises(NotFoundError):
+        store.rollback_view("v", to="9.9.9")

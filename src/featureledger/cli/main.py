@@ -348,6 +348,19 @@ def rollback(
     out.ok(f"{record.identity}: content restored from #{to} ({record.content})")
 
 
+@app.command("rollback-view")
+@handled
+def rollback_view(
+    view: Annotated[str, typer.Argument(help="Feature view name.")],
+    to: Annotated[str, typer.Option("--to", help="Version to restore, e.g. 1.0.0.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")] = "",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Make an earlier definition of a feature view its newest version."""
+    record = _store(repo).rollback_view(view, to=to, reason=reason)
+    out.ok(f"{record.identity}: now {record.semver}, with the definition of {to}")
+
+
 @app.command()
 @handled
 def verify(

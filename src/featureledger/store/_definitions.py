@@ -138,6 +138,45 @@ class _DefinitionsMixin(_StoreBase):
             )
         return plan
 
+    def rollback_view(self, name: str, *, to: str, reason: str = "") -> DefinitionRecord:
+        """Register the spec of an earlier version of a feature view as its newest version.
+
+        ``to`` is a semantic version such as ``"1.0.0"``; the new version is the next minor
+        of that major (history is kept, nothing is deleted). Rolling back may drop features
+        added since, which `apply` would call breaking: a rollback is that explicit choice.
+        """
+        history = self.registry.definitions("feature_view", name)
+        target = next((d for d in history if d.semver == to), None)
+        if target is None:
+            known = ", ".join(d.semver for d in history) or "none"
+            raise NotFoundError(f"feature_view/{name} has no version {to}; versions: {known}")
+        current = self.registry.latest_definition("feature_view", name, target.major)
+        assert current is not None
+        if current.spec == target.spec:
+            return current
+        user = current_user()
+        note = f"rollback to {to}" + (f": {reason}" if reason else "")
+        record = DefinitionRecord(
+            kind="feature_view",
+            name=name,
+            major=current.major,
+            minor=current.minor + 1,
+            patch=0,
+            spec=target.spec,
+            spec_hash=target.spec_hash,
+            created_at=datetime.now(UTC),
+            created_by=user,
+            reasons=[note],
+        )
+        self.registry.add_definition(record)
+        self.registry.audit(
+            user,
+            "rollback",
+            str(record.identity),
+            {"to": to, "version": record.semver, "reason": reason},
+        )
+        return record
+
     def _plan(
         self, objects: list[Definition]
     ) -> tuple[Plan, list[tuple[str, dict[str, Any], tuple[int, int, int]]]]:
