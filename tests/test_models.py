@@ -110,3 +110,20 @@ def test_parse_gate_forms() -> None:
     assert parse_gate("logloss<-0.02") == BetterThanCurrent("logloss", 0.02, "lower")
     with pytest.raises(ValueError, match="not understood"):
         parse_gate("auc = 1")
+
+
+def test_registration_tags_the_active_mlflow_run(
+    store: FeatureStore, td: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri((tmp_path / "mlruns").as_uri())
+    with mlflow.start_run() as run:
+        rec = store.register_model("fraud", artifact(tmp_path, "w"), training_dataset=td)
+    tags = mlflow.get_run(run.info.run_id).data.tags
+    assert tags["featureledger.model"] == str(rec.identity)
+    assert tags["featureledger.training_dataset"] == "training_dataset/v@v1/1"
+    assert tags["featureledger.training_dataset.content_hash"] == str(td.record.content)
+    assert tags["featureledger.pin.g"].startswith("feature_group/g@v1#1 flh1:")
+    # outside an MLflow run nothing is logged and nothing fails
+    store.register_model("fraud", artifact(tmp_path, "v"))

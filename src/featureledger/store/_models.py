@@ -101,6 +101,7 @@ class _ModelsMixin(_PipelinesMixin):
             )
         )
         self._finish_run(run.id, "succeeded", [str(record.identity)])
+        self._log_to_mlflow(record)
         self.registry.audit(
             user,
             "register",
@@ -112,6 +113,29 @@ class _ModelsMixin(_PipelinesMixin):
             },
         )
         return record
+
+    def _log_to_mlflow(self, record: ModelRecord) -> None:
+        """When mlflow is installed and a run is active, tag it with what the model read."""
+        try:
+            import mlflow
+        except ImportError:
+            return
+        if mlflow.active_run() is None:
+            return
+        tags = {
+            "featureledger.model": str(record.identity),
+            "featureledger.artifact_sha256": record.artifact_hash,
+        }
+        if record.training_dataset:
+            td = self._training_record(VersionId.parse(record.training_dataset))
+            tags |= {
+                "featureledger.training_dataset": str(td.identity),
+                "featureledger.training_dataset.content_hash": str(td.content),
+                "featureledger.training_dataset.entity_hash": td.entity_hash,
+            }
+            for group, pin in td.pins.items():
+                tags[f"featureledger.pin.{group}"] = f"{pin['identity']} {pin['content']}"
+        mlflow.set_tags(tags)
 
     def _reference_model(self, name: str) -> _ModelMetrics | None:
         deployed = [d for d in self.registry.deployments() if d.model == name]
