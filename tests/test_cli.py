@@ -363,3 +363,45 @@ def test_contract_commands(tmp_path: Path) -> None:
     diff = invoke("contract", "diff", back, tighter)
     assert diff.exit_code == 1 and "major" in diff.output
     assert invoke("contract", "diff", back, back).exit_code == 0
+
+
+def test_stats_drift_and_report_commands(repo: Path, tmp_path: Path) -> None:
+    invoke("apply", "--repo", repo)
+    invoke(
+        "ingest",
+        "stats",
+        write_batch(tmp_path / "a.parquet", [1.0, 2.0, 3.0], [0, 1, 2]),
+        "--repo",
+        repo,
+    )
+    invoke(
+        "ingest",
+        "stats",
+        write_batch(tmp_path / "b.parquet", [50.0, 60.0, 70.0], [0, 1, 2]),
+        "--mode",
+        "overwrite",
+        "--repo",
+        repo,
+    )
+    shown = invoke("stats", "feature_group/stats@v1#1", "--repo", repo)
+    assert shown.exit_code == 0 and "spend" in shown.output
+    data = json.loads(invoke("stats", "feature_group/stats@v1#1", "--json", "--repo", repo).output)
+    assert data["columns"]["spend"]["count"] == 3
+    moved = invoke("drift", "feature_group/stats@v1#1", "feature_group/stats@v1#2", "--repo", repo)
+    assert moved.exit_code == 1 and "alert" in moved.output
+    same = invoke("drift", "feature_group/stats@v1#1", "feature_group/stats@v1#1", "--repo", repo)
+    assert same.exit_code == 0
+    out = tmp_path / "r.html"
+    assert (
+        invoke(
+            "report",
+            "feature_group/stats@v1#1",
+            "feature_group/stats@v1#2",
+            "-o",
+            out,
+            "--repo",
+            repo,
+        ).exit_code
+        == 0
+    )
+    assert out.read_text().count("data:image/png;base64,") >= 1

@@ -689,6 +689,83 @@ def impact(
     )
 
 
+@app.command()
+@handled
+def stats(
+    identity: Annotated[str, typer.Argument(help="Data version or training dataset.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Statistics of a data version or training dataset (computed once, then kept)."""
+    from featureledger.monitoring import stats_to_dict
+
+    result = _store(repo).stats(identity)
+    if as_json:
+        out.as_json(stats_to_dict(result))
+        return
+    out.table(
+        identity,
+        ["column", "count", "nulls", "distinct", "min", "p50", "max", "mean", "std"],
+        [
+            [
+                name,
+                st.count,
+                st.nulls,
+                st.distinct,
+                st.min,
+                (st.quantiles or {}).get("p50"),
+                st.max,
+                st.mean,
+                st.std,
+            ]
+            for name, st in result.items()
+        ],
+    )
+
+
+@app.command("drift")
+@handled
+def drift_cmd(
+    reference: Annotated[str, typer.Argument(help="Reference identity.")],
+    current: Annotated[str, typer.Argument(help="Current identity.")],
+    features: Annotated[list[str] | None, typer.Option("--feature", help="Only these.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Drift of CURRENT against REFERENCE per feature; exit 1 on an alert."""
+    report = _store(repo).drift(reference, current, features=features)
+    if as_json:
+        out.as_json(report.to_dict())
+    else:
+        rows = []
+        for name, fd in report.features.items():
+            metrics = ", ".join(
+                f"{m.metric}={m.value:.4g}" for m in fd.metrics if m.value is not None
+            )
+            rows.append([name, fd.kind, fd.status, metrics])
+        out.table(
+            f"drift {report.current} vs {report.reference}",
+            ["feature", "kind", "status", "metrics"],
+            rows,
+        )
+    if report.status == "alert":
+        raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def report(
+    reference: Annotated[str, typer.Argument(help="Reference identity.")],
+    current: Annotated[str, typer.Argument(help="Current identity.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")],
+    png_dir: Annotated[Path | None, typer.Option(help="Also write each plot as PNG here.")] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Write a self-contained HTML drift report with a plot per feature."""
+    path = _store(repo).report(reference, current, output, png_dir=png_dir)
+    out.ok(f"wrote {path}" + (f" and plots in {png_dir}" if png_dir else ""))
+
+
 model_app = typer.Typer(help="Registered models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 deployment_app = typer.Typer(help="Deployment pointers and their history.", no_args_is_help=True)

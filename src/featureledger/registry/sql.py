@@ -122,6 +122,14 @@ validations_table = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+stats_table = sa.Table(
+    "fl_stats",
+    metadata,
+    sa.Column("identity", sa.String(300), primary_key=True),
+    sa.Column("stats", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 models_table = sa.Table(
     "fl_models",
     metadata,
@@ -484,6 +492,23 @@ class SQLRegistry:
             )
             for r in rows
         ]
+
+    # -- statistics -----------------------------------------------------------------------------
+    def put_stats(self, identity: str, stats_json: str) -> None:
+        """Keep the statistics of an immutable identity (a data version, a training set)."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(stats_table).where(stats_table.c.identity == identity))
+            conn.execute(
+                stats_table.insert().values(
+                    identity=identity, stats=stats_json, created_at=datetime.now(UTC)
+                )
+            )
+
+    def get_stats(self, identity: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(stats_table.c.stats).where(stats_table.c.identity == identity)
+            ).scalar()
 
     # -- models and deployments ---------------------------------------------------------------
     def add_model(self, record: ModelRecord) -> ModelRecord:

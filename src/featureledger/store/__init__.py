@@ -4,19 +4,20 @@ The facade is assembled from one module per concern, each building on the one be
 `_base` (state, lookups, data-version records, runs), `_definitions` (plan, apply),
 `_data` (ingest, contracts, quarantine, reads), `_training` (point-in-time joins),
 `_versions` (diff, rollback, integrity, pointers, vacuum, audit), `_pipelines`
-(feature pipelines, reproduce), `_models` (models, deployments) and `_lineage`
-(ancestors, impact). The logic itself lives in the packages below (definitions,
-versioning, contracts, lineage, offline, registry).
+(feature pipelines, reproduce), `_models` (models, deployments), `_lineage`
+(ancestors, impact) and `_monitoring` (statistics, drift, reports). The logic itself
+lives in the packages below (definitions, versioning, contracts, lineage, monitoring,
+offline, registry).
 """
 
 from featureledger.store._data import QUARANTINE_AT, QUARANTINE_RUN
 from featureledger.store._definitions import Plan, PlanItem
-from featureledger.store._lineage import _LineageMixin
+from featureledger.store._monitoring import _MonitoringMixin
 from featureledger.store._pipelines import PipelineRun, ReproduceReport
 from featureledger.store._training import TrainingData
 
 
-class FeatureStore(_LineageMixin):
+class FeatureStore(_MonitoringMixin):
     """A feature repository: definitions, versioned feature data and training sets.
 
     ``FeatureStore("path/to/repo")`` opens a repository made by `FeatureStore.init`

@@ -1,0 +1,119 @@
+"""Statistics per version, drift between any two identities, and HTML reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from featureledger.definitions import VersionId
+from featureledger.errors import NotFoundError
+from featureledger.monitoring import (
+    ColumnStats,
+    DriftReport,
+    bins_of,
+    compute_stats,
+    drift,
+    export_plots,
+    render_report,
+    stats_from_json,
+    stats_to_json,
+)
+from featureledger.store._lineage import _LineageMixin
+
+
+class _MonitoringMixin(_LineageMixin):
+    def stats(self, identity: str) -> dict[str, ColumnStats]:
+        """Statistics of a data version or training dataset, computed once and kept.
+
+        Both are immutable, so the first computation is stored in the registry and later
+        calls (drift, reports, monitors) never re-read the data. Numeric histograms of a
+        group's versions share the bins of its first non-empty version, so versions
+        compare bin for bin.
+        """
+        ident = self._stats_identity(identity)
+        cached = self.registry.get_stats(str(ident))
+        if cached is not None:
+            return dict(stats_from_json(cached))
+        reference = None
+        if ident.kind == "feature_group":
+            fg = self.get_feature_group(ident.name, ident.major)
+            assert ident.data is not None
+            self._check_files(fg, ident.data)
+            baseline = next(
+                (v for v in self.registry.data_versions(fg.name, ident.major or 1) if v.rows),
+                None,
+            )
+            if baseline is not None and baseline.version != ident.data:
+                reference = bins_of(self.stats(str(baseline.identity)))
+            table = self._table(fg.name, ident.major or 1)
+            data: pa.Table | pads.Dataset = pads.dataset(table.files(ident.data), format="parquet")
+        else:
+            record = self._training_record(ident)
+            if record.output_path and Path(record.output_path).exists():
+                data = pq.read_table(record.output_path)
+            else:
+                rebuilt, _ = self._rebuild_training(record, None)
+                assert rebuilt is not None
+                data = rebuilt
+        stats = compute_stats(data, reference_bins=reference)
+        self.registry.put_stats(str(ident), stats_to_json(stats))
+        return dict(stats)
+
+    def _stats_identity(self, identity: str) -> VersionId:
+        ident = VersionId.parse(identity)
+        if ident.kind == "feature_group":
+            fg = self.get_feature_group(ident.name, ident.major)
+            number = self._resolve_version(fg, ident.data, None)
+            return VersionId("feature_group", fg.name, fg.version or 1, number)
+        if ident.kind == "training_dataset":
+            return self._training_record(ident).identity
+        raise NotFoundError(
+            f"{identity}: statistics exist for feature group data versions and training "
+            "datasets only"
+        )
+
+    def _feature_names(self, ident: VersionId) -> list[str]:
+        if ident.kind == "feature_group":
+            return list(self.get_feature_group(ident.name, ident.major).feature_names)
+        record = self._training_record(ident)
+        fv = self.get_feature_view(record.view, record.major)
+        return [fv.output_name(s, f) for s in fv.sources for f in s.features]
+
+    def drift(
+        self, reference: str, current: str, *, features: Sequence[str] | None = None
+    ) -> DriftReport:
+        """Drift of ``current`` against ``reference`` from their stored statistics."""
+        ref, cur = self._stats_identity(reference), self._stats_identity(current)
+        if features is None:  # keys and times are not features: compare what both serve
+            theirs = set(self._feature_names(cur))
+            features = [f for f in self._feature_names(ref) if f in theirs]
+        return drift(
+            self.stats(str(ref)),
+            self.stats(str(cur)),
+            features=features,
+            reference_id=str(ref),
+            current_id=str(cur),
+        )
+
+    def report(
+        self,
+        reference: str,
+        current: str,
+        output: str | Path,
+        *,
+        features: Sequence[str] | None = None,
+        png_dir: str | Path | None = None,
+    ) -> Path:
+        """Write a self-contained HTML drift report (and, optionally, each plot as PNG)."""
+        result = self.drift(reference, current, features=features)
+        page = render_report(f"{result.current} vs {result.reference}", result)
+        target = Path(output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(page, encoding="utf-8")
+        if png_dir is not None:
+            export_plots(png_dir, result)
+        return target
