@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup demo test lint typecheck bench clean
+.PHONY: help setup services demo test lint typecheck bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -17,10 +17,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv with featureledger and the dev tools
 
+services:  ## install the servers the tests run against (redis-server, from Debian)
+	sh scripts/install-services.sh
+
 demo: $(STAMP)  ## run `featureledger demo` in a new temporary repository
 	$(VENV)/bin/featureledger demo $(DIR)
 
-test: $(STAMP)  ## run the whole test suite
+test: $(STAMP) services  ## run the whole test suite
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
@@ -29,6 +32,7 @@ lint: $(STAMP)  ## ruff and mypy
 
 bench: $(STAMP)  ## the point-in-time benchmark on size s (docs/benchmarks.md has the full set)
 	$(PY) benchmarks/bench_pit.py --size s
+	$(PY) benchmarks/bench_online.py
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

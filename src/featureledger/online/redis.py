@@ -1,0 +1,384 @@
+"""The production online store: Redis (``pip install 'featureledger[redis]'``).
+
+Key layout (``prefix`` defaults to ``fl``; docs/serving.md):
+
+- ``<prefix>:tables``: a set of the table keys holding data;
+- ``<prefix>:<table_key>:gen``: the table's generation, a number new each time the table is
+  created (from the counter ``<prefix>:generations``); every read fetches it in the same
+  ``MGET`` as the rows, so a reader notices at once when another process deleted or
+  recreated the table;
+- ``<prefix>:<table_key>:meta``: a hash with ``keys`` (the key columns' Arrow schema),
+  ``schema:<id>`` (each feature schema rows were written with, id as 8 hex digits),
+  ``v:<source version>`` -> id, ``vid:<id>`` -> source version, ``vseq``;
+- ``<prefix>:<table_key>:r:<key bytes>``: one string per entity,
+  ``event time (8 bytes, big-endian, offset by 2**63) | source version id (u32 big-endian) |
+  flr1 row blob`` (see `featureledger.online.codec`).
+
+Writes run a Lua script over up to ``batch_keys`` entities per call, pipelined, which
+replaces a value only if the new event time is >= the stored one, atomically. Reads are a
+single ``MGET`` (the generation, then the rows). Values carry no Redis expiry: the TTL is
+applied on read, against the caller's ``now``, exactly as offline. Redis Cluster is not
+supported (the write script touches keys of many hash slots).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from featureledger.errors import ConfigError, FeatureLedgerError, NotFoundError
+from featureledger.online.base import Rows, check_table_key
+from featureledger.online.codec import (
+    Bytes,
+    Chunk,
+    RowSchema,
+    TableLayout,
+    assemble,
+    check_features,
+    concat_rows,
+    encode_key,
+    encode_keys,
+    encoded_chunks,
+    gather,
+    key_columns_for_read,
+    ranges,
+    schema_from_bytes,
+    schema_to_bytes,
+)
+
+_HEADER = 12
+_OFFSET = np.uint64(1 << 63)
+_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+# Replace each entity's value unless the stored event time is greater. Times are compared
+# as two unsigned 32-bit halves: Lua numbers are doubles, and string comparison would
+# depend on the server's collation locale.
+_WRITE = """
+local n = 0
+for i = 1, #KEYS do
+  local new = ARGV[i]
+  local cur = redis.call('GETRANGE', KEYS[i], 0, 7)
+  local put = cur == ''
+  if not put then
+    local ch, cl = struct.unpack('>I4I4', cur)
+    local nh, nl = struct.unpack('>I4I4', new)
+    put = nh > ch or (nh == ch and nl >= cl)
+  end
+  if put then
+    redis.call('SET', KEYS[i], new)
+    n = n + 1
+  end
+end
+return n
+"""
+
+# Register a table (keys schema, feature schema) and intern a source version, atomically.
+# KEYS: meta hash, tables set, generation key, generation counter;
+# ARGV: table key, keys schema, schema field, schema, version.
+_ENSURE = """
+local keys = redis.call('HGET', KEYS[1], 'keys')
+if not keys then
+  keys = ARGV[2]
+  redis.call('HSET', KEYS[1], 'keys', keys)
+  redis.call('SADD', KEYS[2], ARGV[1])
+  redis.call('SET', KEYS[3], redis.call('INCR', KEYS[4]))
+end
+redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4])
+local id = redis.call('HGET', KEYS[1], 'v:' .. ARGV[5])
+if not id then
+  id = tostring(redis.call('HINCRBY', KEYS[1], 'vseq', 1))
+  redis.call('HSET', KEYS[1], 'v:' .. ARGV[5], id, 'vid:' .. id, ARGV[5])
+end
+return {keys, redis.call('HGET', KEYS[1], ARGV[3]), id}
+"""
+
+
+def _client_module() -> Any:
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigError(
+            "the Redis online store needs the redis client: pip install 'featureledger[redis]' "
+            "(or pip install 'redis>=5')"
+        ) from exc
+    return redis
+
+
+def _split_records(records: list[bytes]) -> tuple[np.ndarray, np.ndarray, Bytes]:
+    """Event times, version ids and row blobs of stored records (header documented above)."""
+    if len(records) <= 16:  # plain Python is faster than numpy for a few records
+        times = np.array(
+            [int.from_bytes(r[:8], "big") - (1 << 63) for r in records], dtype=np.int64
+        )
+        versions = np.array([int.from_bytes(r[8:12], "big") for r in records], dtype=np.int64)
+        return times, versions, Bytes.from_list([r[_HEADER:] for r in records])
+    joined = Bytes.from_list(records)
+    starts = joined.offsets[:-1]
+    times = (
+        gather(joined.data, starts, 8).view(">u8").reshape(-1).astype(np.uint64) ^ _OFFSET
+    ).view(np.int64)
+    versions = gather(joined.data, starts + 8, 4).view(">u4").reshape(-1).astype(np.int64)
+    lengths = joined.lengths - _HEADER
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return times, versions, Bytes(offsets, joined.data[ranges(starts + _HEADER, lengths)])
+
+
+class RedisOnlineStore:
+    """Online store in a Redis server (``redis://host:port/db`` or host/port)."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        host: str = "localhost",
+        port: int = 6379,
+        db: int = 0,
+        prefix: str = "fl",
+        batch_keys: int = 1_000,
+        client: Any = None,
+    ) -> None:
+        if not _PREFIX.fullmatch(prefix):
+            raise ConfigError(
+                f"Redis key prefix {prefix!r} is not allowed: use 1-64 letters, digits or '_.-'"
+            )
+        redis = _client_module()
+        self._own = client is None
+        if client is None:
+            client = redis.Redis.from_url(url) if url else redis.Redis(host=host, port=port, db=db)
+        self._r = client
+        self.prefix = prefix
+        self._batch_keys = batch_keys
+        self._write_script = client.register_script(_WRITE)
+        self._ensure_script = client.register_script(_ENSURE)
+        self._layouts: dict[str, TableLayout] = {}
+        self._versions: dict[str, dict[int, str]] = {}
+        self._generations: dict[str, bytes] = {}
+        self._where = url or f"redis://{host}:{port}/{db}"
+
+    def __repr__(self) -> str:
+        return f"RedisOnlineStore({self._where!r}, prefix={self.prefix!r})"
+
+    def _meta_key(self, table_key: str) -> str:
+        return f"{self.prefix}:{table_key}:meta"
+
+    def _gen_key(self, table_key: str) -> str:
+        return f"{self.prefix}:{table_key}:gen"
+
+    def _row_prefix(self, table_key: str) -> bytes:
+        return f"{self.prefix}:{table_key}:r:".encode()
+
+    def _redis_keys(self, table_key: str, key_bytes: Bytes) -> list[bytes]:
+        prefix = np.frombuffer(self._row_prefix(table_key), dtype=np.uint8)
+        n = len(key_bytes)
+        head = Bytes.fixed(np.broadcast_to(prefix, (n, len(prefix))).copy())
+        return concat_rows([head, key_bytes], n).to_pylist()
+
+    # -- metadata ------------------------------------------------------------------------------
+    def _load(self, table_key: str) -> TableLayout | None:
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hgetall(self._meta_key(table_key))
+        pipe.get(self._gen_key(table_key))
+        meta, generation = pipe.execute()
+        if b"keys" not in meta or generation is None:
+            self._forget(table_key)
+            return None
+        layout = TableLayout(schema_from_bytes(meta[b"keys"]))
+        versions = {}
+        for name, value in meta.items():
+            if name.startswith(b"schema:"):
+                layout.add(schema_from_bytes(value))
+            elif name.startswith(b"vid:"):
+                versions[int(name[4:])] = value.decode()
+        self._layouts[table_key] = layout
+        self._versions[table_key] = versions
+        self._generations[table_key] = generation
+        return layout
+
+    def _forget(self, table_key: str) -> None:
+        self._layouts.pop(table_key, None)
+        self._versions.pop(table_key, None)
+        self._generations.pop(table_key, None)
+
+    def _layout_for(self, table_key: str, feature_names: Sequence[str]) -> TableLayout:
+        layout = self._layout(table_key)
+        if not layout.types.keys() >= set(feature_names):
+            layout = self._reload(table_key)  # another process may have added them
+            check_features(layout, feature_names, table_key)
+        return layout
+
+    def _layout(self, table_key: str) -> TableLayout:
+        layout = self._layouts.get(table_key)
+        if layout is None:
+            check_table_key(table_key)
+            layout = self._load(table_key)
+            if layout is None:
+                raise NotFoundError(
+                    f"online table {table_key!r} does not exist in {self!r}; materialize it first"
+                )
+        return layout
+
+    def _reload(self, table_key: str) -> TableLayout:
+        layout = self._load(table_key)
+        if layout is None:
+            raise NotFoundError(f"online table {table_key!r} was deleted while being read")
+        return layout
+
+    def _version_names(self, table_key: str, ids: Sequence[int]) -> list[str]:
+        known = self._versions.get(table_key, {})
+        if any(i not in known for i in ids):
+            self._load(table_key)
+            known = self._versions.get(table_key, {})
+        return [known[i] for i in ids]
+
+    # -- the port ------------------------------------------------------------------------------
+    def write(
+        self,
+        table_key: str,
+        rows: Rows,
+        key_columns: Sequence[str],
+        *,
+        event_time_column: str | None,
+        source_version: str,
+    ) -> int:
+        check_table_key(table_key)
+        if not isinstance(source_version, str) or not source_version:
+            raise ValueError("source_version must be a non-empty string")
+
+        def prepare(keys: pa.Schema, row_schema: RowSchema) -> tuple[pa.Schema, int]:
+            return self._ensure(table_key, keys, row_schema, source_version)
+
+        changed = 0
+        for chunk, version in encoded_chunks(rows, key_columns, event_time_column, prepare):
+            changed += self._put(table_key, chunk, version)
+        return changed
+
+    def _ensure(
+        self, table_key: str, keys: pa.Schema, row_schema: RowSchema, source_version: str
+    ) -> tuple[pa.Schema, int]:
+        field = f"schema:{row_schema.id:08x}"
+        _, stored_schema, vid = self._ensure_script(
+            keys=[
+                self._meta_key(table_key),
+                f"{self.prefix}:tables",
+                self._gen_key(table_key),
+                f"{self.prefix}:generations",
+            ],
+            args=[
+                table_key,
+                schema_to_bytes(keys),
+                field,
+                schema_to_bytes(row_schema.schema),
+                source_version,
+            ],
+        )
+        if not schema_from_bytes(stored_schema).equals(row_schema.schema):
+            raise FeatureLedgerError(
+                f"online table {table_key!r}: two feature schemas share the id "
+                f"{row_schema.id:08x} (a 32-bit hash collision); rename a feature or use a "
+                "new table key"
+            )
+        layout = self._load(table_key)
+        assert layout is not None
+        layout.check_keys(keys, table_key)
+        return layout.keys, int(vid)
+
+    def _put(self, table_key: str, chunk: Chunk, version_id: int) -> int:
+        n = len(chunk)
+        times = (chunk.times.view(np.uint64) ^ _OFFSET).astype(">u8").view(np.uint8)
+        vid = np.frombuffer(version_id.to_bytes(4, "big"), dtype=np.uint8)
+        header = np.empty((n, _HEADER), dtype=np.uint8)
+        header[:, :8] = times.reshape(n, 8)
+        header[:, 8:] = vid
+        records = concat_rows([Bytes.fixed(header), chunk.rows], n).to_pylist()
+        keys = self._redis_keys(table_key, chunk.keys)
+        pipe = self._r.pipeline(transaction=False)
+        step = self._batch_keys
+        for i in range(0, n, step):
+            self._write_script(keys=keys[i : i + step], args=records[i : i + step], client=pipe)
+        return sum(int(c) for c in pipe.execute())
+
+    def read(
+        self,
+        table_key: str,
+        keys: pa.Table,
+        feature_names: Sequence[str],
+        *,
+        now: datetime,
+        ttl: timedelta | None,
+        _retry: bool = True,
+    ) -> pa.Table:
+        layout = self._layout_for(table_key, feature_names)
+        n = keys.num_rows
+        columns = key_columns_for_read(keys, layout.keys)
+        if n == 1:
+            # the serving hot path: one key, encoded without numpy
+            key = encode_key(columns, layout.key_specs)
+            asked = np.zeros(1 if key is not None else 0, dtype=np.int64)
+            redis_keys = [] if key is None else [self._row_prefix(table_key) + key]
+        else:
+            key_bytes, valid = encode_keys(columns, layout.key_specs)
+            if valid is None:
+                asked = np.arange(n, dtype=np.int64)
+            else:
+                asked = np.flatnonzero(valid)
+                key_bytes = key_bytes.take(asked)
+            redis_keys = self._redis_keys(table_key, key_bytes)
+        generation, *values = self._r.mget([self._gen_key(table_key), *redis_keys])
+        if generation != self._generations.get(table_key):
+            self._forget(table_key)
+            if generation is None or not _retry:
+                raise NotFoundError(
+                    f"online table {table_key!r} does not exist in {self!r} (deleted by "
+                    "another process?); materialize it first"
+                )
+            # recreated by another process: read again with its current layout
+            return self.read(table_key, keys, feature_names, now=now, ttl=ttl, _retry=False)
+        found = [v for v in values if v is not None]
+        hit = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+        times, versions, blobs = _split_records(found)
+        return assemble(
+            layout,
+            n,
+            asked[hit] if len(found) < len(values) else asked,
+            times,
+            versions,
+            blobs,
+            feature_names,
+            now=now,
+            ttl=ttl,
+            version_names=lambda ids: self._version_names(table_key, ids),
+            reload=lambda: self._reload(table_key),
+        )
+
+    def delete_table(self, table_key: str) -> None:
+        check_table_key(table_key)
+        self._r.delete(self._gen_key(table_key))  # readers see the deletion from here on
+        pattern = self._row_prefix(table_key) + b"*"
+        pending: list[bytes] = []
+        for key in self._r.scan_iter(match=pattern, count=10_000):
+            pending.append(key)
+            if len(pending) >= 10_000:
+                self._r.unlink(*pending)
+                pending.clear()
+        if pending:
+            self._r.unlink(*pending)
+        pipe = self._r.pipeline(transaction=True)
+        pipe.delete(self._meta_key(table_key))
+        pipe.srem(f"{self.prefix}:tables", table_key)
+        pipe.execute()
+        self._forget(table_key)
+
+    def tables(self) -> list[str]:
+        return sorted(m.decode() for m in self._r.smembers(f"{self.prefix}:tables"))
+
+    def close(self) -> None:
+        if self._own:
+            self._r.close()

@@ -1,0 +1,156 @@
+"""Fixtures for the online store suite: every test runs once per backend.
+
+Redis is a real ``redis-server`` started for the session on a free port in a temporary
+directory (no persistence), never a mock. When the binary is missing the fixture fails
+and says how to install it: scripts/install-services.sh (CI runs it before the tests).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from featureledger.online import OnlineStore, RedisOnlineStore, SQLiteOnlineStore
+
+BACKENDS = ["sqlite", "redis"]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a redis-server started for this test session (one per xdist worker)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "redis-server is not installed, so the Redis online store cannot be tested. "
+            "Run scripts/install-services.sh (it installs Debian's redis-server; CI runs it "
+            "before the tests), then run pytest again.",
+            pytrace=False,
+        )
+    workdir = tmp_path_factory.mktemp("redis")
+    log = (workdir / "redis.log").open("wb")
+    proc: subprocess.Popen[bytes] | None = None
+    port = 0
+    for _attempt in range(3):  # another process may grab the free port before the server
+        port = _free_port()
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _answers_ping(port):
+                break
+            time.sleep(0.02)
+        if proc.poll() is None and _answers_ping(port):
+            break
+        proc.kill()
+        proc.wait()
+        proc = None
+    if proc is None:
+        log.close()
+        text = Path(workdir / "redis.log").read_text(errors="replace")[-2000:]
+        pytest.fail(f"redis-server did not start; its log ends with:\n{text}", pytrace=False)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_store(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[], OnlineStore]]:
+    """Opens handles on one fresh store; several handles stand for several processes."""
+    opened: list[OnlineStore] = []
+    prefix = "t" + uuid.uuid4().hex[:12]
+    url = request.getfixturevalue("redis_url") if backend == "redis" else ""
+
+    def make() -> OnlineStore:
+        store: OnlineStore
+        if backend == "sqlite":
+            store = SQLiteOnlineStore(tmp_path / "online.db")
+        else:
+            store = RedisOnlineStore(url, prefix=prefix)
+        opened.append(store)
+        return store
+
+    yield make
+    if backend == "redis" and opened:
+        opened[0]._r.flushdb()  # type: ignore[attr-defined]
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def online(make_store: Callable[[], OnlineStore]) -> OnlineStore:
+    return make_store()
+
+
+@contextmanager
+def round_trips(store: OnlineStore) -> Iterator[list[int]]:
+    """Counts the statements (SQLite) or commands (Redis) the block sends to the store."""
+    counter = [0]
+    if isinstance(store, SQLiteOnlineStore):
+        con = store._con()
+
+        def trace(sql: str) -> None:
+            counter[0] += 1
+
+        con.set_trace_callback(trace)
+        try:
+            yield counter
+        finally:
+            con.set_trace_callback(None)
+    else:
+        client = store._r  # type: ignore[attr-defined]
+        before = client.info("stats")["total_commands_processed"]
+        yield counter
+        after = client.info("stats")["total_commands_processed"]
+        counter[0] = after - before - 1  # the first INFO is counted by the second
