@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -184,6 +185,70 @@ def _dump(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+_COLUMNS = {"user": "user_name", "group": "group_name"}
+
+
+@dataclass(frozen=True)
+class _Codec:
+    """Maps one record dataclass to its table's rows: JSON, content-hash and time columns
+    are encoded on the way in and decoded on the way out, the rest pass through."""
+
+    cls: type
+    json: frozenset[str] = frozenset()
+    hashes: frozenset[str] = frozenset()
+    times: frozenset[str] = frozenset()
+
+    def to_row(self, record: Any, **overrides: Any) -> dict[str, Any]:
+        row = {}
+        for f in fields(self.cls):
+            value = getattr(record, f.name)
+            if f.name in self.json:
+                value = _dump(value)
+            elif f.name in self.hashes:
+                value = _dump(value.to_dict())
+            row[_COLUMNS.get(f.name, f.name)] = value
+        row.update({_COLUMNS.get(k, k): v for k, v in overrides.items()})
+        return row
+
+    def from_row(self, row: Any) -> Any:
+        values = {}
+        for f in fields(self.cls):
+            value = row[_COLUMNS.get(f.name, f.name)]
+            if f.name in self.json:
+                value = json.loads(value)
+            elif f.name in self.hashes:
+                value = ContentHash.from_dict(json.loads(value))
+            elif f.name in self.times:
+                value = _utc(value)
+            values[f.name] = value
+        return self.cls(**values)
+
+
+_DEFINITION = _Codec(
+    DefinitionRecord, json=frozenset({"spec", "reasons"}), times=frozenset({"created_at"})
+)
+_DATA_VERSION = _Codec(
+    DataVersion,
+    json=frozenset({"files"}),
+    hashes=frozenset({"content"}),
+    times=frozenset({"created_at"}),
+)
+_RUN = _Codec(
+    RunRecord,
+    json=frozenset({"params", "inputs", "outputs"}),
+    times=frozenset({"started_at", "ended_at"}),
+)
+_TRAINING = _Codec(
+    TrainingDatasetRecord,
+    json=frozenset({"pins", "columns", "params"}),
+    hashes=frozenset({"content"}),
+    times=frozenset({"created_at"}),
+)
+_VALIDATION = _Codec(ValidationRecord, json=frozenset({"report"}), times=frozenset({"created_at"}))
+_MODEL = _Codec(ModelRecord, json=frozenset({"metrics", "gates"}), times=frozenset({"created_at"}))
+_DEPLOYMENT = _Codec(DeploymentRecord, times=frozenset({"at"}))
+
+
 class SQLRegistry:
     """Registry tables behind SQLAlchemy Core; one instance per store."""
 
@@ -219,20 +284,7 @@ class SQLRegistry:
     # -- definitions --------------------------------------------------------------------------
     def add_definition(self, record: DefinitionRecord) -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                definitions_table.insert().values(
-                    kind=record.kind,
-                    name=record.name,
-                    major=record.major,
-                    minor=record.minor,
-                    patch=record.patch,
-                    spec=_dump(record.spec),
-                    spec_hash=record.spec_hash,
-                    created_at=record.created_at,
-                    created_by=record.created_by,
-                    reasons=_dump(record.reasons),
-                )
-            )
+            conn.execute(definitions_table.insert().values(**_DEFINITION.to_row(record)))
 
     def definitions(self, kind: str, name: str | None = None) -> list[DefinitionRecord]:
         t = definitions_table
@@ -257,40 +309,12 @@ class SQLRegistry:
 
     @staticmethod
     def _definition(row: Any) -> DefinitionRecord:
-        return DefinitionRecord(
-            kind=row["kind"],
-            name=row["name"],
-            major=row["major"],
-            minor=row["minor"],
-            patch=row["patch"],
-            spec=json.loads(row["spec"]),
-            spec_hash=row["spec_hash"],
-            created_at=_utc(row["created_at"]),  # type: ignore[arg-type]
-            created_by=row["created_by"],
-            reasons=json.loads(row["reasons"]),
-        )
+        return _DEFINITION.from_row(row)
 
     # -- data versions ------------------------------------------------------------------------
     def add_data_version(self, record: DataVersion) -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                data_versions_table.insert().values(
-                    group_name=record.group,
-                    major=record.major,
-                    version=record.version,
-                    operation=record.operation,
-                    rows=record.rows,
-                    rows_added=record.rows_added,
-                    rows_removed=record.rows_removed,
-                    content=_dump(record.content.to_dict()),
-                    schema_hash=record.schema_hash,
-                    files=_dump(record.files),
-                    run_id=record.run_id,
-                    user_name=record.user,
-                    created_at=record.created_at,
-                    note=record.note,
-                )
-            )
+            conn.execute(data_versions_table.insert().values(**_DATA_VERSION.to_row(record)))
 
     def data_versions(self, group: str, major: int) -> list[DataVersion]:
         t = data_versions_table
@@ -318,42 +342,12 @@ class SQLRegistry:
 
     @staticmethod
     def _data_version(row: Any) -> DataVersion:
-        return DataVersion(
-            group=row["group_name"],
-            major=row["major"],
-            version=row["version"],
-            operation=row["operation"],
-            rows=row["rows"],
-            rows_added=row["rows_added"],
-            rows_removed=row["rows_removed"],
-            content=ContentHash.from_dict(json.loads(row["content"])),
-            schema_hash=row["schema_hash"],
-            files=json.loads(row["files"]),
-            run_id=row["run_id"],
-            user=row["user_name"],
-            created_at=_utc(row["created_at"]),  # type: ignore[arg-type]
-            note=row["note"],
-        )
+        return _DATA_VERSION.from_row(row)
 
     # -- runs ---------------------------------------------------------------------------------
     def start_run(self, record: RunRecord) -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                runs_table.insert().values(
-                    id=record.id,
-                    kind=record.kind,
-                    status=record.status,
-                    user_name=record.user,
-                    started_at=record.started_at,
-                    ended_at=record.ended_at,
-                    params=_dump(record.params),
-                    inputs=_dump(record.inputs),
-                    outputs=_dump(record.outputs),
-                    code_hash=record.code_hash,
-                    env_hash=record.env_hash,
-                    error=record.error,
-                )
-            )
+            conn.execute(runs_table.insert().values(**_RUN.to_row(record)))
 
     def finish_run(self, run_id: str, status: str, outputs: list[str], error: str = "") -> None:
         with self.engine.begin() as conn:
@@ -385,20 +379,7 @@ class SQLRegistry:
 
     @staticmethod
     def _run(row: Any) -> RunRecord:
-        return RunRecord(
-            id=row["id"],
-            kind=row["kind"],
-            status=row["status"],
-            user=row["user_name"],
-            started_at=_utc(row["started_at"]),  # type: ignore[arg-type]
-            ended_at=_utc(row["ended_at"]),
-            params=json.loads(row["params"]),
-            inputs=json.loads(row["inputs"]),
-            outputs=json.loads(row["outputs"]),
-            code_hash=row["code_hash"],
-            env_hash=row["env_hash"],
-            error=row["error"],
-        )
+        return _RUN.from_row(row)
 
     # -- training datasets --------------------------------------------------------------------
     def add_training_dataset(self, record: TrainingDatasetRecord) -> TrainingDatasetRecord:
@@ -411,25 +392,8 @@ class SQLRegistry:
                 )
             ).scalar()
             number = (current or 0) + 1
-            conn.execute(
-                t.insert().values(
-                    view=record.view,
-                    major=record.major,
-                    number=number,
-                    pins=_dump(record.pins),
-                    entity_hash=record.entity_hash,
-                    content=_dump(record.content.to_dict()),
-                    rows=record.rows,
-                    columns=_dump(record.columns),
-                    entity_path=record.entity_path,
-                    output_path=record.output_path,
-                    run_id=record.run_id,
-                    user_name=record.user,
-                    created_at=record.created_at,
-                    params=_dump(record.params),
-                )
-            )
-        return TrainingDatasetRecord(**{**record.__dict__, "number": number})
+            conn.execute(t.insert().values(**_TRAINING.to_row(record, number=number)))
+        return replace(record, number=number)
 
     def training_datasets(self, view: str, major: int | None = None) -> list[TrainingDatasetRecord]:
         t = training_table
@@ -438,33 +402,12 @@ class SQLRegistry:
             query = query.where(t.c.major == major)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(t.c.major, t.c.number)).mappings().all()
-        return [
-            TrainingDatasetRecord(
-                view=r["view"],
-                major=r["major"],
-                number=r["number"],
-                pins=json.loads(r["pins"]),
-                entity_hash=r["entity_hash"],
-                content=ContentHash.from_dict(json.loads(r["content"])),
-                rows=r["rows"],
-                columns=json.loads(r["columns"]),
-                entity_path=r["entity_path"],
-                output_path=r["output_path"],
-                run_id=r["run_id"],
-                user=r["user_name"],
-                created_at=_utc(r["created_at"]),  # type: ignore[arg-type]
-                params=json.loads(r["params"]),
-            )
-            for r in rows
-        ]
+        return [_TRAINING.from_row(r) for r in rows]
 
     # -- validation reports ---------------------------------------------------------------------
     def add_validation(self, record: ValidationRecord) -> None:
-        values = dict(record.__dict__)
-        values["group_name"] = values.pop("group")
-        values["report"] = _dump(record.report)
         with self.engine.begin() as conn:
-            conn.execute(validations_table.insert().values(**values))
+            conn.execute(validations_table.insert().values(**_VALIDATION.to_row(record)))
 
     def validations(
         self, group: str, major: int, version: int | None = None
@@ -475,23 +418,7 @@ class SQLRegistry:
             query = query.where(t.c.version == version)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(t.c.created_at)).mappings().all()
-        return [
-            ValidationRecord(
-                run_id=r["run_id"],
-                group=r["group_name"],
-                major=r["major"],
-                version=r["version"],
-                status=r["status"],
-                policy=r["policy"],
-                rows_in=r["rows_in"],
-                rows_published=r["rows_published"],
-                rows_quarantined=r["rows_quarantined"],
-                report=json.loads(r["report"]),
-                rejected_path=r["rejected_path"],
-                created_at=_utc(r["created_at"]),  # type: ignore[arg-type]
-            )
-            for r in rows
-        ]
+        return [_VALIDATION.from_row(r) for r in rows]
 
     # -- statistics -----------------------------------------------------------------------------
     def put_stats(self, identity: str, stats_json: str) -> None:
@@ -519,22 +446,8 @@ class SQLRegistry:
                 sa.select(sa.func.max(t.c.version)).where(t.c.name == record.name)
             ).scalar()
             version = (current or 0) + 1
-            conn.execute(
-                t.insert().values(
-                    name=record.name,
-                    version=version,
-                    artifact_path=record.artifact_path,
-                    artifact_hash=record.artifact_hash,
-                    training_dataset=record.training_dataset,
-                    metrics=_dump(record.metrics),
-                    gates=_dump(record.gates),
-                    run_id=record.run_id,
-                    user_name=record.user,
-                    created_at=record.created_at,
-                    description=record.description,
-                )
-            )
-        return ModelRecord(**{**record.__dict__, "version": version})
+            conn.execute(t.insert().values(**_MODEL.to_row(record, version=version)))
+        return replace(record, version=version)
 
     def models(self, name: str | None = None) -> list[ModelRecord]:
         t = models_table
@@ -543,22 +456,7 @@ class SQLRegistry:
             query = query.where(t.c.name == name)
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        return [
-            ModelRecord(
-                name=r["name"],
-                version=r["version"],
-                artifact_path=r["artifact_path"],
-                artifact_hash=r["artifact_hash"],
-                training_dataset=r["training_dataset"],
-                metrics=json.loads(r["metrics"]),
-                gates=json.loads(r["gates"]),
-                run_id=r["run_id"],
-                user=r["user_name"],
-                created_at=_utc(r["created_at"]),  # type: ignore[arg-type]
-                description=r["description"],
-            )
-            for r in rows
-        ]
+        return [_MODEL.from_row(r) for r in rows]
 
     def add_deployment(self, record: DeploymentRecord) -> DeploymentRecord:
         t = deployments_table
@@ -567,19 +465,8 @@ class SQLRegistry:
                 sa.select(sa.func.max(t.c.seq)).where(t.c.name == record.name)
             ).scalar()
             seq = (current or 0) + 1
-            conn.execute(
-                t.insert().values(
-                    name=record.name,
-                    seq=seq,
-                    model=record.model,
-                    model_version=record.model_version,
-                    action=record.action,
-                    reason=record.reason,
-                    user_name=record.user,
-                    at=record.at,
-                )
-            )
-        return DeploymentRecord(**{**record.__dict__, "seq": seq})
+            conn.execute(t.insert().values(**_DEPLOYMENT.to_row(record, seq=seq)))
+        return replace(record, seq=seq)
 
     def deployments(self, name: str | None = None) -> list[DeploymentRecord]:
         t = deployments_table
@@ -588,19 +475,7 @@ class SQLRegistry:
             query = query.where(t.c.name == name)
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        return [
-            DeploymentRecord(
-                name=r["name"],
-                seq=r["seq"],
-                model=r["model"],
-                model_version=r["model_version"],
-                action=r["action"],
-                reason=r["reason"],
-                user=r["user_name"],
-                at=_utc(r["at"]),  # type: ignore[arg-type]
-            )
-            for r in rows
-        ]
+        return [_DEPLOYMENT.from_row(r) for r in rows]
 
     # -- audit trail --------------------------------------------------------------------------
     def audit(self, user: str, action: str, obj: str, details: dict[str, Any]) -> AuditEntry:
