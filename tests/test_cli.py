@@ -405,3 +405,30 @@ def test_stats_drift_and_report_commands(repo: Path, tmp_path: Path) -> None:
         == 0
     )
     assert out.read_text().count("data:image/png;base64,") >= 1
+
+
+def test_materialize_and_get_online_commands(tmp_path: Path) -> None:
+    repo = tmp_path / "o"
+    invoke("init", repo)
+    (repo / "features.py").write_text(
+        textwrap.dedent(
+            """
+        from featureledger import Entity, FeatureGroup, FeatureView, Field
+        user = Entity("user", join_keys=["user_id"])
+        g = FeatureGroup("g", user, features=[Field("x", "float64")], online=True)
+        v = FeatureView("v", [g])
+        """
+        )
+    )
+    invoke("apply", "--repo", repo)
+    data = tmp_path / "g.parquet"
+    pq.write_table(
+        pa.table({"user_id": [1, 2], "event_timestamp": [T0, T0], "x": [1.5, 2.5]}), data
+    )
+    invoke("ingest", "g", data, "--repo", repo)
+    done = invoke("materialize", "--repo", repo)
+    assert done.exit_code == 0 and "full" in done.output
+    got = invoke("get-online", "v", '[{"user_id": 2}, {"user_id": 7}]', "--repo", repo)
+    assert got.exit_code == 0, got.output
+    assert [r["x"] for r in json.loads(got.output)] == [2.5, None]
+    assert invoke("get-online", "v", "{not json", "--repo", repo).exit_code == 2

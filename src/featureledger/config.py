@@ -32,8 +32,11 @@ class OfflineConfig:
 
 @dataclass
 class OnlineConfig:
+    #: "sqlite" (embedded default) or "redis"
     type: str = "sqlite"
     path: str = f"{STATE_DIR}/online.db"
+    #: redis://host:port/db when type is redis
+    url: str | None = None
 
 
 @dataclass

@@ -766,6 +766,46 @@ def report(
     out.ok(f"wrote {path}" + (f" and plots in {png_dir}" if png_dir else ""))
 
 
+@app.command()
+@handled
+def materialize(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Groups or views (default: all online groups).")
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild instead of reading only new commits.")
+    ] = False,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Write the latest value per entity of online groups into the online store."""
+    results = _store(repo).materialize(names or None, incremental=not full)
+    out.table(
+        "materialized",
+        ["group", "data version", "mode", "rows read", "values written"],
+        [[m.group, m.version, m.mode, m.rows, m.changed] for m in results],
+    )
+
+
+@app.command("get-online")
+@handled
+def get_online(
+    view: Annotated[str, typer.Argument(help="Feature view name.")],
+    entities: Annotated[str, typer.Argument(help='JSON entity rows, e.g. [{"user_id": 1}].')],
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Read features online for some entities (JSON out)."""
+    import json
+
+    try:
+        rows = json.loads(entities)
+    except json.JSONDecodeError as exc:
+        out.fail(f"entity rows are not JSON: {exc}")
+        raise typer.Exit(2) from None
+    if isinstance(rows, dict):
+        rows = [rows]
+    out.as_json(_store(repo).get_online_features(view, rows).to_arrow().to_pylist())
+
+
 model_app = typer.Typer(help="Registered models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 deployment_app = typer.Typer(help="Deployment pointers and their history.", no_args_is_help=True)

@@ -171,6 +171,30 @@ class DuckDBEngine:
         con.close()
         return out
 
+    def latest_rows(
+        self,
+        files: Sequence[str],
+        schema: pa.Schema,
+        keys: Sequence[str],
+        event_time: str | None,
+        columns: Sequence[str],
+        batch_size: int = 1 << 16,
+    ) -> pa.RecordBatchReader:
+        """The newest row per key of a snapshot (or of some of its files), sorted by key,
+        streamed in batches: what materialization writes to an online store."""
+        con = self._cursor()
+        scan = self.scan(con, "latest", files, schema)
+        cols = ", ".join(q(c) for c in columns)
+        key_list = ", ".join(q(k) for k in keys)
+        if event_time is None:  # static groups hold one row per key already
+            sql = f"SELECT {cols} FROM {scan} ORDER BY {key_list}"
+        else:
+            sql = (
+                f"SELECT {cols} FROM {scan} QUALIFY row_number() OVER "
+                f"(PARTITION BY {key_list} ORDER BY {q(event_time)} DESC) = 1 ORDER BY {key_list}"
+            )
+        return con.sql(sql).to_arrow_reader(batch_size)
+
     def transform(self, query: str, source: pa.Table, params: dict[str, object]) -> pa.Table:
         """Run a SQL transformation over ``source`` (registered as the table ``source``)."""
         con = self._cursor()

@@ -123,6 +123,19 @@ validations_table = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+materializations_table = sa.Table(
+    "fl_materializations",
+    metadata,
+    sa.Column("group_name", sa.String(128), primary_key=True),
+    sa.Column("major", sa.Integer, primary_key=True),
+    sa.Column("store", sa.String(300), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
 stats_table = sa.Table(
     "fl_stats",
     metadata,
@@ -419,6 +432,34 @@ class SQLRegistry:
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(t.c.created_at)).mappings().all()
         return [_VALIDATION.from_row(r) for r in rows]
+
+    # -- materializations --------------------------------------------------------------------
+    def add_materialization(
+        self, group: str, major: int, store: str, version: int, rows: int, mode: str, run_id: str
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                materializations_table.insert().values(
+                    group_name=group,
+                    major=major,
+                    store=store,
+                    version=version,
+                    rows=rows,
+                    mode=mode,
+                    run_id=run_id,
+                    at=datetime.now(UTC),
+                )
+            )
+
+    def last_materialized(self, group: str, major: int, store: str) -> int | None:
+        """The newest data version written to ``store`` for the group, if any."""
+        t = materializations_table
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.max(t.c.version)).where(
+                    t.c.group_name == group, t.c.major == major, t.c.store == store
+                )
+            ).scalar()
 
     # -- statistics -----------------------------------------------------------------------------
     def put_stats(self, identity: str, stats_json: str) -> None:

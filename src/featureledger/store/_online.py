@@ -1,0 +1,242 @@
+"""Materialization into the online store and in-process online reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from featureledger.definitions import FeatureGroup, FeatureView, VersionId
+from featureledger.errors import ConfigError, DataError, DefinitionError, NotFoundError
+from featureledger.offline.conform import cast_exact, to_arrow
+from featureledger.online import ONLINE_STORES, OnlineStore
+from featureledger.store._monitoring import _MonitoringMixin
+from featureledger.versioning.provenance import current_user
+
+#: operations after which the online copy is rebuilt: they can make stored rows older
+_REBUILD_OPERATIONS = {"overwrite", "rollback", "restore", "widen"}
+
+
+@dataclass(frozen=True)
+class Materialization:
+    """What one group's materialization wrote."""
+
+    group: str
+    version: int
+    mode: str  # full | incremental | unchanged
+    rows: int
+    changed: int
+
+
+@dataclass
+class OnlineFeatures:
+    """Features read online, one row per requested entity, in request order."""
+
+    table: pa.Table
+
+    def to_arrow(self) -> pa.Table:
+        return self.table
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        return self.table.to_pydict()
+
+    def to_pandas(self) -> Any:
+        return self.table.to_pandas()
+
+
+class _OnlineMixin(_MonitoringMixin):
+    def online_store(self) -> OnlineStore:
+        """The configured online store (SQLite by default), opened once."""
+        if getattr(self, "_online", None) is None:
+            cfg = self.config.online
+            factory = ONLINE_STORES.get(cfg.type)
+            if factory is None:
+                raise ConfigError(
+                    f"online.type {cfg.type!r} is not known; use one of {sorted(ONLINE_STORES)}"
+                )
+            if cfg.type == "sqlite":
+                store: Any = factory(self.config.resolve(self.repo, cfg.path))  # type: ignore[call-arg]
+            else:
+                store = factory(cfg.url)  # type: ignore[call-arg]
+            self._online: OnlineStore | None = store
+        assert self._online is not None
+        return self._online
+
+    def _online_name(self) -> str:
+        cfg = self.config.online
+        return f"{cfg.type}:{cfg.url or cfg.path}"
+
+    def _online_groups(self, names: Iterable[str] | None) -> list[FeatureGroup]:
+        if not names:
+            records = self.registry.definitions("feature_group")
+            latest = {r.name: r for r in records}  # ordered by version: the last wins
+            groups = [self.get_feature_group(n) for n in latest]
+            return [g for g in groups if g.online]
+        out: list[FeatureGroup] = []
+        for name in names:
+            view = self.registry.latest_definition("feature_view", name)
+            if view is not None:
+                fv = self.get_feature_view(name)
+                out += [self.get_feature_group(s.group, s.major) for s in fv.sources]
+            else:
+                out.append(self.get_feature_group(name))
+        offline_only = [g.name for g in out if not g.online]
+        if offline_only:
+            raise DefinitionError(
+                f"feature group(s) {offline_only} are not online; set online=True on them and "
+                "apply before materializing"
+            )
+        return list({g.name: g for g in out}.values())
+
+    def materialize(
+        self, names: Sequence[str] | None = None, *, incremental: bool = True
+    ) -> list[Materialization]:
+        """Write the latest value per entity of online groups into the online store.
+
+        ``names`` are groups or views (default: every online group). Incremental runs read
+        only the files committed since the version last materialized; after an overwrite,
+        rollback or type widening the group is rebuilt in full, since those can replace
+        stored rows with older ones. Every row records the data version it came from.
+        """
+        online = self.online_store()
+        store_name = self._online_name()
+        results = []
+        for fg in self._online_groups(names):
+            major = fg.version or 1
+            table = self._table(fg.name, major)
+            latest = self._resolve_version(fg, None, None)
+            self._check_files(fg, latest)
+            last = self.registry.last_materialized(fg.name, major, store_name)
+            key = _table_key(fg)
+            if last == latest:
+                results.append(Materialization(fg.name, latest, "unchanged", 0, 0))
+                continue
+            records = self.registry.data_versions(fg.name, major)
+            rebuild = (
+                not incremental
+                or last is None
+                or any(r.operation in _REBUILD_OPERATIONS for r in records if r.version > last)
+            )
+            files = table.files(latest)
+            if not rebuild:
+                assert last is not None
+                before = set(table.files(last))
+                files = [f for f in files if f not in before]
+            user = current_user()
+            run = self._start_run(
+                "materialize",
+                user,
+                {
+                    "group": fg.name,
+                    "major": major,
+                    "store": store_name,
+                    "mode": "full" if rebuild else "incremental",
+                    "from": last,
+                    "to": latest,
+                },
+                inputs=[str(VersionId("feature_group", fg.name, major, latest))],
+            )
+            columns = [
+                *fg.primary_key,
+                *([fg.event_time] if fg.event_time else []),
+                *fg.feature_names,
+            ]
+            reader = self.engine.latest_rows(
+                files, table.schema(latest), fg.primary_key, fg.event_time, columns
+            )
+            if rebuild and key in online.tables():
+                online.delete_table(key)
+            counter = _Counting(reader)
+            changed = online.write(
+                key,
+                counter,
+                fg.primary_key,
+                event_time_column=fg.event_time,
+                source_version=str(VersionId("feature_group", fg.name, major, latest)),
+            )
+            mode = "full" if rebuild else "incremental"
+            self.registry.add_materialization(
+                fg.name, major, store_name, latest, counter.rows, mode, run.id
+            )
+            self._finish_run(run.id, "succeeded", [f"online:{store_name}/{key}"])
+            self.registry.audit(
+                user,
+                "materialize",
+                str(fg.identity(major)),
+                {"version": latest, "mode": mode, "rows": counter.rows, "store": store_name},
+            )
+            results.append(Materialization(fg.name, latest, mode, counter.rows, changed))
+        return results
+
+    def get_online_features(
+        self,
+        view: str | FeatureView,
+        entity_rows: Any,
+        *,
+        now: datetime | None = None,
+    ) -> OnlineFeatures:
+        """Latest features for each entity row, with the view's TTLs applied as offline.
+
+        One read per group, each one round trip to the store whatever the number of
+        entities. ``entity_rows`` is a list of dicts, a dict of columns, or any table the
+        offline API accepts; extra columns are passed through.
+        """
+        fv = self.get_feature_view(view)
+        where = f"online features of feature_view/{fv.name}@v{fv.version or 1}"
+        if isinstance(entity_rows, list):
+            entity_rows = pa.Table.from_pylist(entity_rows)
+        entities = to_arrow(entity_rows, where=where)
+        if entities.num_rows == 0:
+            raise DataError(f"{where}: no entity rows were given")
+        when = now or datetime.now(UTC)
+        online = self.online_store()
+        known = set(online.tables())
+        out = entities
+        for src in fv.sources:
+            fg = self.get_feature_group(src.group, src.major)
+            key = _table_key(fg)
+            if not fg.online:
+                raise DefinitionError(
+                    f"{where}: feature group {fg.name!r} is not online; set online=True and "
+                    "materialize it, or read it offline with training_data"
+                )
+            if key not in known:
+                raise NotFoundError(
+                    f"{where}: feature group {fg.name!r} has not been materialized to "
+                    f"{self._online_name()}; run `featureledger materialize {fg.name}`"
+                )
+            keys = {}
+            for field in fg.key_fields:
+                column = src.join_key_map.get(field.name, field.name)
+                if column not in entities.column_names:
+                    raise DataError(f"{where}: entity rows lack the join key {column!r}")
+                cast = cast_exact(
+                    entities.column(column), field.arrow_type, name=column, where=where
+                )
+                if isinstance(cast, str):
+                    raise DataError(f"{where}: {cast}")
+                keys[field.name] = cast
+            got = online.read(key, pa.table(keys), list(src.features), now=when, ttl=fg.ttl)
+            for feature in src.features:
+                out = out.append_column(fv.output_name(src, feature), got.column(feature))
+        return OnlineFeatures(out)
+
+
+class _Counting:
+    """Passes record batches through, counting their rows."""
+
+    def __init__(self, reader: pa.RecordBatchReader) -> None:
+        self.reader = reader
+        self.rows = 0
+
+    def __iter__(self) -> Any:
+        for batch in self.reader:
+            self.rows += batch.num_rows
+            yield batch
+
+
+def _table_key(fg: FeatureGroup) -> str:
+    return f"{fg.name}@v{fg.version or 1}"

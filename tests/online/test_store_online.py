@@ -1,0 +1,114 @@
+"""Materialization and online reads through the store, on SQLite and on a real Redis:
+online values equal the offline point-in-time values at the same time, TTL included."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from featureledger import Entity, FeatureGroup, FeatureStore, FeatureView, Field
+from featureledger.errors import DefinitionError, NotFoundError
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+H = timedelta(hours=1)
+USER = Entity("user", join_keys=["user_id"])
+STATS = FeatureGroup(
+    "stats",
+    USER,
+    features=[Field("spend", "float64"), Field("n", "int64")],
+    ttl=timedelta(hours=5),
+    online=True,
+)
+PROFILE = FeatureGroup(
+    "profile", USER, event_time=None, features=[Field("city", "string")], online=True
+)
+OFFLINE = FeatureGroup("offline_only", USER, features=[Field("z", "float64")])
+VIEW = FeatureView("v", [STATS, PROFILE])
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> FeatureStore:
+    s = FeatureStore.init(tmp_path / "repo")
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        cfg = s.repo / "featureledger.yaml"
+        cfg.write_text(
+            cfg.read_text()
+            .replace("type: sqlite", "type: redis")
+            .replace("url: null", f"url: {url}/{abs(hash(str(tmp_path))) % 15}")
+        )
+        s = FeatureStore(s.repo)
+    s.apply([USER, STATS, PROFILE, OFFLINE, VIEW, FeatureView("w", [OFFLINE])])
+    s.ingest(
+        "stats",
+        {
+            "user_id": [1, 1, 2, 3],
+            "event_timestamp": [T0, T0 + H, T0, T0 - 9 * H],
+            "spend": [1.0, 2.0, 5.0, 7.0],
+            "n": [1, 2, 5, 7],
+        },
+    )
+    s.ingest("profile", {"user_id": [1, 2], "city": ["Oslo", "Lyon"]})
+    return s
+
+
+def test_online_equals_offline_at_the_same_time(store: FeatureStore) -> None:
+    done = store.materialize()
+    assert {m.group: m.mode for m in done} == {"stats": "full", "profile": "full"}
+    now = T0 + 2 * H
+    rows = [{"user_id": u} for u in (2, 1, 3, 9, 1)]
+    online = store.get_online_features("v", rows, now=now).to_arrow()
+    offline = store.training_data(
+        "v", pa.table({"user_id": [2, 1, 3, 9, 1], "event_timestamp": [now] * 5})
+    ).to_arrow()
+    for column in ("spend", "n", "city"):
+        assert online.column(column).to_pylist() == offline.column(column).to_pylist(), column
+    assert online.column("spend").to_pylist() == [5.0, 2.0, None, None, 2.0]  # 3 expired
+    assert online.column("user_id").to_pylist() == [2, 1, 3, 9, 1]
+
+
+def test_ttl_online_is_closed_at_the_boundary(store: FeatureStore) -> None:
+    store.materialize(["v"])
+    at_edge = store.get_online_features("v", {"user_id": [2]}, now=T0 + 5 * H)
+    past = store.get_online_features(
+        "v", {"user_id": [2]}, now=T0 + 5 * H + timedelta(microseconds=1)
+    )
+    assert at_edge.to_dict()["spend"] == [5.0]
+    assert past.to_dict()["spend"] == [None]
+
+
+def test_incremental_materialization_reads_only_new_commits(store: FeatureStore) -> None:
+    store.materialize()
+    assert store.materialize()[0].mode == "unchanged"
+    store.ingest(
+        "stats", {"user_id": [2], "event_timestamp": [T0 + 3 * H], "spend": [9.0], "n": [9]}
+    )
+    done = {m.group: m for m in store.materialize(["stats"])}
+    assert done["stats"].mode == "incremental" and done["stats"].rows == 1
+    got = store.get_online_features("v", {"user_id": [2, 1]}, now=T0 + 3 * H).to_dict()
+    assert got["spend"] == [9.0, 2.0]
+
+
+def test_rollback_rebuilds_the_online_copy(store: FeatureStore) -> None:
+    store.materialize()
+    store.ingest(
+        "stats", {"user_id": [2], "event_timestamp": [T0 + 3 * H], "spend": [9.0], "n": [9]}
+    )
+    store.materialize()
+    store.rollback("stats", to=1)
+    done = {m.group: m for m in store.materialize()}
+    assert done["stats"].mode == "full"
+    got = store.get_online_features("v", {"user_id": [2]}, now=T0 + 3 * H).to_dict()
+    assert got["spend"] == [5.0]  # the rolled-back value is gone online too
+
+
+def test_clear_errors_for_offline_and_unmaterialized_groups(store: FeatureStore) -> None:
+    with pytest.raises(NotFoundError, match="materialize"):
+        store.get_online_features("v", {"user_id": [1]})
+    with pytest.raises(DefinitionError, match="not online"):
+        store.materialize(["offline_only"])
+    with pytest.raises(DefinitionError, match="not online"):
+        store.get_online_features("w", {"user_id": [1]})
