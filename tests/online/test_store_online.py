@@ -112,3 +112,59 @@ def test_clear_errors_for_offline_and_unmaterialized_groups(store: FeatureStore)
         store.materialize(["offline_only"])
     with pytest.raises(DefinitionError, match="not online"):
         store.get_online_features("w", {"user_id": [1]})
+
+
+def test_push_validates_and_lands_where_asked(store: FeatureStore) -> None:
+    from featureledger.contracts import Contract, Range
+    from featureledger.errors import ContractViolation
+
+    store.materialize()
+    n = store.push("stats", {"user_id": [4], "event_timestamp": [T0 + H], "spend": [3.0], "n": [3]})
+    assert n == 1
+    got = store.get_online_features("v", {"user_id": [4]}, now=T0 + H).to_dict()
+    assert got["spend"] == [3.0]
+    assert store.read("stats").num_rows == 4  # online only: offline unchanged
+
+    store.push(
+        "stats", {"user_id": [5], "event_timestamp": [T0 + H], "spend": [4.0], "n": [4]}, to="both"
+    )
+    assert store.read("stats").num_rows == 5
+    assert store.get_online_features("v", {"user_id": [5]}, now=T0 + H).to_dict()["n"] == [4]
+
+    checked = FeatureGroup(
+        "stats",
+        USER,
+        features=STATS.feature_fields,
+        ttl=STATS.ttl,
+        online=True,
+        contract=Contract("stats", rules=[Range("spend", min=0.0)]),
+    )
+    store.apply([checked])
+    with pytest.raises(ContractViolation):
+        store.push("stats", {"user_id": [6], "event_timestamp": [T0], "spend": [-1.0], "n": [1]})
+    assert store.get_online_features("v", {"user_id": [6]}, now=T0).to_dict()["spend"] == [None]
+
+
+def test_push_to_both_under_quarantine_sends_only_valid_rows_online(store: FeatureStore) -> None:
+    from featureledger.contracts import Contract, Range
+
+    guarded = FeatureGroup(
+        "stats",
+        USER,
+        features=STATS.feature_fields,
+        ttl=STATS.ttl,
+        online=True,
+        policy="quarantine",
+        contract=Contract("stats", rules=[Range("spend", min=0.0)]),
+    )
+    store.apply([guarded])
+    store.materialize()
+    accepted = store.push(
+        "stats",
+        {"user_id": [7, 8], "event_timestamp": [T0, T0], "spend": [1.0, -1.0], "n": [1, 1]},
+        to="both",
+    )
+    assert accepted == 1
+    got = store.get_online_features("v", {"user_id": [7, 8]}, now=T0).to_dict()
+    assert got["spend"] == [1.0, None]
+    assert store.quarantined("stats").column("user_id").to_pylist() == [8]

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from featureledger.definitions import FeatureGroup, FeatureView, VersionId
 from featureledger.errors import ConfigError, DataError, DefinitionError, NotFoundError
-from featureledger.offline.conform import cast_exact, to_arrow
+from featureledger.offline.conform import cast_exact, conform_batch, to_arrow
 from featureledger.online import ONLINE_STORES, OnlineStore
 from featureledger.store._monitoring import _MonitoringMixin
 from featureledger.versioning.provenance import current_user
@@ -170,6 +170,67 @@ class _OnlineMixin(_MonitoringMixin):
             )
             results.append(Materialization(fg.name, latest, mode, counter.rows, changed))
         return results
+
+    def push(self, group: str | FeatureGroup, rows: Any, *, to: str = "online") -> int:
+        """Write streaming rows to the online store, the offline store, or both.
+
+        The rows pass the same schema checks and contract as an ingest first; under a
+        quarantine policy only the valid rows are pushed. Offline, the push is an upsert
+        (one data version); online, each row replaces the stored one if it is not older.
+        Returns the number of rows accepted.
+        """
+        if to not in ("online", "offline", "both"):
+            raise DataError(f"push: to must be 'online', 'offline' or 'both', got {to!r}")
+        fg = self.get_feature_group(group)
+        major = fg.version or 1
+        where = f"push into feature_group/{fg.name}@v{major}"
+        if to in ("online", "both") and not fg.online:
+            raise DefinitionError(f"{where}: the group is not online; set online=True and apply")
+        batch = conform_batch(
+            to_arrow(rows, where=where),
+            fg,
+            where=where,
+            naive=self._naive,
+            fill_created=pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")),
+        )
+        user = current_user()
+        run = self._start_run(
+            "push", user, {"group": fg.name, "major": major, "to": to, "rows": batch.num_rows}
+        )
+        if to in ("offline", "both"):
+            # the offline write runs the contract and records the version and the run
+            self._commit_batch(fg, batch, "upsert", f"push ({to})", run, user)
+            gate_rows = self.registry.validations(fg.name, major)
+            accepted = next(
+                (v.rows_published for v in reversed(gate_rows) if v.run_id == run.id),
+                batch.num_rows,
+            )
+            published = batch if accepted == batch.num_rows else None
+        else:
+            gate = self._apply_contract(fg, batch, run, user, where)
+            if gate.held is not None and gate.held.num_rows:
+                self._quarantine_rows(fg, gate.held, run.id)
+            self._record_validation(fg, run, gate, None)
+            published, accepted = gate.publish, gate.publish.num_rows
+        if to in ("online", "both"):
+            if published is None:  # quarantine held some rows back offline: push the rest
+                held = self.quarantined(fg, run=run.id).select(list(fg.unique_key))
+                published = batch.join(held, keys=list(fg.unique_key), join_type="left anti")
+            columns = [
+                *fg.primary_key,
+                *([fg.event_time] if fg.event_time else []),
+                *fg.feature_names,
+            ]
+            self.online_store().write(
+                _table_key(fg),
+                published.select(columns),
+                fg.primary_key,
+                event_time_column=fg.event_time,
+                source_version=f"run/{run.id}",
+            )
+        if to == "online":
+            self._finish_run(run.id, "succeeded", [f"online:{self._online_name()}"])
+        return accepted
 
     def get_online_features(
         self,
