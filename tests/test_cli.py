@@ -432,3 +432,34 @@ def test_materialize_and_get_online_commands(tmp_path: Path) -> None:
     assert got.exit_code == 0, got.output
     assert [r["x"] for r in json.loads(got.output)] == [2.5, None]
     assert invoke("get-online", "v", "{not json", "--repo", repo).exit_code == 2
+
+
+def test_monitor_commands(repo: Path, tmp_path: Path) -> None:
+    from featureledger.monitoring import Monitor, monitors_to_yaml
+
+    invoke("apply", "--repo", repo)
+    invoke(
+        "ingest",
+        "stats",
+        write_batch(tmp_path / "a.parquet", [1.0, 2.0, 3.0, 4.0] * 50, list(range(200))),
+        "--repo",
+        repo,
+    )
+    invoke(
+        "ingest",
+        "stats",
+        write_batch(tmp_path / "b.parquet", [90.0, 95.0, 99.0, 97.0] * 50, list(range(200))),
+        "--mode",
+        "overwrite",
+        "--repo",
+        repo,
+    )
+    (repo / "monitors.yaml").write_text(
+        monitors_to_yaml([Monitor("spend_psi", "feature_group/stats", "psi", action="block")])
+    )
+    ran = invoke("monitor", "run", "--repo", repo)
+    assert ran.exit_code == 1 and "alert" in ran.output
+    assert "spend_psi" in invoke("monitor", "list", "--repo", repo).output
+    resolved = invoke("monitor", "resolve", "spend_psi", "--reason", "expected", "--repo", repo)
+    assert resolved.exit_code == 0
+    assert "spend_psi" not in invoke("monitor", "list", "--repo", repo).output

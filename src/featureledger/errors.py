@@ -18,6 +18,7 @@ the exception so callers can act on them without parsing text.
     │   └── ContractViolation    error-severity rules of a data contract failed
     ├── GateError                a model candidate failed a release gate
     ├── LicenseError             an input's licence does not allow the declared use
+    ├── MonitorBlockError        an open blocking monitor finding stops training or release
     ├── ConcurrentWriteError     another writer committed first (retryable)
     └── IntegrityError           stored data does not match its recorded checksums
 """
@@ -195,3 +196,18 @@ class GateError(FeatureLedgerError):
 
 class LicenseError(FeatureLedgerError):
     """A training set was refused because an input's licence does not allow its use."""
+
+
+class MonitorBlockError(FeatureLedgerError):
+    """A monitor with action ``block`` has an open finding on an input; nothing was built."""
+
+    def __init__(self, where: str, findings: Sequence[Mapping[str, Any]]) -> None:
+        self.findings = [dict(f) for f in findings]
+        listed = "; ".join(
+            f"monitor {f['monitor']!r} on {f['target']}: {f['message']}" for f in self.findings
+        )
+        super().__init__(
+            f"{where}: blocked by open monitor finding(s): {listed}. Fix or roll back the "
+            "data and run `featureledger monitor run` again, or accept it with "
+            "`featureledger monitor resolve NAME --reason ...`."
+        )

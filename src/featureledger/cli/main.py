@@ -806,6 +806,53 @@ def get_online(
     out.as_json(_store(repo).get_online_features(view, rows).to_arrow().to_pylist())
 
 
+monitor_app = typer.Typer(
+    help="Monitors: drift and freshness checks with actions.", no_args_is_help=True
+)
+app.add_typer(monitor_app, name="monitor")
+
+
+@monitor_app.command("run")
+@handled
+def monitor_run(repo: RepoOpt = Path(".")) -> None:
+    """Evaluate monitors.yaml; keep the findings; exit 1 when a blocking one is open."""
+    findings = _store(repo).run_monitors()
+    out.table(
+        "monitors",
+        ["monitor", "target", "metric", "status", "action", "message"],
+        [[f.monitor, f.target, f.metric, f.status, f.action, f.message] for f in findings],
+    )
+    if any(f.blocking for f in findings):
+        raise typer.Exit(1)
+
+
+@monitor_app.command("list")
+@handled
+def monitor_list(repo: RepoOpt = Path(".")) -> None:
+    """Open findings of the latest monitor runs."""
+    rows = _store(repo).open_findings()
+    out.table(
+        "open findings",
+        ["#", "monitor", "target", "status", "blocking", "message"],
+        [
+            [f["id"], f["monitor"], f["target"], f["status"], f["blocking"], f["message"]]
+            for f in rows
+        ],
+    )
+
+
+@monitor_app.command("resolve")
+@handled
+def monitor_resolve(
+    monitor: Annotated[str, typer.Argument(help="Monitor name.")],
+    reason: Annotated[str, typer.Option(help="Why the finding is accepted (audit log).")],
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Accept a monitor's open findings, which lifts a block."""
+    n = _store(repo).resolve_monitor(monitor, reason=reason)
+    out.ok(f"{n} finding(s) of {monitor} resolved")
+
+
 model_app = typer.Typer(help="Registered models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 deployment_app = typer.Typer(help="Deployment pointers and their history.", no_args_is_help=True)

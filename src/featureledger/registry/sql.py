@@ -136,6 +136,20 @@ materializations_table = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
+findings_table = sa.Table(
+    "fl_findings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("monitor", sa.String(128), nullable=False, index=True),
+    sa.Column("target", sa.String(300), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("blocking", sa.Boolean, nullable=False),
+    sa.Column("finding", sa.Text, nullable=False),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolution", sa.Text),
+)
+
 stats_table = sa.Table(
     "fl_stats",
     metadata,
@@ -460,6 +474,47 @@ class SQLRegistry:
                     t.c.group_name == group, t.c.major == major, t.c.store == store
                 )
             ).scalar()
+
+    # -- monitor findings ---------------------------------------------------------------------
+    def add_finding(
+        self, monitor: str, target: str, status: str, blocking: bool, finding: dict[str, Any]
+    ) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                findings_table.insert().values(
+                    monitor=monitor,
+                    target=target,
+                    status=status,
+                    blocking=blocking,
+                    finding=_dump(finding),
+                    observed_at=datetime.now(UTC),
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def open_findings(self, monitor: str | None = None) -> list[dict[str, Any]]:
+        """Unresolved findings (newest last), each with its id, target and blocking flag."""
+        t = findings_table
+        query = sa.select(t).where(t.c.resolved_at.is_(None)).order_by(t.c.id)
+        if monitor is not None:
+            query = query.where(t.c.monitor == monitor)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            {**json.loads(r["finding"]), "id": r["id"], "blocking": r["blocking"]} for r in rows
+        ]
+
+    def resolve_findings(self, monitor: str, resolution: str) -> int:
+        t = findings_table
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                t.update()
+                .where(t.c.monitor == monitor, t.c.resolved_at.is_(None))
+                .values(resolved_at=datetime.now(UTC), resolution=resolution)
+            )
+            return int(result.rowcount or 0)
 
     # -- statistics -----------------------------------------------------------------------------
     def put_stats(self, identity: str, stats_json: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -17,6 +18,7 @@ from featureledger.errors import (
     DataError,
     FeatureLedgerError,
     IntegrityError,
+    MonitorBlockError,
     NotFoundError,
 )
 from featureledger.hashing import ContentHash, schema_hash
@@ -316,6 +318,17 @@ class _StoreBase:
             namespace=self.config.lineage.namespace or self.config.project,
             datasets=datasets,
         )
+
+    def _check_blocks(self, where: str, groups: Sequence[str]) -> None:
+        """Refuse when an open blocking finding targets one of ``groups``."""
+        wanted = set(groups)
+        blocking = [
+            f
+            for f in self.registry.open_findings()
+            if f.get("blocking") and VersionId.parse(str(f["target"])).name in wanted
+        ]
+        if blocking:
+            raise MonitorBlockError(where, blocking)
 
     def show(self, identity: str | VersionId) -> dict[str, Any]:
         """Everything recorded about one identity, as plain data."""

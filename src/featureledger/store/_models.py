@@ -55,7 +55,9 @@ class _ModelsMixin(_PipelinesMixin):
                 if isinstance(training_dataset, TrainingData)
                 else VersionId.parse(str(training_dataset))
             )
-            td_ident = str(self._training_record(ident).identity)
+            td_record = self._training_record(ident)
+            td_ident = str(td_record.identity)
+            self._check_blocks(f"registration of model/{name}", list(td_record.pins))
         summaries = summarize(metrics or {})
         reference = self._reference_model(name)
         results = evaluate_gates(

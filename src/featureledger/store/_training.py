@@ -184,6 +184,7 @@ class _TrainingMixin(_DataMixin):
         """Check the entity frame and pin every input group to one verified data version."""
         vmajor = fv.version or 1
         where = f"training data for feature_view/{fv.name}@v{vmajor}"
+        self._check_blocks(where, [s.group for s in fv.sources])
         groups: list[tuple[ViewSource, FeatureGroup]] = [
             (s, self.get_feature_group(s.group, s.major)) for s in fv.sources
         ]
