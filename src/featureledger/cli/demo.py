@@ -208,6 +208,31 @@ def run_demo(path: Path | None = None) -> Path:
         soft_wrap=True,
     )
 
+    out.step("a monitor catches drift: a bad upstream deploy quadruples merchant fraud rates")
+    from featureledger.monitoring import Monitor
+
+    merchants = tables["merchant_stats"]
+    col = merchants.schema.get_field_index("fraud_rate_30d")
+    skewed = merchants.set_column(
+        col, "fraud_rate_30d", pc.multiply(merchants.column("fraud_rate_30d"), 4.0)
+    )
+    bad = store.ingest("merchant_stats", skewed, mode="overwrite", note="upstream deploy 4711")
+    monitor = Monitor(
+        "fraud_rate_psi",
+        "feature_group/merchant_stats",
+        "psi",
+        features=("fraud_rate_30d",),
+        action="suggest_rollback",
+    )
+    finding = store.run_monitors([monitor])[0]
+    out.info(f"{finding.status.upper()}: {finding.message}")
+    if finding.rollback_to:
+        target = int(finding.rollback_to.rsplit("#", 1)[1])
+        back = store.rollback(
+            "merchant_stats", to=target, reason=f"drift finding on {bad.identity}"
+        )
+        out.ok(f"rolled back: {back.identity} has the content of #{target} ({back.content})")
+
     out.console.rule("[bold]done")
     out.info(
         f"Explore it: featureledger versions user_txn_stats -r {repo}\n"
