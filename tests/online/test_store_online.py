@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute
 import pytest
 
 from featureledger import Entity, FeatureGroup, FeatureStore, FeatureView, Field
@@ -168,3 +169,46 @@ def test_push_to_both_under_quarantine_sends_only_valid_rows_online(store: Featu
     got = store.get_online_features("v", {"user_id": [7, 8]}, now=T0).to_dict()
     assert got["spend"] == [1.0, None]
     assert store.quarantined("stats").column("user_id").to_pylist() == [8]
+
+
+def test_feature_logging_and_skew_find_a_stale_online_value(store: FeatureStore) -> None:
+    store.materialize()
+    now = T0 + 2 * H
+    store.get_online_features("v", {"user_id": [1, 2, 1]}, now=now, log=True)
+    logged = store.feature_log("v")
+    assert logged.num_rows == 3
+    assert set(logged.column("user_id").to_pylist()) == {1, 2}
+    report = store.skew("v")
+    assert report.features["spend"].match_rate == 1.0  # served = offline at request time
+
+    # a correction lands offline but is not materialized: online serves a stale value
+    store.ingest("stats", {"user_id": [2], "event_timestamp": [T0 + H], "spend": [6.0], "n": [6]})
+    store.get_online_features("v", {"user_id": [2]}, now=T0 + 3 * H, log=True)
+    report = store.skew("v", start=T0 + 3 * H)
+    assert report.features["spend"].match_rate == 0.0
+    assert report.features["spend"].cause == "stale online value"
+
+
+def test_skew_catches_a_mismatched_transform(store: FeatureStore) -> None:
+    store.materialize()
+    now = T0 + 2 * H
+    served = store.get_online_features("v", {"user_id": [1, 2]}, now=now).to_arrow()
+    # a serving path that (wrongly) reports spend in cents: log what it served
+    cents = served.set_column(
+        served.schema.get_field_index("spend"),
+        "spend",
+        pa.compute.multiply(served.column("spend"), 100.0),
+    )
+    from featureledger.offline.logs import REQUEST_ID, REQUEST_TIME, VIEW_VERSION
+
+    n = cents.num_rows
+    cents = (
+        cents.append_column(REQUEST_ID, pa.array(["r1"] * n))
+        .append_column(REQUEST_TIME, pa.array([now] * n, pa.timestamp("us", tz="UTC")))
+        .append_column(VIEW_VERSION, pa.array(["feature_view/v@v1"] * n))
+    )
+    store._log_writer(store.get_feature_view("v")).log(cents)
+    report = store.skew("v")
+    assert report.features["spend"].match_rate == 0.0
+    assert report.features["spend"].cause == "transform mismatch"
+    assert report.features["n"].match_rate == 1.0

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute
 
 from featureledger.definitions import FeatureGroup, FeatureView, VersionId
 from featureledger.errors import ConfigError, DataError, DefinitionError, NotFoundError
+from featureledger.monitoring import SkewReport, skew
 from featureledger.offline.conform import cast_exact, conform_batch, to_arrow
+from featureledger.offline.delta import DeltaGroupTable
+from featureledger.offline.logs import REQUEST_ID, REQUEST_TIME, VIEW_VERSION, FeatureLogWriter
 from featureledger.online import ONLINE_STORES, OnlineStore
 from featureledger.store._monitoring import _MonitoringMixin
 from featureledger.versioning.provenance import current_user
@@ -238,8 +243,13 @@ class _OnlineMixin(_MonitoringMixin):
         entity_rows: Any,
         *,
         now: datetime | None = None,
+        log: bool = False,
     ) -> OnlineFeatures:
         """Latest features for each entity row, with the view's TTLs applied as offline.
+
+        With ``log=True`` the served rows (request id and time, view version, entity
+        columns and features) are queued for the view's feature log, written in the
+        background (`feature_log`, `skew`).
 
         One read per group, each one round trip to the store whatever the number of
         entities. ``entity_rows`` is a list of dicts, a dict of columns, or any table the
@@ -283,7 +293,101 @@ class _OnlineMixin(_MonitoringMixin):
             got = online.read(key, pa.table(keys), list(src.features), now=when, ttl=fg.ttl)
             for feature in src.features:
                 out = out.append_column(fv.output_name(src, feature), got.column(feature))
+        if log:
+            n = out.num_rows
+            logged = out.append_column(REQUEST_ID, pa.array([str(uuid.uuid4())] * n))
+            logged = logged.append_column(
+                REQUEST_TIME, pa.array([when] * n, pa.timestamp("us", tz="UTC"))
+            )
+            logged = logged.append_column(
+                VIEW_VERSION, pa.array([str(fv.identity(fv.version))] * n)
+            )
+            self._log_writer(fv).log(logged)
         return OnlineFeatures(out)
+
+    def _log_writer(self, fv: FeatureView) -> FeatureLogWriter:
+        writers: dict[str, FeatureLogWriter] = self.__dict__.setdefault("_log_writers", {})
+        key = f"{fv.name}@v{fv.version or 1}"
+        if key not in writers:
+            writers[key] = FeatureLogWriter(
+                self._offline_root / "_logs" / fv.name / f"v{fv.version or 1}"
+            )
+        return writers[key]
+
+    def flush_feature_logs(self) -> None:
+        """Write every served row logged so far (logging itself never waits)."""
+        for writer in self.__dict__.get("_log_writers", {}).values():
+            writer.flush()
+
+    def feature_log(
+        self, view: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> pa.Table:
+        """Served rows logged for ``view`` with start <= request time < end."""
+        fv = self.get_feature_view(view)
+        self.flush_feature_logs()
+        table = DeltaGroupTable(self._offline_root / "_logs" / fv.name / f"v{fv.version or 1}")
+        if not table.exists():
+            raise NotFoundError(
+                f"feature_view/{fv.name} has no feature log yet; serve it with "
+                "get_online_features(..., log=True)"
+            )
+        rows = table.read(table.latest_version())
+        times = rows.column(REQUEST_TIME)
+        if start is not None:
+            rows = rows.filter(pa.compute.greater_equal(times, pa.scalar(start, times.type)))
+            times = rows.column(REQUEST_TIME)
+        if end is not None:
+            rows = rows.filter(pa.compute.less(times, pa.scalar(end, times.type)))
+        return rows
+
+    def skew(
+        self, view: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> SkewReport:
+        """Training-serving skew: logged online values against the point-in-time offline
+        values for the same entities at the same request times, per feature."""
+        fv = self.get_feature_view(view)
+        served = self.feature_log(view, start=start, end=end)
+        features = [fv.output_name(s, f) for s in fv.sources for f in s.features]
+        keys = sorted(
+            {
+                s.join_key_map.get(k, k)
+                for s in fv.sources
+                for k in self.get_feature_group(s.group, s.major).primary_key
+            }
+        )
+        # one row per (keys, request time): the same entity asked twice in one request
+        # was served the same values
+        served = (
+            served.group_by([*keys, REQUEST_TIME], use_threads=False)
+            .aggregate([(f, "last") for f in features])
+            .rename_columns([*keys, REQUEST_TIME, *features])
+        )
+        join = self._plan_join(fv, served.select([*keys, REQUEST_TIME]), REQUEST_TIME, None, None)
+        offline, _ = self._run_join(join, None)
+        assert offline is not None
+        # every stored row of the timed groups, so a served value can be recognised as an
+        # older version of the key's value (a stale online copy)
+        parts = []
+        for src in fv.sources:
+            fg = self.get_feature_group(src.group, src.major)
+            if fg.event_time is None:
+                continue
+            rows = self.read(fg, columns=[*fg.primary_key, fg.event_time, *src.features])
+            parts.append(
+                rows.rename_columns(
+                    [src.join_key_map.get(k, k) for k in fg.primary_key]
+                    + ["event_time"]
+                    + [fv.output_name(src, f) for f in src.features]
+                )
+            )
+        history = pa.concat_tables(parts, promote_options="permissive") if parts else None
+        if history is not None:  # static groups have no history: their columns stay null
+            for feature in features:
+                if feature not in history.column_names:
+                    history = history.append_column(
+                        feature, pa.nulls(history.num_rows, offline.schema.field(feature).type)
+                    )
+        return skew(offline, served, keys, features, request_time=REQUEST_TIME, history=history)
 
 
 class _Counting:
