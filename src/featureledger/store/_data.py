@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from featureledger.config import STATE_DIR
@@ -271,7 +272,7 @@ class _DataMixin(_DefinitionsMixin):
             return pa.table({})
         rows = table.read(table.latest_version())
         if run is not None:
-            rows = rows.filter(pa.compute.equal(rows.column(QUARANTINE_RUN), run))
+            rows = rows.filter(pc.equal(rows.column(QUARANTINE_RUN), run))
         return rows
 
     def resolve_quarantine(
@@ -298,7 +299,7 @@ class _DataMixin(_DefinitionsMixin):
         with table.lock():
             before = table.read(table.latest_version(), [QUARANTINE_RUN])
             if run is not None:
-                count = pa.compute.sum(pa.compute.equal(before.column(QUARANTINE_RUN), run))
+                count = pc.sum(pc.equal(before.column(QUARANTINE_RUN), run))
                 n = int(count.as_py() or 0)
             else:
                 n = before.num_rows

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute
+import pyarrow.compute as pc
 
 from featureledger.definitions import FeatureGroup, FeatureView, VersionId
 from featureledger.errors import ConfigError, DataError, DefinitionError, NotFoundError
@@ -334,10 +334,10 @@ class _OnlineMixin(_MonitoringMixin):
         rows = table.read(table.latest_version())
         times = rows.column(REQUEST_TIME)
         if start is not None:
-            rows = rows.filter(pa.compute.greater_equal(times, pa.scalar(start, times.type)))
+            rows = rows.filter(pc.greater_equal(times, pa.scalar(start, times.type)))
             times = rows.column(REQUEST_TIME)
         if end is not None:
-            rows = rows.filter(pa.compute.less(times, pa.scalar(end, times.type)))
+            rows = rows.filter(pc.less(times, pa.scalar(end, times.type)))
         return rows
 
     def skew(
