@@ -105,6 +105,7 @@ class _DefinitionsMixin(_StoreBase):
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _apply(self, objects: list[Definition]) -> Plan:
+        self.__dict__.pop("_serving_plans", None)  # online reads re-resolve definitions
         plan, staged = self._plan(objects)
         for item in plan.items:
             if item.action == "refused":

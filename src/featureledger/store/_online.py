@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -255,7 +256,7 @@ class _OnlineMixin(_MonitoringMixin):
         entities. ``entity_rows`` is a list of dicts, a dict of columns, or any table the
         offline API accepts; extra columns are passed through.
         """
-        fv = self.get_feature_view(view)
+        fv, plan = self._serving_plan(view)
         where = f"online features of feature_view/{fv.name}@v{fv.version or 1}"
         if isinstance(entity_rows, list):
             entity_rows = pa.Table.from_pylist(entity_rows)
@@ -264,21 +265,8 @@ class _OnlineMixin(_MonitoringMixin):
             raise DataError(f"{where}: no entity rows were given")
         when = now or datetime.now(UTC)
         online = self.online_store()
-        known = set(online.tables())
         out = entities
-        for src in fv.sources:
-            fg = self.get_feature_group(src.group, src.major)
-            key = _table_key(fg)
-            if not fg.online:
-                raise DefinitionError(
-                    f"{where}: feature group {fg.name!r} is not online; set online=True and "
-                    "materialize it, or read it offline with training_data"
-                )
-            if key not in known:
-                raise NotFoundError(
-                    f"{where}: feature group {fg.name!r} has not been materialized to "
-                    f"{self._online_name()}; run `featureledger materialize {fg.name}`"
-                )
+        for src, fg, key in plan:
             keys = {}
             for field in fg.key_fields:
                 column = src.join_key_map.get(field.name, field.name)
@@ -304,6 +292,42 @@ class _OnlineMixin(_MonitoringMixin):
             )
             self._log_writer(fv).log(logged)
         return OnlineFeatures(out)
+
+    #: how long resolved definitions are reused on the read path (apply in this process
+    #: clears them at once; another process's apply is seen after at most this long)
+    SERVING_PLAN_SECONDS = 5.0
+
+    def _serving_plan(
+        self, view: str | FeatureView
+    ) -> tuple[FeatureView, list[tuple[Any, FeatureGroup, str]]]:
+        """The view and its groups' table keys, checked once and reused for a few seconds,
+        so an online read makes no registry query."""
+        name = view if isinstance(view, str) else view.name
+        plans: dict[str, Any] = self.__dict__.setdefault("_serving_plans", {})
+        cached = plans.get(name)
+        clock = time.monotonic()
+        if cached is not None and cached[0] > clock:
+            return cached[1], cached[2]
+        fv = self.get_feature_view(view)
+        where = f"online features of feature_view/{fv.name}@v{fv.version or 1}"
+        known = set(self.online_store().tables())
+        plan = []
+        for src in fv.sources:
+            fg = self.get_feature_group(src.group, src.major)
+            key = _table_key(fg)
+            if not fg.online:
+                raise DefinitionError(
+                    f"{where}: feature group {fg.name!r} is not online; set online=True and "
+                    "materialize it, or read it offline with training_data"
+                )
+            if key not in known:
+                raise NotFoundError(
+                    f"{where}: feature group {fg.name!r} has not been materialized to "
+                    f"{self._online_name()}; run `featureledger materialize {fg.name}`"
+                )
+            plan.append((src, fg, key))
+        plans[name] = (clock + self.SERVING_PLAN_SECONDS, fv, plan)
+        return fv, plan
 
     def _log_writer(self, fv: FeatureView) -> FeatureLogWriter:
         writers: dict[str, FeatureLogWriter] = self.__dict__.setdefault("_log_writers", {})
