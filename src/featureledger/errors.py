@@ -19,6 +19,8 @@ the exception so callers can act on them without parsing text.
     ├── GateError                a model candidate failed a release gate
     ├── LicenseError             an input's licence does not allow the declared use
     ├── MonitorBlockError        an open blocking monitor finding stops training or release
+    ├── TokenError               an API token is missing, unknown or revoked
+    ├── AccessDeniedError        a valid API token may not do what was asked
     ├── ConcurrentWriteError     another writer committed first (retryable)
     └── IntegrityError           stored data does not match its recorded checksums
 """
@@ -211,3 +213,11 @@ class MonitorBlockError(FeatureLedgerError):
             "data and run `featureledger monitor run` again, or accept it with "
             "`featureledger monitor resolve NAME --reason ...`."
         )
+
+
+class TokenError(FeatureLedgerError):
+    """An API token is missing, unknown or revoked (HTTP 401)."""
+
+
+class AccessDeniedError(FeatureLedgerError):
+    """A valid API token is not allowed the action asked for (HTTP 403)."""

@@ -8,6 +8,7 @@ from featureledger.registry.base import (
     ModelRecord,
     RegistryBackend,
     RunRecord,
+    TokenRecord,
     TrainingDatasetRecord,
     ValidationRecord,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "RegistryBackend",
     "RunRecord",
     "SQLRegistry",
+    "TokenRecord",
     "TrainingDatasetRecord",
     "ValidationRecord",
 ]

@@ -174,6 +174,24 @@ class AuditEntry:
     hash: str
 
 
+@dataclass(frozen=True)
+class TokenRecord:
+    """An API token of the feature server; only the SHA-256 of the secret is kept."""
+
+    id: str
+    token_hash: str
+    role: str  # reader | writer | admin
+    views: list[str]  # empty: every view
+    purpose: str
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
 class RegistryBackend(Protocol):
     """What the store needs from a metadata backend."""
 
@@ -221,6 +239,11 @@ class RegistryBackend(Protocol):
     def models(self, name: str | None = None) -> list[ModelRecord]: ...
     def add_deployment(self, record: DeploymentRecord) -> DeploymentRecord: ...
     def deployments(self, name: str | None = None) -> list[DeploymentRecord]: ...
+
+    def add_token(self, record: TokenRecord) -> None: ...
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
+    def tokens(self) -> list[TokenRecord]: ...
+    def revoke_token(self, token_id: str) -> TokenRecord | None: ...
 
     def audit(self, user: str, action: str, obj: str, details: dict[str, Any]) -> AuditEntry: ...
     def audit_log(self, obj: str | None = None) -> list[AuditEntry]: ...

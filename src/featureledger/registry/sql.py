@@ -20,12 +20,13 @@ from featureledger.registry.base import (
     DeploymentRecord,
     ModelRecord,
     RunRecord,
+    TokenRecord,
     TrainingDatasetRecord,
     ValidationRecord,
 )
 
 #: bumped with every change to the tables below; checked on open
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: fl_tokens
 
 metadata = sa.MetaData()
 
@@ -187,6 +188,19 @@ deployments_table = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
+tokens_table = sa.Table(
+    "fl_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("views", sa.Text, nullable=False),
+    sa.Column("purpose", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
 audit_table = sa.Table(
     "fl_audit",
     metadata,
@@ -274,6 +288,9 @@ _TRAINING = _Codec(
 _VALIDATION = _Codec(ValidationRecord, json=frozenset({"report"}), times=frozenset({"created_at"}))
 _MODEL = _Codec(ModelRecord, json=frozenset({"metrics", "gates"}), times=frozenset({"created_at"}))
 _DEPLOYMENT = _Codec(DeploymentRecord, times=frozenset({"at"}))
+_TOKEN = _Codec(
+    TokenRecord, json=frozenset({"views"}), times=frozenset({"created_at", "revoked_at"})
+)
 
 
 class SQLRegistry:
@@ -306,6 +323,12 @@ class SQLRegistry:
                 raise ConfigError(
                     f"registry {url} has schema version {row[0]}, newer than this featureledger "
                     f"understands ({SCHEMA_VERSION}); upgrade featureledger"
+                )
+            elif int(row[0]) < SCHEMA_VERSION:  # every change so far only added tables
+                conn.execute(
+                    meta_table.update()
+                    .where(meta_table.c.key == "schema_version")
+                    .values(value=str(SCHEMA_VERSION))
                 )
 
     # -- definitions --------------------------------------------------------------------------
@@ -413,12 +436,9 @@ class SQLRegistry:
         """Store ``record`` under the next free number for its view; returns it numbered."""
         t = training_table
         with self.engine.begin() as conn:
-            current = conn.execute(
-                sa.select(sa.func.max(t.c.number)).where(
-                    t.c.view == record.view, t.c.major == record.major
-                )
-            ).scalar()
-            number = (current or 0) + 1
+            number = _next_number(
+                conn, t.c.number, t.c.view == record.view, t.c.major == record.major
+            )
             conn.execute(t.insert().values(**_TRAINING.to_row(record, number=number)))
         return replace(record, number=number)
 
@@ -538,10 +558,7 @@ class SQLRegistry:
         """Store ``record`` as the next version of its model name; returns it numbered."""
         t = models_table
         with self.engine.begin() as conn:
-            current = conn.execute(
-                sa.select(sa.func.max(t.c.version)).where(t.c.name == record.name)
-            ).scalar()
-            version = (current or 0) + 1
+            version = _next_number(conn, t.c.version, t.c.name == record.name)
             conn.execute(t.insert().values(**_MODEL.to_row(record, version=version)))
         return replace(record, version=version)
 
@@ -557,10 +574,7 @@ class SQLRegistry:
     def add_deployment(self, record: DeploymentRecord) -> DeploymentRecord:
         t = deployments_table
         with self.engine.begin() as conn:
-            current = conn.execute(
-                sa.select(sa.func.max(t.c.seq)).where(t.c.name == record.name)
-            ).scalar()
-            seq = (current or 0) + 1
+            seq = _next_number(conn, t.c.seq, t.c.name == record.name)
             conn.execute(t.insert().values(**_DEPLOYMENT.to_row(record, seq=seq)))
         return replace(record, seq=seq)
 
@@ -572,6 +586,36 @@ class SQLRegistry:
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [_DEPLOYMENT.from_row(r) for r in rows]
+
+    # -- API tokens ---------------------------------------------------------------------------
+    def add_token(self, record: TokenRecord) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(tokens_table.insert().values(**_TOKEN.to_row(record)))
+
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        t = tokens_table
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t).where(t.c.token_hash == token_hash)).mappings().first()
+        return None if row is None else _TOKEN.from_row(row)
+
+    def tokens(self) -> list[TokenRecord]:
+        """Every token, revoked ones included, oldest first."""
+        t = tokens_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t).order_by(t.c.created_at, t.c.id)).mappings().all()
+        return [_TOKEN.from_row(r) for r in rows]
+
+    def revoke_token(self, token_id: str) -> TokenRecord | None:
+        """Mark a token revoked (once; revoking again keeps the first time)."""
+        t = tokens_table
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.id == token_id, t.c.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+            row = conn.execute(sa.select(t).where(t.c.id == token_id)).mappings().first()
+        return None if row is None else _TOKEN.from_row(row)
 
     # -- audit trail --------------------------------------------------------------------------
     def audit(self, user: str, action: str, obj: str, details: dict[str, Any]) -> AuditEntry:
@@ -654,6 +698,15 @@ class SQLRegistry:
                 "Define it and run `featureledger apply`."
             )
         return record
+
+
+def _next_number(conn: Any, column: Any, *where: Any) -> int:
+    """One more than the largest ``column`` among the rows matching ``where`` (1 if none).
+
+    Callers run it inside a write transaction (BEGIN IMMEDIATE on SQLite), so two writers
+    never draw the same number."""
+    current = conn.execute(sa.select(sa.func.max(column)).where(*where)).scalar()
+    return int(current or 0) + 1
 
 
 def _chain_hash(
