@@ -59,6 +59,11 @@ def info(text: str, *, markup: bool = False) -> None:
     console.print(text if markup else escape(text), soft_wrap=True)
 
 
+def plain(text: str) -> None:
+    """Print text exactly as given, on one line (a secret, a value to copy)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def ok(text: str) -> None:
     console.print(f"[green]✓[/] {escape(text)}", soft_wrap=True)
 
