@@ -152,7 +152,7 @@ def cast_exact(
         return column.cast(target)
     if is_widening(source, target):
         return column.cast(target)
-    exp, got = type_name(target), type_name(source) if _supported(source) else str(source)
+    exp, got = type_name(target), type_name(source)
     if pa.types.is_integer(source) and pa.types.is_integer(target):
         try:
             return column.cast(target, safe=True)
@@ -184,14 +184,6 @@ def cast_exact(
             return flat
         return column.cast(target)
     return f"column {name!r}: expected {exp}, got {got}"
-
-
-def _supported(t: pa.DataType) -> bool:
-    try:
-        type_name(t)
-        return True
-    except Exception:  # pragma: no cover - type_name is total, kept defensive
-        return False
 
 
 def conform_batch(
