@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from featureledger.definitions.feature_group import FeatureGroup, FeatureSelection
+from featureledger.definitions.field import Field, as_field
 from featureledger.definitions.identity import VersionId
 from featureledger.definitions.names import check_name
 from featureledger.errors import DefinitionError
@@ -40,6 +45,61 @@ class ViewSource:
 
 
 @dataclass(frozen=True)
+class OnDemand:
+    """An on-demand transform: ``function(table) -> columns`` computed from the view's
+    features (and ``request`` fields the caller sends with each request), vectorized over
+    Arrow. The same function object runs in `training_data` (over the whole frame) and in
+    `get_online_features`, so the two cannot drift apart. The registry keeps its name,
+    outputs and code hash; the code stays in the repository.
+    """
+
+    name: str
+    function: Callable[[pa.Table], Any] | None
+    outputs: Sequence[Field | str]
+    request: Sequence[Field | str] = ()
+    recorded_code_hash: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("on-demand transform", self.name)
+        object.__setattr__(self, "outputs", tuple(as_field(f, "float64") for f in self.outputs))
+        object.__setattr__(self, "request", tuple(as_field(f, "float64") for f in self.request))
+        if not self.outputs:
+            raise DefinitionError(f"on-demand transform {self.name!r}: declare its outputs")
+
+    @property
+    def output_fields(self) -> tuple[Field, ...]:
+        return self.outputs  # type: ignore[return-value]
+
+    @property
+    def request_fields(self) -> tuple[Field, ...]:
+        return self.request  # type: ignore[return-value]
+
+    @property
+    def code_hash(self) -> str:
+        if self.function is None:
+            return self.recorded_code_hash
+        return hashlib.sha256(inspect.getsource(self.function).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "outputs": [f.to_dict() for f in self.output_fields],
+            "request": [f.to_dict() for f in self.request_fields],
+            "code_hash": self.code_hash,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OnDemand:
+        return cls(
+            data["name"],
+            None,
+            [Field.from_dict(f) for f in data["outputs"]],
+            [Field.from_dict(f) for f in data.get("request", [])],
+            recorded_code_hash=data.get("code_hash", ""),
+        )
+
+
+@dataclass(frozen=True)
 class FeatureView:
     """What a model reads: features from groups, joined point-in-time on entity keys.
 
@@ -55,6 +115,8 @@ class FeatureView:
     purpose: str = ""
     #: what the data is used for (e.g. "commercial", "research"); input licences must allow it
     use: str | None = None
+    #: on-demand transforms computed from the joined features and request data
+    on_demand: Sequence[OnDemand] = ()
     description: str = ""
     owner: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -87,6 +149,7 @@ class FeatureView:
         if self.version is not None and (not isinstance(self.version, int) or self.version < 1):
             raise DefinitionError(f"feature view {self.name!r}: version must be an integer >= 1")
         object.__setattr__(self, "features", tuple(sources))
+        object.__setattr__(self, "on_demand", tuple(self.on_demand))
         object.__setattr__(self, "tags", dict(self.tags))
         if not self.full_feature_names:
             names = [f for s in self.sources for f in s.features]
@@ -114,6 +177,7 @@ class FeatureView:
             "full_feature_names": self.full_feature_names,
             **({"purpose": self.purpose} if self.purpose else {}),
             **({"use": self.use} if self.use else {}),
+            **({"on_demand": [o.to_dict() for o in self.on_demand]} if self.on_demand else {}),
             "description": self.description,
             "owner": self.owner,
             "tags": dict(sorted(self.tags.items())),
@@ -128,6 +192,7 @@ class FeatureView:
             full_feature_names=data.get("full_feature_names", False),
             purpose=data.get("purpose", ""),
             use=data.get("use"),
+            on_demand=[OnDemand.from_dict(o) for o in data.get("on_demand", [])],
             description=data.get("description", ""),
             owner=data.get("owner", ""),
             tags=data.get("tags", {}),

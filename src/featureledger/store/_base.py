@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -113,10 +113,29 @@ class _StoreBase:
 
     def get_feature_view(self, name: str | FeatureView, version: int | None = None) -> FeatureView:
         if isinstance(name, FeatureView):
+            self.use_definitions([name])
             version = version or name.version
             name = name.name
         rec = self.registry.get_definition("feature_view", name, version)
-        return FeatureView.from_dict(rec.spec, rec.major)
+        fv = FeatureView.from_dict(rec.spec, rec.major)
+        if not fv.on_demand:
+            return fv
+        # the registry keeps code hashes; the functions come from definitions seen in this
+        # process, and only when their code is the registered code
+        live: dict[tuple[str, str, str], Any] = self.__dict__.get("_on_demand", {})
+        return dataclasses.replace(
+            fv, on_demand=[live.get((fv.name, o.name, o.code_hash), o) for o in fv.on_demand]
+        )
+
+    def use_definitions(self, objects: Iterable[Any]) -> None:
+        """Make the functions of these definitions (on-demand transforms) available to
+        reads; `apply` does this for what it applies, the CLI for the repository's files."""
+        live: dict[tuple[str, str, str], Any] = self.__dict__.setdefault("_on_demand", {})
+        for obj in objects:
+            if isinstance(obj, FeatureView):
+                for o in obj.on_demand:
+                    if o.function is not None:
+                        live[(obj.name, o.name, o.code_hash)] = o
 
     def list_definitions(self, kind: str) -> list[DefinitionRecord]:
         """Every registered version of every definition of ``kind``."""

@@ -106,6 +106,7 @@ class _DefinitionsMixin(_StoreBase):
 
     def _apply(self, objects: list[Definition]) -> Plan:
         self.__dict__.pop("_serving_plans", None)  # online reads re-resolve definitions
+        self.use_definitions(objects)
         plan, staged = self._plan(objects)
         for item in plan.items:
             if item.action == "refused":

@@ -20,6 +20,7 @@ from featureledger.offline.delta import DeltaGroupTable
 from featureledger.offline.logs import REQUEST_ID, REQUEST_TIME, VIEW_VERSION, FeatureLogWriter
 from featureledger.online import ONLINE_STORES, OnlineStore
 from featureledger.store._monitoring import _MonitoringMixin
+from featureledger.transforms.on_demand import apply_on_demand
 from featureledger.versioning.provenance import current_user
 
 #: operations after which the online copy is rebuilt: they can make stored rows older
@@ -245,6 +246,7 @@ class _OnlineMixin(_MonitoringMixin):
         *,
         now: datetime | None = None,
         log: bool = False,
+        request_data: Any = None,
     ) -> OnlineFeatures:
         """Latest features for each entity row, with the view's TTLs applied as offline.
 
@@ -263,6 +265,15 @@ class _OnlineMixin(_MonitoringMixin):
         entities = to_arrow(entity_rows, where=where)
         if entities.num_rows == 0:
             raise DataError(f"{where}: no entity rows were given")
+        if request_data is not None:  # per-request values for on-demand transforms
+            extra = to_arrow(request_data, where=where)
+            if extra.num_rows != entities.num_rows:
+                raise DataError(
+                    f"{where}: request_data has {extra.num_rows} rows for "
+                    f"{entities.num_rows} entity rows"
+                )
+            for name in extra.column_names:
+                entities = entities.append_column(name, extra.column(name))
         when = now or datetime.now(UTC)
         online = self.online_store()
         out = entities
@@ -281,6 +292,8 @@ class _OnlineMixin(_MonitoringMixin):
             got = online.read(key, pa.table(keys), list(src.features), now=when, ttl=fg.ttl)
             for feature in src.features:
                 out = out.append_column(fv.output_name(src, feature), got.column(feature))
+        if fv.on_demand:  # the very functions training_data ran over the whole frame
+            out = apply_on_demand(out, fv.on_demand, where=where)
         if log:
             n = out.num_rows
             logged = out.append_column(REQUEST_ID, pa.array([str(uuid.uuid4())] * n))

@@ -33,6 +33,7 @@ from featureledger.offline import ROW_COLUMN, PitSource
 from featureledger.offline.conform import conform_entities, to_arrow
 from featureledger.registry import TrainingDatasetRecord
 from featureledger.store._data import _DataMixin
+from featureledger.transforms.on_demand import apply_on_demand, output_fields
 from featureledger.versioning.provenance import current_user
 
 
@@ -74,6 +75,9 @@ class _JoinPlan:
     sources: list[PitSource]
     pins: dict[str, dict[str, Any]]
     schema: pa.Schema
+    #: the view's on-demand transforms, applied to every joined batch
+    on_demand: tuple[Any, ...] = ()
+    where: str = ""
 
 
 class _TrainingMixin(_DataMixin):
@@ -149,7 +153,7 @@ class _TrainingMixin(_DataMixin):
                     entity_hash=str(entity_hash),
                     content=total,
                     rows=total.rows,
-                    columns=join.schema.names,
+                    columns=[*join.schema.names, *(f.name for f in output_fields(join.on_demand))],
                     entity_path=str(entity_path),
                     output_path=str(Path(output).resolve()) if output else None,
                     run_id=run.id,
@@ -272,7 +276,27 @@ class _TrainingMixin(_DataMixin):
                 for f, out in ((f, fv.output_name(src, f)) for f in src.features)
             ]
         )
-        return _JoinPlan(entities, timestamp_column if needs_time else None, sources, pins, schema)
+        for t in fv.on_demand:  # fail before the join, not after it
+            missing = [f.name for f in t.request_fields if f.name not in entities.column_names]
+            if missing:
+                raise SchemaMismatchError(
+                    where,
+                    [
+                        f"on-demand transform {t.name!r} needs request field(s) {missing} "
+                        "as columns of the entity frame"
+                    ],
+                )
+            if t.function is None:
+                apply_on_demand(entities.slice(0, 0), [t], where=where)  # raises, says why
+        return _JoinPlan(
+            entities,
+            timestamp_column if needs_time else None,
+            sources,
+            pins,
+            schema,
+            tuple(fv.on_demand),
+            where,
+        )
 
     def _effective_licenses(
         self, fg: FeatureGroup, seen: frozenset[str] = frozenset()
@@ -299,12 +323,19 @@ class _TrainingMixin(_DataMixin):
         total = ContentHash()
         batches: list[pa.RecordBatch] = []
         writer = None
+        schema = pa.schema([*join.schema, *output_fields(join.on_demand)])
         if output is not None:
             Path(output).parent.mkdir(parents=True, exist_ok=True)
-            writer = pq.ParquetWriter(str(output), join.schema)
+            writer = pq.ParquetWriter(str(output), schema)
         try:
             for raw_batch in reader:
                 batch = raw_batch.cast(join.schema)
+                if join.on_demand:
+                    joined = apply_on_demand(
+                        pa.Table.from_batches([batch]), join.on_demand, where=join.where
+                    )
+                    parts = joined.combine_chunks().to_batches()
+                    batch = parts[0] if parts else pa.RecordBatch.from_pylist([], joined.schema)
                 total = total + content_hash(batch)
                 if writer is not None:
                     writer.write_batch(batch)
@@ -313,7 +344,7 @@ class _TrainingMixin(_DataMixin):
         finally:
             if writer is not None:
                 writer.close()
-        result = None if writer is not None else pa.Table.from_batches(batches, join.schema)
+        result = None if writer is not None else pa.Table.from_batches(batches, schema)
         return result, total
 
     def training_datasets(

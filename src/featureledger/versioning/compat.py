@@ -143,6 +143,20 @@ def classify_view(old: dict[str, Any], new: dict[str, Any]) -> Change:
     for group in after:
         if group not in before:
             change.note("minor", f"group {group!r} added to the view")
+    before_odt = {o["name"]: o for o in old.get("on_demand", [])}
+    after_odt = {o["name"]: o for o in new.get("on_demand", [])}
+    for name, o in before_odt.items():
+        if name not in after_odt:
+            change.note("major", f"on-demand transform {name!r} removed")
+            continue
+        gone = {f["name"] for f in o["outputs"]} - {f["name"] for f in after_odt[name]["outputs"]}
+        if gone:
+            change.note("major", f"on-demand transform {name!r} no longer outputs {sorted(gone)}")
+        elif o != after_odt[name]:
+            change.note("minor", f"on-demand transform {name!r} changed")
+    for name in after_odt:
+        if name not in before_odt:
+            change.note("minor", f"on-demand transform {name!r} added")
     if old.get("use") != new.get("use"):
         change.note("minor", f"declared use changed to {new.get('use')!r}")
     if old.get("purpose", "") != new.get("purpose", ""):

@@ -1,0 +1,1 @@
+"""Transforms that must run identically offline and online."""
