@@ -47,6 +47,15 @@ def _store(repo: Path) -> Any:
     return FeatureStore(repo)
 
 
+def _serving_store(repo: Path) -> Any:
+    """A store that also knows the repository's functions (on-demand transforms)."""
+    from featureledger.repo import load_definitions
+
+    store = _store(repo)
+    store.use_definitions(load_definitions(repo))
+    return store
+
+
 def _plan_rows(plan: Any) -> list[list[str]]:
     return [
         [i.identity, i.action, i.before or "-", i.after or "-", "; ".join(i.reasons) or "-"]
@@ -215,7 +224,7 @@ def training_data(
             out.fail(f"--pin {item!r}: expected GROUP=N, e.g. --pin user_stats=3")
             raise typer.Exit(2)
         pins[name] = int(number)
-    result = _store(repo).training_data(
+    result = _serving_store(repo).training_data(
         view,
         entities,
         timestamp_column=timestamp_column,
@@ -803,7 +812,7 @@ def get_online(
         raise typer.Exit(2) from None
     if isinstance(rows, dict):
         rows = [rows]
-    out.as_json(_store(repo).get_online_features(view, rows).to_arrow().to_pylist())
+    out.as_json(_serving_store(repo).get_online_features(view, rows).to_arrow().to_pylist())
 
 
 monitor_app = typer.Typer(
@@ -1075,7 +1084,7 @@ def serve(
     except ImportError as exc:
         out.fail(f"the server needs extra packages ({exc}); pip install 'featureledger[server]'")
         raise typer.Exit(1) from None
-    store = _store(repo)
+    store = _serving_store(repo)
     if not insecure and not any(t.active for t in store.tokens()):
         out.fail(
             "no active API token exists, so no client could call the server; create one with "
