@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from featureledger.config import STATE_DIR
 from featureledger.contracts.gates import Gate, evaluate_gates, summarize
 from featureledger.definitions import VersionId
 from featureledger.definitions.names import check_name
-from featureledger.errors import GateError, NotFoundError
+from featureledger.errors import GateError, IntegrityError, NotFoundError
 from featureledger.hashing import artifact_sha256
 from featureledger.registry import DeploymentRecord, ModelRecord
 from featureledger.store._pipelines import _PipelinesMixin
@@ -115,6 +118,59 @@ class _ModelsMixin(_PipelinesMixin):
             },
         )
         return record
+
+    def fit_transforms(
+        self,
+        name: str,
+        training_dataset: str | VersionId | TrainingData,
+        transforms: Sequence[Any],
+    ) -> ModelRecord:
+        """Fit model-dependent transforms on a training dataset and register the fitted
+        state as a versioned, content-addressed artifact linked to that dataset."""
+        from featureledger.transforms.model_dependent import FittedTransforms
+
+        ident = (
+            training_dataset.identity
+            if isinstance(training_dataset, TrainingData)
+            else VersionId.parse(str(training_dataset))
+        )
+        record = self._training_record(ident)
+        if record.output_path and Path(record.output_path).exists():
+            rows = pq.read_table(record.output_path)
+        else:
+            rebuilt, _ = self._rebuild_training(record, None)
+            assert rebuilt is not None
+            rows = rebuilt
+        fitted = FittedTransforms.fit(transforms, rows)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{name}.transforms.json"
+            path.write_text(fitted.to_json())
+            return self.register_model(
+                name,
+                path,
+                training_dataset=str(record.identity),
+                description="fitted model-dependent transforms",
+            )
+
+    def load_transforms(self, identity: str) -> Any:
+        """The fitted transforms of ``model/NAME/N``, checked against their recorded hash."""
+        from featureledger.transforms.model_dependent import FittedTransforms
+
+        ident = VersionId.parse(identity)
+        found = [
+            m
+            for m in self.registry.models(ident.name)
+            if ident.number is None or m.version == ident.number
+        ]
+        if not found:
+            raise NotFoundError(f"{identity} is not registered")
+        record = found[-1]
+        if artifact_sha256(record.artifact_path) != record.artifact_hash:
+            raise IntegrityError(
+                f"{record.identity}: the stored transforms do not match the "
+                "hash recorded at registration"
+            )
+        return FittedTransforms.from_json(Path(record.artifact_path).read_text())
 
     def _log_to_mlflow(self, record: ModelRecord) -> None:
         """When mlflow is installed and a run is active, tag it with what the model read."""
