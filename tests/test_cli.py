@@ -198,6 +198,9 @@ def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
     assert store.current_deployment("fraud").model_version == 1
     assert store.models("fraud_lr")[0].training_dataset == "training_dataset/fraud@v1/1"
     assert "raw/transactions.parquet" in proc.stdout  # lineage printed back to the raw file
+    # a prediction served over HTTP with a reader token; refused without one
+    assert "without a token -> 401; with a reader token -> 200" in proc.stdout
+    assert "fraud probability from model/fraud_lr/1" in proc.stdout
     # the drift finding and the rollback it suggested
     assert "ALERT: fraud_rate_psi" in proc.stdout
     merchant = store.versions("merchant_stats")

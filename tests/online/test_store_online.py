@@ -34,12 +34,15 @@ VIEW = FeatureView("v", [STATS, PROFILE])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> FeatureStore:
     s = FeatureStore.init(tmp_path / "repo")
     if request.param == "redis":
-        url = request.getfixturevalue("redis_url")
+        import redis
+
+        url = request.getfixturevalue("redis_url")  # this worker's own redis-server
+        redis.Redis.from_url(url).flushdb()  # a worker runs its tests one after another
         cfg = s.repo / "featureledger.yaml"
         cfg.write_text(
             cfg.read_text()
             .replace("type: sqlite", "type: redis")
-            .replace("url: null", f"url: {url}/{abs(hash(str(tmp_path))) % 15}")
+            .replace("url: null", f"url: {url}")
         )
         s = FeatureStore(s.repo)
     s.apply([USER, STATS, PROFILE, OFFLINE, VIEW, FeatureView("w", [OFFLINE])])

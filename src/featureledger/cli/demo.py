@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -200,6 +201,8 @@ def run_demo(path: Path | None = None) -> Path:
     deployment = store.deploy("fraud", "fraud_lr", reason="first release")
     out.ok(f"{deployment.identity} -> {deployment.model_identity}")
 
+    _serve_a_prediction(store, repo, tables["transactions"])
+
     out.step("featureledger lineage deployment/fraud: from the served model back to the raw data")
     out.console.print(
         store.lineage("deployment/fraud", include_runs=False),
@@ -239,3 +242,109 @@ def run_demo(path: Path | None = None) -> Path:
         f"            featureledger show {rec_td.identity} -r {repo}"
     )
     return repo
+
+
+def _serve_a_prediction(store: Any, repo: Path, transactions: Any) -> None:
+    """Materialize, start the HTTP feature server with a token, score one transaction."""
+    import pyarrow.compute as pc
+
+    out.step("featureledger materialize + serve: a prediction over HTTP, features as in training")
+    done = store.materialize()
+    out.ok("materialized " + ", ".join(f"{m.group} #{m.version} ({m.rows:,} rows)" for m in done))
+    try:
+        import threading
+        import time
+
+        import httpx
+        import uvicorn
+
+        from featureledger.server import create_app
+    except ImportError as exc:
+        out.info(
+            f"skipped: the server needs its extra packages ({exc}); "
+            "pip install 'featureledger[server]'"
+        )
+        return
+    import socket
+
+    from featureledger.demo.model import predict
+
+    token = store.create_token("reader", views=["fraud"])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        txn = transactions.slice(transactions.num_rows - 1, 1).to_pylist()[0]
+        # the stored data is from January 2025 and long past its TTLs: a streaming job
+        # pushes this user's and merchant's current aggregates, as it would in production
+        from datetime import UTC, datetime
+
+        now = datetime.now(UTC)
+        for group, key, value in (
+            ("user_txn_stats", "user_id", txn["user_id"]),
+            ("merchant_stats", "merchant_id", txn["merchant_id"]),
+            ("merchant_daily", "merchant_id", txn["merchant_id"]),
+        ):
+            latest = store.read(group)
+            mine = (
+                latest.filter(pc.equal(latest.column(key), value))
+                .sort_by([("event_timestamp", "descending")])
+                .slice(0, 1)
+                .to_pylist()
+            )
+            if mine:
+                mine[0]["event_timestamp"] = now
+                mine[0].pop("created_timestamp", None)
+                store.push(group, mine, to="online")
+        out.ok(
+            f"pushed current aggregates of user {txn['user_id']} and merchant "
+            f"{txn['merchant_id']} to the online store"
+        )
+        entity = {
+            "user_id": txn["user_id"],
+            "merchant_id": txn["merchant_id"],
+            "amount": txn["amount"],
+        }
+        denied = httpx.post(f"{base}/features/fraud", json={"entities": [entity]}, timeout=10)
+        reply = httpx.post(
+            f"{base}/features/fraud",
+            json={"entities": [entity]},
+            timeout=10,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        reply.raise_for_status()
+        row = reply.json()["features"][0]
+        score = predict(repo / "fraud_model.json", [row])[0]
+        out.ok(
+            f"POST /features/fraud without a token -> {denied.status_code}; with a reader "
+            f"token -> {reply.status_code}"
+        )
+        shown = {
+            k: row[k]
+            for k in (
+                "user_id",
+                "merchant_id",
+                "amount",
+                "txn_amount_24h",
+                "fraud_rate_30d",
+                "credit_limit",
+            )
+        }
+        out.info(f"served features {shown}")
+        out.ok(f"fraud probability from model/fraud_lr/1: {score:.3f}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

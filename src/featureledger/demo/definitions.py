@@ -57,6 +57,7 @@ merchant_stats = FeatureGroup(
     merchant,
     event_time="event_timestamp",
     ttl=timedelta(days=30),
+    online=True,
     features=[
         Field("fraud_rate_30d", "float64"),
         Field("txn_count_30d", "int64"),
@@ -71,6 +72,7 @@ merchant_daily = FeatureGroup(
     "merchant_daily",
     merchant,
     ttl=timedelta(days=2),
+    online=True,
     features=[Field("merchant_txn_1d", "int64"), Field("merchant_avg_amount_1d", "float64")],
     source=FileSource("raw/transactions.parquet", licenses=("internal",)),
     transform=SQLTransform(

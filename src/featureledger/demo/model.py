@@ -11,14 +11,25 @@ import pyarrow as pa
 FEATURES = ("txn_amount_24h", "fraud_rate_30d", "credit_limit", "merchant_avg_amount_1d")
 
 
-def _matrix(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+def _raw(table: pa.Table) -> np.ndarray:
     cols = []
     for name in (*FEATURES, "amount"):
         x = table.column(name).to_numpy(zero_copy_only=False).astype(float)
-        x = np.nan_to_num(x, nan=0.0)
-        cols.append((x - x.mean()) / (x.std() or 1.0))
-    features = np.column_stack([np.ones(table.num_rows), *cols])
-    label = table.column("is_fraud").to_numpy(zero_copy_only=False).astype(float)
+        cols.append(np.nan_to_num(x, nan=0.0))  # a missing feature counts as 0
+    return np.column_stack(cols)
+
+
+def _matrix(
+    table: pa.Table, scale: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    raw = _raw(table)
+    mean, std = scale if scale is not None else (raw.mean(axis=0), raw.std(axis=0))
+    features = np.column_stack([np.ones(table.num_rows), (raw - mean) / np.where(std, std, 1)])
+    label = (
+        table.column("is_fraud").to_numpy(zero_copy_only=False).astype(float)
+        if "is_fraud" in table.column_names
+        else None
+    )
     return features, label
 
 
@@ -44,6 +55,7 @@ def _auc(score: np.ndarray, y: np.ndarray) -> float:
 def train(table: pa.Table, out: Path, folds: int = 3) -> dict[str, list[float]]:
     """Fit on all rows, write the weights to ``out``; AUC of each held-out fold."""
     x, y = _matrix(table)
+    assert y is not None
     order = np.arange(len(y))
     aucs = []
     for k in range(folds):
@@ -51,5 +63,24 @@ def train(table: pa.Table, out: Path, folds: int = 3) -> dict[str, list[float]]:
         w = _fit(x[~test], y[~test])
         aucs.append(_auc(x[test] @ w, y[test]))
     weights = _fit(x, y)
-    out.write_text(json.dumps({"features": [*FEATURES, "amount"], "weights": weights.tolist()}))
+    raw = _raw(table)
+    out.write_text(
+        json.dumps(
+            {
+                "features": [*FEATURES, "amount"],
+                "weights": weights.tolist(),
+                # the scaling is part of the model: serving must use the training set's
+                "mean": raw.mean(axis=0).tolist(),
+                "std": raw.std(axis=0).tolist(),
+            }
+        )
+    )
     return {"auc": aucs}
+
+
+def predict(model: Path, rows: list[dict[str, object]]) -> list[float]:
+    """Fraud probability of each row (features as served, plus the request's amount)."""
+    params = json.loads(model.read_text())
+    table = pa.Table.from_pylist(rows)
+    x, _ = _matrix(table, (np.array(params["mean"]), np.array(params["std"])))
+    return (1.0 / (1.0 + np.exp(-x @ np.array(params["weights"])))).tolist()
