@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,24 @@ def round_trips(store: OnlineStore) -> Iterator[list[int]]:
         yield counter
         after = client.info("stats")["total_commands_processed"]
         counter[0] = after - before - 1  # the first INFO is counted by the second
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def repo_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A new repository whose online store is SQLite or this worker's (emptied) Redis."""
+    from featureledger import FeatureStore
+
+    store = FeatureStore.init(tmp_path / "repo")
+    if request.param == "redis":
+        import redis
+
+        url = request.getfixturevalue("redis_url")
+        redis.Redis.from_url(url).flushdb()  # a worker runs its tests one after another
+        cfg = store.repo / "featureledger.yaml"
+        cfg.write_text(
+            cfg.read_text()
+            .replace("type: sqlite", "type: redis")
+            .replace("url: null", f"url: {url}")
+        )
+        store = FeatureStore(store.repo)
+    return store

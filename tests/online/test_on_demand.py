@@ -4,7 +4,6 @@ and online (get_online_features), with request data, on both online stores."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -36,21 +35,9 @@ RATIO = OnDemand(
 VIEW = FeatureView("scoring", [STATS], on_demand=[RATIO])
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> FeatureStore:
-    s = FeatureStore.init(tmp_path / "repo")
-    if request.param == "redis":
-        import redis
-
-        url = request.getfixturevalue("redis_url")
-        redis.Redis.from_url(url).flushdb()
-        cfg = s.repo / "featureledger.yaml"
-        cfg.write_text(
-            cfg.read_text()
-            .replace("type: sqlite", "type: redis")
-            .replace("url: null", f"url: {url}")
-        )
-        s = FeatureStore(s.repo)
+@pytest.fixture
+def store(repo_store: FeatureStore) -> FeatureStore:
+    s = repo_store
     s.apply([USER, STATS, VIEW])
     rng = np.random.default_rng(3)
     s.ingest(

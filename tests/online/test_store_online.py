@@ -4,7 +4,6 @@ online values equal the offline point-in-time values at the same time, TTL inclu
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute
@@ -30,21 +29,9 @@ OFFLINE = FeatureGroup("offline_only", USER, features=[Field("z", "float64")])
 VIEW = FeatureView("v", [STATS, PROFILE])
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> FeatureStore:
-    s = FeatureStore.init(tmp_path / "repo")
-    if request.param == "redis":
-        import redis
-
-        url = request.getfixturevalue("redis_url")  # this worker's own redis-server
-        redis.Redis.from_url(url).flushdb()  # a worker runs its tests one after another
-        cfg = s.repo / "featureledger.yaml"
-        cfg.write_text(
-            cfg.read_text()
-            .replace("type: sqlite", "type: redis")
-            .replace("url: null", f"url: {url}")
-        )
-        s = FeatureStore(s.repo)
+@pytest.fixture
+def store(repo_store: FeatureStore) -> FeatureStore:
+    s = repo_store
     s.apply([USER, STATS, PROFILE, OFFLINE, VIEW, FeatureView("w", [OFFLINE])])
     s.ingest(
         "stats",

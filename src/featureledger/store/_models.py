@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from featureledger.config import STATE_DIR
 from featureledger.contracts.gates import Gate, evaluate_gates, summarize
 from featureledger.definitions import VersionId
@@ -53,12 +51,7 @@ class _ModelsMixin(_PipelinesMixin):
             raise NotFoundError(f"model artifact {source} does not exist")
         td_ident: str | None = None
         if training_dataset is not None:
-            ident = (
-                training_dataset.identity
-                if isinstance(training_dataset, TrainingData)
-                else VersionId.parse(str(training_dataset))
-            )
-            td_record = self._training_record(ident)
+            td_record = self._training_record(training_dataset)
             td_ident = str(td_record.identity)
             self._check_blocks(f"registration of model/{name}", list(td_record.pins))
         summaries = summarize(metrics or {})
@@ -129,19 +122,8 @@ class _ModelsMixin(_PipelinesMixin):
         state as a versioned, content-addressed artifact linked to that dataset."""
         from featureledger.transforms.model_dependent import FittedTransforms
 
-        ident = (
-            training_dataset.identity
-            if isinstance(training_dataset, TrainingData)
-            else VersionId.parse(str(training_dataset))
-        )
-        record = self._training_record(ident)
-        if record.output_path and Path(record.output_path).exists():
-            rows = pq.read_table(record.output_path)
-        else:
-            rebuilt, _ = self._rebuild_training(record, None)
-            assert rebuilt is not None
-            rows = rebuilt
-        fitted = FittedTransforms.fit(transforms, rows)
+        record = self._training_record(training_dataset)
+        fitted = FittedTransforms.fit(transforms, self._training_rows(record))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{name}.transforms.json"
             path.write_text(fitted.to_json())

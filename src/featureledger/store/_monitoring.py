@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 
 from featureledger.definitions import VersionId
 from featureledger.errors import DataError, NotFoundError
@@ -61,13 +60,7 @@ class _MonitoringMixin(_LineageMixin):
             table = self._table(fg.name, ident.major or 1)
             data: pa.Table | pads.Dataset = pads.dataset(table.files(ident.data), format="parquet")
         else:
-            record = self._training_record(ident)
-            if record.output_path and Path(record.output_path).exists():
-                data = pq.read_table(record.output_path)
-            else:
-                rebuilt, _ = self._rebuild_training(record, None)
-                assert rebuilt is not None
-                data = rebuilt
+            data = self._training_rows(self._training_record(ident))
         stats = compute_stats(data, reference_bins=reference)
         self.registry.put_stats(str(ident), stats_to_json(stats))
         return dict(stats)

@@ -146,11 +146,7 @@ class _OnlineMixin(_MonitoringMixin):
                 },
                 inputs=[str(VersionId("feature_group", fg.name, major, latest))],
             )
-            columns = [
-                *fg.primary_key,
-                *([fg.event_time] if fg.event_time else []),
-                *fg.feature_names,
-            ]
+            columns = [*fg.unique_key, *fg.feature_names]
             reader = self.engine.latest_rows(
                 files, table.schema(latest), fg.primary_key, fg.event_time, columns
             )
@@ -223,11 +219,7 @@ class _OnlineMixin(_MonitoringMixin):
             if published is None:  # quarantine held some rows back offline: push the rest
                 held = self.quarantined(fg, run=run.id).select(list(fg.unique_key))
                 published = batch.join(held, keys=list(fg.unique_key), join_type="left anti")
-            columns = [
-                *fg.primary_key,
-                *([fg.event_time] if fg.event_time else []),
-                *fg.feature_names,
-            ]
+            columns = [*fg.unique_key, *fg.feature_names]
             self.online_store().write(
                 _table_key(fg),
                 published.select(columns),

@@ -81,13 +81,25 @@ class _JoinPlan:
 
 
 class _TrainingMixin(_DataMixin):
-    def _training_record(self, ident: VersionId) -> TrainingDatasetRecord:
+    def _training_record(self, ident: VersionId | TrainingData | str) -> TrainingDatasetRecord:
+        if isinstance(ident, TrainingData):
+            ident = ident.identity
+        elif isinstance(ident, str):
+            ident = VersionId.parse(ident)
         records = self.registry.training_datasets(ident.name, ident.major)
         if ident.number is not None:
             records = [r for r in records if r.number == ident.number]
         if not records:
             raise NotFoundError(f"{ident} is not recorded")
         return records[-1]
+
+    def _training_rows(self, record: TrainingDatasetRecord) -> pa.Table:
+        """A training dataset's rows: its output file when kept, else rebuilt from its pins."""
+        if record.output_path and Path(record.output_path).exists():
+            return pq.read_table(record.output_path)
+        rebuilt, _ = self._rebuild_training(record, None)
+        assert rebuilt is not None
+        return rebuilt
 
     def _rebuild_training(
         self, record: TrainingDatasetRecord, output: str | Path | None
