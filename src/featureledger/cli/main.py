@@ -1,59 +1,19 @@
-"""``featureledger``: the command line. Every command calls the `FeatureStore` facade."""
+"""``featureledger``: the command line. Every command calls the `FeatureStore` facade.
+
+Commands live in modules by topic; this one holds data, versions, contracts, lineage and
+models, and imports the others (monitoring, serving) so they register on the same app.
+"""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
 from featureledger.cli import console as out
-from featureledger.errors import FeatureLedgerError
-
-app = typer.Typer(
-    name="featureledger",
-    help="A feature store that keeps the books: versioned, contract-checked features.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-F = TypeVar("F", bound=Callable[..., Any])
-RepoOpt = Annotated[
-    Path, typer.Option("--repo", "-r", help="Repository folder (holds featureledger.yaml).")
-]
-
-
-def handled(func: F) -> F:
-    """Print featureledger errors plainly and exit 1 instead of showing a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except FeatureLedgerError as exc:
-            out.fail(str(exc))
-            raise typer.Exit(1) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _store(repo: Path) -> Any:
-    from featureledger.store import FeatureStore
-
-    return FeatureStore(repo)
-
-
-def _serving_store(repo: Path) -> Any:
-    """A store that also knows the repository's functions (on-demand transforms)."""
-    from featureledger.repo import load_definitions
-
-    store = _store(repo)
-    store.use_definitions(load_definitions(repo))
-    return store
+from featureledger.cli._common import RepoOpt, _serving_store, _store, app, handled
 
 
 def _plan_rows(plan: Any) -> list[list[str]]:
@@ -698,170 +658,6 @@ def impact(
     )
 
 
-@app.command()
-@handled
-def stats(
-    identity: Annotated[str, typer.Argument(help="Data version or training dataset.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    repo: RepoOpt = Path("."),
-) -> None:
-    """Statistics of a data version or training dataset (computed once, then kept)."""
-    from featureledger.monitoring import stats_to_dict
-
-    result = _store(repo).stats(identity)
-    if as_json:
-        out.as_json(stats_to_dict(result))
-        return
-    out.table(
-        identity,
-        ["column", "count", "nulls", "distinct", "min", "p50", "max", "mean", "std"],
-        [
-            [
-                name,
-                st.count,
-                st.nulls,
-                st.distinct,
-                st.min,
-                (st.quantiles or {}).get("p50"),
-                st.max,
-                st.mean,
-                st.std,
-            ]
-            for name, st in result.items()
-        ],
-    )
-
-
-@app.command("drift")
-@handled
-def drift_cmd(
-    reference: Annotated[str, typer.Argument(help="Reference identity.")],
-    current: Annotated[str, typer.Argument(help="Current identity.")],
-    features: Annotated[list[str] | None, typer.Option("--feature", help="Only these.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    repo: RepoOpt = Path("."),
-) -> None:
-    """Drift of CURRENT against REFERENCE per feature; exit 1 on an alert."""
-    report = _store(repo).drift(reference, current, features=features)
-    if as_json:
-        out.as_json(report.to_dict())
-    else:
-        rows = []
-        for name, fd in report.features.items():
-            metrics = ", ".join(
-                f"{m.metric}={m.value:.4g}" for m in fd.metrics if m.value is not None
-            )
-            rows.append([name, fd.kind, fd.status, metrics])
-        out.table(
-            f"drift {report.current} vs {report.reference}",
-            ["feature", "kind", "status", "metrics"],
-            rows,
-        )
-    if report.status == "alert":
-        raise typer.Exit(1)
-
-
-@app.command()
-@handled
-def report(
-    reference: Annotated[str, typer.Argument(help="Reference identity.")],
-    current: Annotated[str, typer.Argument(help="Current identity.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")],
-    png_dir: Annotated[Path | None, typer.Option(help="Also write each plot as PNG here.")] = None,
-    repo: RepoOpt = Path("."),
-) -> None:
-    """Write a self-contained HTML drift report with a plot per feature."""
-    path = _store(repo).report(reference, current, output, png_dir=png_dir)
-    out.ok(f"wrote {path}" + (f" and plots in {png_dir}" if png_dir else ""))
-
-
-@app.command()
-@handled
-def materialize(
-    names: Annotated[
-        list[str] | None, typer.Argument(help="Groups or views (default: all online groups).")
-    ] = None,
-    full: Annotated[
-        bool, typer.Option("--full", help="Rebuild instead of reading only new commits.")
-    ] = False,
-    repo: RepoOpt = Path("."),
-) -> None:
-    """Write the latest value per entity of online groups into the online store."""
-    results = _store(repo).materialize(names or None, incremental=not full)
-    out.table(
-        "materialized",
-        ["group", "data version", "mode", "rows read", "values written"],
-        [[m.group, m.version, m.mode, m.rows, m.changed] for m in results],
-    )
-
-
-@app.command("get-online")
-@handled
-def get_online(
-    view: Annotated[str, typer.Argument(help="Feature view name.")],
-    entities: Annotated[str, typer.Argument(help='JSON entity rows, e.g. [{"user_id": 1}].')],
-    repo: RepoOpt = Path("."),
-) -> None:
-    """Read features online for some entities (JSON out)."""
-    import json
-
-    try:
-        rows = json.loads(entities)
-    except json.JSONDecodeError as exc:
-        out.fail(f"entity rows are not JSON: {exc}")
-        raise typer.Exit(2) from None
-    if isinstance(rows, dict):
-        rows = [rows]
-    out.as_json(_serving_store(repo).get_online_features(view, rows).to_arrow().to_pylist())
-
-
-monitor_app = typer.Typer(
-    help="Monitors: drift and freshness checks with actions.", no_args_is_help=True
-)
-app.add_typer(monitor_app, name="monitor")
-
-
-@monitor_app.command("run")
-@handled
-def monitor_run(repo: RepoOpt = Path(".")) -> None:
-    """Evaluate monitors.yaml; keep the findings; exit 1 when a blocking one is open."""
-    findings = _store(repo).run_monitors()
-    out.table(
-        "monitors",
-        ["monitor", "target", "metric", "status", "action", "message"],
-        [[f.monitor, f.target, f.metric, f.status, f.action, f.message] for f in findings],
-    )
-    if any(f.blocking for f in findings):
-        raise typer.Exit(1)
-
-
-@monitor_app.command("list")
-@handled
-def monitor_list(repo: RepoOpt = Path(".")) -> None:
-    """Open findings of the latest monitor runs."""
-    rows = _store(repo).open_findings()
-    out.table(
-        "open findings",
-        ["#", "monitor", "target", "status", "blocking", "message"],
-        [
-            [f["id"], f["monitor"], f["target"], f["status"], f["blocking"], f["message"]]
-            for f in rows
-        ],
-    )
-
-
-@monitor_app.command("resolve")
-@handled
-def monitor_resolve(
-    monitor: Annotated[str, typer.Argument(help="Monitor name.")],
-    reason: Annotated[str, typer.Option(help="Why the finding is accepted (audit log).")],
-    repo: RepoOpt = Path("."),
-) -> None:
-    """Accept a monitor's open findings, which lifts a block."""
-    n = _store(repo).resolve_monitor(monitor, reason=reason)
-    out.ok(f"{n} finding(s) of {monitor} resolved")
-
-
 model_app = typer.Typer(help="Registered models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 deployment_app = typer.Typer(help="Deployment pointers and their history.", no_args_is_help=True)
@@ -1004,104 +800,6 @@ def audit_verify(repo: RepoOpt = Path(".")) -> None:
     out.ok("audit chain intact")
 
 
-token_app = typer.Typer(help="API tokens of the feature server.", no_args_is_help=True)
-app.add_typer(token_app, name="token")
-
-
-@token_app.command("create")
-@handled
-def token_create(
-    role: Annotated[str, typer.Option(help="reader, writer (also pushes) or admin.")],
-    view: Annotated[
-        list[str] | None, typer.Option("--view", help="Limit reads to this view (repeatable).")
-    ] = None,
-    purpose: Annotated[
-        str, typer.Option(help="Why the token reads data; needed for pii/sensitive columns.")
-    ] = "",
-    repo: RepoOpt = Path("."),
-) -> None:
-    """Create an API token; it is printed once and only its hash is stored."""
-    store = _store(repo)
-    secret = store.create_token(role, view or (), purpose)
-    record = store.check_token(secret)
-    out.ok(
-        f"token {record.id} ({role}, views: {', '.join(record.views) or 'all'}"
-        + (f", purpose: {record.purpose}" if record.purpose else "")
-        + "); copy it now, it is not shown again:"
-    )
-    out.plain(secret)
-
-
-@token_app.command("list")
-@handled
-def token_list(repo: RepoOpt = Path(".")) -> None:
-    """List API tokens (never their secrets)."""
-    out.table(
-        "tokens",
-        ["id", "role", "views", "purpose", "created (UTC)", "by", "revoked (UTC)"],
-        [
-            [
-                t.id,
-                t.role,
-                ", ".join(t.views) or "all",
-                t.purpose or "-",
-                t.created_at,
-                t.created_by,
-                t.revoked_at or "-",
-            ]
-            for t in _store(repo).tokens()
-        ],
-    )
-
-
-@token_app.command("revoke")
-@handled
-def token_revoke(
-    token_id: Annotated[str, typer.Argument(help="Token id (see `token list`).")],
-    repo: RepoOpt = Path("."),
-) -> None:
-    """Revoke an API token; a running server refuses it within 5 s (its token cache)."""
-    record = _store(repo).revoke_token(token_id)
-    out.ok(f"token {record.id} revoked; running servers refuse it within 5 s")
-
-
-@app.command()
-@handled
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 6566,
-    insecure: Annotated[
-        bool, typer.Option("--insecure", help="Serve without tokens (local use only).")
-    ] = False,
-    max_entities: Annotated[int, typer.Option(help="Entity rows allowed per request.")] = 1000,
-    repo: RepoOpt = Path("."),
-) -> None:
-    """Serve features over HTTP (FastAPI + uvicorn): /features, /push, /health, /metrics."""
-    try:
-        import uvicorn
-
-        from featureledger.server import create_app
-    except ImportError as exc:
-        out.fail(f"the server needs extra packages ({exc}); pip install 'featureledger[server]'")
-        raise typer.Exit(1) from None
-    store = _serving_store(repo)
-    if not insecure and not any(t.active for t in store.tokens()):
-        out.fail(
-            "no active API token exists, so no client could call the server; create one with "
-            "`featureledger token create --role reader` (or writer/admin), or pass --insecure "
-            "for local use without tokens"
-        )
-        raise typer.Exit(1)
-    if insecure:
-        out.info(f"serving WITHOUT access control on {host}:{port} (--insecure)")
-    uvicorn.run(
-        create_app(store, insecure=insecure, max_entities=max_entities),
-        host=host,
-        port=port,
-        log_level="info",
-    )
-
-
 @app.command()
 @handled
 def demo(
@@ -1114,6 +812,10 @@ def demo(
     from featureledger.cli.demo import run_demo
 
     run_demo(path)
+
+
+# Imported for their side effect: they add their commands to `app`.
+from featureledger.cli import monitoring, serving  # noqa: E402, F401
 
 
 def main() -> None:

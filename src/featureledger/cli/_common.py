@@ -1,0 +1,55 @@
+"""What every command module shares: the Typer app, error handling and store loading."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from featureledger.cli import console as out
+from featureledger.errors import FeatureLedgerError
+
+app = typer.Typer(
+    name="featureledger",
+    help="A feature store that keeps the books: versioned, contract-checked features.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+RepoOpt = Annotated[
+    Path, typer.Option("--repo", "-r", help="Repository folder (holds featureledger.yaml).")
+]
+
+
+def handled(func: F) -> F:
+    """Print featureledger errors plainly and exit 1 instead of showing a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except FeatureLedgerError as exc:
+            out.fail(str(exc))
+            raise typer.Exit(1) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _store(repo: Path) -> Any:
+    from featureledger.store import FeatureStore
+
+    return FeatureStore(repo)
+
+
+def _serving_store(repo: Path) -> Any:
+    """A store that also knows the repository's functions (on-demand transforms)."""
+    from featureledger.repo import load_definitions
+
+    store = _store(repo)
+    store.use_definitions(load_definitions(repo))
+    return store

@@ -1,0 +1,149 @@
+"""Serving commands: materialization, online reads, API tokens and the HTTP server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from featureledger.cli import console as out
+from featureledger.cli._common import RepoOpt, _serving_store, _store, app, handled
+
+
+@app.command()
+@handled
+def materialize(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Groups or views (default: all online groups).")
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild instead of reading only new commits.")
+    ] = False,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Write the latest value per entity of online groups into the online store."""
+    results = _store(repo).materialize(names or None, incremental=not full)
+    out.table(
+        "materialized",
+        ["group", "data version", "mode", "rows read", "values written"],
+        [[m.group, m.version, m.mode, m.rows, m.changed] for m in results],
+    )
+
+
+@app.command("get-online")
+@handled
+def get_online(
+    view: Annotated[str, typer.Argument(help="Feature view name.")],
+    entities: Annotated[str, typer.Argument(help='JSON entity rows, e.g. [{"user_id": 1}].')],
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Read features online for some entities (JSON out)."""
+    import json
+
+    try:
+        rows = json.loads(entities)
+    except json.JSONDecodeError as exc:
+        out.fail(f"entity rows are not JSON: {exc}")
+        raise typer.Exit(2) from None
+    if isinstance(rows, dict):
+        rows = [rows]
+    out.as_json(_serving_store(repo).get_online_features(view, rows).to_arrow().to_pylist())
+
+
+token_app = typer.Typer(help="API tokens of the feature server.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+@handled
+def token_create(
+    role: Annotated[str, typer.Option(help="reader, writer (also pushes) or admin.")],
+    view: Annotated[
+        list[str] | None, typer.Option("--view", help="Limit reads to this view (repeatable).")
+    ] = None,
+    purpose: Annotated[
+        str, typer.Option(help="Why the token reads data; needed for pii/sensitive columns.")
+    ] = "",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Create an API token; it is printed once and only its hash is stored."""
+    store = _store(repo)
+    secret = store.create_token(role, view or (), purpose)
+    record = store.check_token(secret)
+    out.ok(
+        f"token {record.id} ({role}, views: {', '.join(record.views) or 'all'}"
+        + (f", purpose: {record.purpose}" if record.purpose else "")
+        + "); copy it now, it is not shown again:"
+    )
+    out.plain(secret)
+
+
+@token_app.command("list")
+@handled
+def token_list(repo: RepoOpt = Path(".")) -> None:
+    """List API tokens (never their secrets)."""
+    out.table(
+        "tokens",
+        ["id", "role", "views", "purpose", "created (UTC)", "by", "revoked (UTC)"],
+        [
+            [
+                t.id,
+                t.role,
+                ", ".join(t.views) or "all",
+                t.purpose or "-",
+                t.created_at,
+                t.created_by,
+                t.revoked_at or "-",
+            ]
+            for t in _store(repo).tokens()
+        ],
+    )
+
+
+@token_app.command("revoke")
+@handled
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="Token id (see `token list`).")],
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Revoke an API token; a running server refuses it within 5 s (its token cache)."""
+    record = _store(repo).revoke_token(token_id)
+    out.ok(f"token {record.id} revoked; running servers refuse it within 5 s")
+
+
+@app.command()
+@handled
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 6566,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Serve without tokens (local use only).")
+    ] = False,
+    max_entities: Annotated[int, typer.Option(help="Entity rows allowed per request.")] = 1000,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Serve features over HTTP (FastAPI + uvicorn): /features, /push, /health, /metrics."""
+    try:
+        import uvicorn
+
+        from featureledger.server import create_app
+    except ImportError as exc:
+        out.fail(f"the server needs extra packages ({exc}); pip install 'featureledger[server]'")
+        raise typer.Exit(1) from None
+    store = _serving_store(repo)
+    if not insecure and not any(t.active for t in store.tokens()):
+        out.fail(
+            "no active API token exists, so no client could call the server; create one with "
+            "`featureledger token create --role reader` (or writer/admin), or pass --insecure "
+            "for local use without tokens"
+        )
+        raise typer.Exit(1)
+    if insecure:
+        out.info(f"serving WITHOUT access control on {host}:{port} (--insecure)")
+    uvicorn.run(
+        create_app(store, insecure=insecure, max_entities=max_entities),
+        host=host,
+        port=port,
+        log_level="info",
+    )
