@@ -208,3 +208,54 @@ def test_a_value_is_served_exactly_when_now_minus_ttl_is_not_after_its_time(
     # the offline rule: served iff now - ttl <= event time (the future is served online)
     want = [i if ttl is None or a <= ttl else None for i, a in enumerate(ages)]
     assert out.column("x").to_pylist() == want
+
+
+def _same(a: object, b: object) -> bool:
+    # repr tells NaN from NaN-free values and -0.0 from 0.0, which == does not
+    return repr(a) == repr(b) if isinstance(a, float) or isinstance(b, float) else a == b
+
+
+@SETTINGS
+@given(drawn=tables(), data=st.data())
+def test_the_one_entity_python_path_equals_the_arrow_path(
+    online: OnlineStore, drawn: tuple[pa.Table, list[str]], data: st.DataObject
+) -> None:
+    """`read_one` gives what `read(...).to_pylist()` gives for the same key, or declines."""
+    table, key_columns = drawn
+    table_key = f"p{next(_tables)}"
+    online.write(table_key, table, key_columns, event_time_column="ts", source_version="v")
+    features = tuple(c for c in table.column_names if c.startswith("f"))
+    now = T0 + timedelta(microseconds=data.draw(st.integers(-(2**40), 2**40)))
+    ttl = None  # mostly none: the random event times are mostly far older than any TTL
+    if data.draw(st.integers(0, 3)) == 0:
+        ttl = timedelta(microseconds=data.draw(st.integers(0, 2**41)))
+    keys = table.select(key_columns)
+    online.read(table_key, keys.slice(0, 1), list(features), now=now, ttl=ttl)  # load layout
+    plain_keys = all(
+        pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_binary(t)
+        for t in keys.schema.types
+    )
+    lists = any(pa.types.is_list(t) for t in table.schema.types)
+    for i in range(keys.num_rows):
+        try:
+            values = list(keys.slice(i, 1).to_pylist()[0].values())
+        except (OverflowError, ValueError):  # a date or time key outside Python's range
+            continue
+        got = online.read_one(table_key, values, features, now=now, ttl=ttl)  # type: ignore[attr-defined]
+        served = online.read(table_key, keys.slice(i, 1), list(features), now=now, ttl=ttl)
+        try:
+            want = served.select(list(features)).to_pylist()[0]
+        except (OverflowError, ValueError):  # a date or time outside Python's range
+            assert got is None, "the Python path must leave values Python cannot hold to Arrow"
+            continue
+        if got is None:
+            assert not plain_keys or lists, "declined a request it can answer"
+            continue
+        assert list(got[1]) == [served.schema.field(f).type for f in features]
+        assert all(_same(v, want[f]) for f, v in zip(features, got[0], strict=True)), (
+            got[0],
+            want,
+        )
+    if keys.schema.types == [pa.string()] and "no such key" not in keys.column(0).to_pylist():
+        missing = online.read_one(table_key, ["no such key"], features, now=now, ttl=ttl)  # type: ignore[attr-defined]
+        assert missing is not None and missing[0] == (None,) * len(features)

@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from featureledger import Entity, FeatureGroup, FeatureStore, FeatureView, Field
-from featureledger.errors import DefinitionError, NotFoundError
+from featureledger.errors import DataError, DefinitionError, NotFoundError
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -202,3 +204,47 @@ def test_skew_catches_a_mismatched_transform(store: FeatureStore) -> None:
     assert report.features["spend"].match_rate == 0.0
     assert report.features["spend"].cause == "transform mismatch"
     assert report.features["n"].match_rate == 1.0
+
+
+@settings(
+    max_examples=int(__import__("os").environ.get("FL_HYP_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    user=st.integers(-2, 4) | st.just(2**62),
+    extra=st.none() | st.floats(allow_nan=False) | st.text(max_size=3) | st.booleans(),
+    hours=st.integers(-2, 12),
+    as_columns=st.booleans(),
+)
+def test_one_entity_fast_path_equals_the_arrow_path(
+    store: FeatureStore, user: int, extra: object, hours: int, as_columns: bool
+) -> None:
+    """A single entity row is read without Arrow; the result (values, types, TTL, missing
+    keys, pass-through columns) equals the general path's for the same request."""
+    store.materialize()
+    now = T0 + hours * H
+    row = {"user_id": user, "note": extra}
+    given_rows: object = {k: [v] for k, v in row.items()} if as_columns else [row]
+    fast = store.get_online_features("v", given_rows, now=now)
+    arrow = store.get_online_features("v", pa.Table.from_pylist([row]), now=now)
+    assert fast._columns is not None, "the one-entity request did not take the fast path"
+    assert fast.to_arrow().equals(arrow.to_arrow())
+    assert fast.to_arrow().schema == arrow.to_arrow().schema
+    assert fast.to_dict() == arrow.to_dict()
+    assert fast.to_pylist() == arrow.to_pylist()
+
+
+def test_one_entity_requests_the_fast_path_cannot_take_get_the_same_errors(
+    store: FeatureStore,
+) -> None:
+    store.materialize()
+    now = T0 + 2 * H
+    with pytest.raises(DataError, match="join key 'user_id'"):
+        store.get_online_features("v", [{"id": 1}], now=now)
+    with pytest.raises(DataError, match="user_id"):
+        store.get_online_features("v", [{"user_id": "one"}], now=now)
+    with pytest.raises(DataError, match="expected int64, got float64"):
+        store.get_online_features("v", [{"user_id": 1.0}], now=now)
+    with pytest.raises(DataError, match="expected int64"):
+        store.get_online_features("v", [{"user_id": True}], now=now)

@@ -9,6 +9,7 @@ from featureledger.online.base import (
     EVENT_TIME_COLUMN,
     SOURCE_VERSION_COLUMN,
     OnlineStore,
+    PointReader,
     check_table_key,
 )
 from featureledger.online.redis import RedisOnlineStore
@@ -25,6 +26,7 @@ __all__ = [
     "ONLINE_STORES",
     "SOURCE_VERSION_COLUMN",
     "OnlineStore",
+    "PointReader",
     "RedisOnlineStore",
     "SQLiteOnlineStore",
     "check_table_key",

@@ -102,3 +102,23 @@ class OnlineStore(Protocol):
     def close(self) -> None:
         """Release connections; the store cannot be used afterwards."""
         ...
+
+
+@runtime_checkable
+class PointReader(Protocol):
+    """An optional fast path a store may offer beside `OnlineStore.read`: one entity.
+
+    Returns the features' Python values (equal to ``read(...).to_pylist()`` of that row) and
+    their served Arrow types, or None whenever it would rather `read` answered (an unusual
+    key type, a schema it cannot decode alone, a table changed by another process).
+    """
+
+    def read_one(
+        self,
+        table_key: str,
+        key: Sequence[object],
+        feature_names: tuple[str, ...],
+        *,
+        now: datetime,
+        ttl: timedelta | None,
+    ) -> tuple[tuple[object, ...], tuple[pa.DataType, ...]] | None: ...

@@ -50,6 +50,7 @@ from featureledger.online.codec import (
     schema_from_bytes,
     schema_to_bytes,
 )
+from featureledger.online.point import decode_one, encode_key_values
 
 _HEADER = 12
 _OFFSET = np.uint64(1 << 63)
@@ -357,6 +358,33 @@ class RedisOnlineStore:
             version_names=lambda ids: self._version_names(table_key, ids),
             reload=lambda: self._reload(table_key),
         )
+
+    def read_one(
+        self,
+        table_key: str,
+        key: Sequence[object],
+        feature_names: tuple[str, ...],
+        *,
+        now: datetime,
+        ttl: timedelta | None,
+    ) -> tuple[tuple[object, ...], tuple[pa.DataType, ...]] | None:
+        """One entity's features as Python values (`featureledger.online.point`), or None
+        when `read` must answer instead."""
+        layout = self._layouts.get(table_key)
+        if layout is None or not layout.types.keys() >= set(feature_names):
+            return None
+        encoded = encode_key_values(layout, key)
+        if encoded is None:
+            return None
+        generation, record = self._r.mget(
+            [self._gen_key(table_key), self._row_prefix(table_key) + encoded]
+        )
+        if generation != self._generations.get(table_key):
+            return None  # deleted or recreated by another process: `read` deals with it
+        if record is None:
+            return decode_one(layout, None, None, feature_names, now=now, ttl=ttl)
+        time = int.from_bytes(record[:8], "big") - (1 << 63)
+        return decode_one(layout, time, record[_HEADER:], feature_names, now=now, ttl=ttl)
 
     def delete_table(self, table_key: str) -> None:
         check_table_key(table_key)

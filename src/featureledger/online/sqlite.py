@@ -44,6 +44,7 @@ from featureledger.online.codec import (
     schema_from_bytes,
     schema_to_bytes,
 )
+from featureledger.online.point import decode_one, encode_key_values
 
 _META = (
     "CREATE TABLE IF NOT EXISTS fl_online_tables ("
@@ -401,6 +402,35 @@ class SQLiteOnlineStore:
             version_names=self._version_names,
             reload=lambda: self._reload(table_key),
         )
+
+    def read_one(
+        self,
+        table_key: str,
+        key: Sequence[object],
+        feature_names: tuple[str, ...],
+        *,
+        now: datetime,
+        ttl: timedelta | None,
+    ) -> tuple[tuple[object, ...], tuple[pa.DataType, ...]] | None:
+        """One entity's features as Python values (`featureledger.online.point`), or None
+        when `read` must answer instead."""
+        layout = self._layouts.get(table_key)
+        if layout is None or not layout.types.keys() >= set(feature_names):
+            return None
+        encoded = encode_key_values(layout, key)
+        if encoded is None:
+            return None
+        try:
+            with self._mutex if self._shared is not None else _NOLOCK:
+                row = (
+                    self._con()
+                    .execute(f"SELECT ts, v FROM {_table(table_key)} WHERE k = ?", (encoded,))
+                    .fetchone()
+                )
+        except sqlite3.OperationalError:
+            return None  # e.g. dropped by another process: `read` says so
+        time, blob = (None, None) if row is None else row
+        return decode_one(layout, time, blob, feature_names, now=now, ttl=ttl)
 
     def _select(
         self, table: str, key_bytes: Bytes, valid: np.ndarray | None, n: int

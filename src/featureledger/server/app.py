@@ -276,7 +276,7 @@ def create_app(store: FeatureStore, *, insecure: bool = False, max_entities: int
             raise DataError(
                 f"online features of {view!r}: entity rows not readable: {exc}"
             ) from exc
-        rows = got.to_arrow().to_pylist()
+        rows = got.to_pylist()
         metrics.served.labels(view).inc(len(rows))
         return FastJSON({"view": view, "features": rows})
 

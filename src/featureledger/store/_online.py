@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,15 @@ from featureledger.store._monitoring import _MonitoringMixin
 from featureledger.transforms.on_demand import apply_on_demand
 from featureledger.versioning.provenance import current_user
 
+#: Python types the one-entity fast path passes through as they are (Arrow gives them back
+#: unchanged); anything else takes the Arrow path
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def _in_int64(value: object) -> bool:
+    return not isinstance(value, int) or -(1 << 63) <= value < 1 << 63
+
+
 #: operations after which the online copy is rebuilt: they can make stored rows older
 _REBUILD_OPERATIONS = {"overwrite", "rollback", "restore", "widen"}
 
@@ -38,20 +47,62 @@ class Materialization:
     changed: int
 
 
-@dataclass
 class OnlineFeatures:
-    """Features read online, one row per requested entity, in request order."""
+    """Features read online, one row per requested entity, in request order.
 
-    table: pa.Table
+    Held as an Arrow table, or, for the one-entity fast path, as Python values with their
+    Arrow types; each form is built from the other only when asked for.
+    """
+
+    __slots__ = ("_columns", "_table", "_types")
+
+    def __init__(
+        self,
+        table: pa.Table | None = None,
+        *,
+        columns: dict[str, list[Any]] | None = None,
+        types: dict[str, pa.DataType] | None = None,
+    ) -> None:
+        self._table = table
+        self._columns = columns
+        self._types = types or {}
+
+    @property
+    def table(self) -> pa.Table:
+        return self.to_arrow()
+
+    @property
+    def num_rows(self) -> int:
+        if self._table is not None:
+            return int(self._table.num_rows)
+        return len(next(iter(self._columns.values()))) if self._columns else 0
 
     def to_arrow(self) -> pa.Table:
-        return self.table
+        if self._table is None:
+            assert self._columns is not None
+            self._table = pa.table(
+                {
+                    name: pa.array(values, type=self._types.get(name))
+                    for name, values in self._columns.items()
+                }
+            )
+        return self._table
 
     def to_dict(self) -> dict[str, list[Any]]:
-        return self.table.to_pydict()
+        """Columns as lists of Python values."""
+        if self._columns is not None:
+            return {name: list(values) for name, values in self._columns.items()}
+        return self._table.to_pydict()  # type: ignore[union-attr]
+
+    def to_pylist(self) -> list[dict[str, Any]]:
+        """One dict per entity row."""
+        if self._columns is not None:
+            names, values = list(self._columns), self._columns.values()
+            return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+        return self._table.to_pylist()  # type: ignore[union-attr]
 
     def to_pandas(self) -> Any:
-        return self.table.to_pandas()
+        return self.to_arrow().to_pandas()
 
 
 class _OnlineMixin(_MonitoringMixin):
@@ -251,6 +302,13 @@ class _OnlineMixin(_MonitoringMixin):
         offline API accepts; extra columns are passed through.
         """
         fv, plan = self._serving_plan(view)
+        when = now or datetime.now(UTC)
+        if request_data is None and not fv.on_demand:
+            fast = self._read_one(fv, plan, entity_rows, when)
+            if fast is not None:
+                if log:
+                    self._log_served(fv, fast.to_arrow(), when)
+                return fast
         where = f"online features of feature_view/{fv.name}@v{fv.version or 1}"
         if isinstance(entity_rows, list):
             entity_rows = pa.Table.from_pylist(entity_rows)
@@ -266,37 +324,81 @@ class _OnlineMixin(_MonitoringMixin):
                 )
             for name in extra.column_names:
                 entities = entities.append_column(name, extra.column(name))
-        when = now or datetime.now(UTC)
         online = self.online_store()
-        out = entities
+        names, columns = list(entities.column_names), list(entities.columns)
         for src, fg, key in plan:
             keys = {}
             for field in fg.key_fields:
                 column = src.join_key_map.get(field.name, field.name)
                 if column not in entities.column_names:
                     raise DataError(f"{where}: entity rows lack the join key {column!r}")
-                cast = cast_exact(
-                    entities.column(column), field.arrow_type, name=column, where=where
-                )
-                if isinstance(cast, str):
-                    raise DataError(f"{where}: {cast}")
-                keys[field.name] = cast
+                given = entities.column(column)
+                if given.type != field.arrow_type:
+                    given = cast_exact(given, field.arrow_type, name=column, where=where)
+                    if isinstance(given, str):
+                        raise DataError(f"{where}: {given}")
+                keys[field.name] = given
             got = online.read(key, pa.table(keys), list(src.features), now=when, ttl=fg.ttl)
             for feature in src.features:
-                out = out.append_column(fv.output_name(src, feature), got.column(feature))
+                names.append(fv.output_name(src, feature))
+                columns.append(got.column(feature))
+        out = pa.Table.from_arrays(columns, names=names)
         if fv.on_demand:  # the very functions training_data ran over the whole frame
             out = apply_on_demand(out, fv.on_demand, where=where)
         if log:
-            n = out.num_rows
-            logged = out.append_column(REQUEST_ID, pa.array([str(uuid.uuid4())] * n))
-            logged = logged.append_column(
-                REQUEST_TIME, pa.array([when] * n, pa.timestamp("us", tz="UTC"))
-            )
-            logged = logged.append_column(
-                VIEW_VERSION, pa.array([str(fv.identity(fv.version))] * n)
-            )
-            self._log_writer(fv).log(logged)
+            self._log_served(fv, out, when)
         return OnlineFeatures(out)
+
+    def _read_one(
+        self,
+        fv: FeatureView,
+        plan: list[tuple[Any, FeatureGroup, str]],
+        entity_rows: Any,
+        when: datetime,
+    ) -> OnlineFeatures | None:
+        """One entity given as plain Python values, read without Arrow; None when the
+        general path must answer (it also gives every error message)."""
+        if type(entity_rows) is list and len(entity_rows) == 1 and type(entity_rows[0]) is dict:
+            row = entity_rows[0]
+        elif type(entity_rows) is dict and all(
+            type(v) is list and len(v) == 1 for v in entity_rows.values()
+        ):
+            row = {k: v[0] for k, v in entity_rows.items()}
+        else:
+            return None
+        if not row or not all(type(v) in _PLAIN and _in_int64(v) for v in row.values()):
+            return None
+        # a plain attribute lookup: isinstance with a runtime protocol costs microseconds
+        read_one: Callable[..., Any] | None = getattr(self.online_store(), "read_one", None)
+        if read_one is None:
+            return None
+        columns: dict[str, list[Any]] = {name: [value] for name, value in row.items()}
+        types: dict[str, pa.DataType] = {}
+        for src, fg, key in plan:
+            join = src.join_key_map
+            try:
+                values = [row[join.get(n, n)] for n in fg.primary_key]
+            except KeyError:
+                return None
+            got = read_one(key, values, src.features, now=when, ttl=fg.ttl)
+            if got is None:
+                return None
+            for feature, value, dtype in zip(src.features, *got, strict=True):
+                name = fv.output_name(src, feature)
+                if name in columns:  # a clash the Arrow path reports
+                    return None
+                columns[name] = [value]
+                types[name] = dtype
+        return OnlineFeatures(columns=columns, types=types)
+
+    def _log_served(self, fv: FeatureView, out: pa.Table, when: datetime) -> None:
+        n = out.num_rows
+        logged = out.append_column(REQUEST_ID, pa.array([str(uuid.uuid4())] * n))
+        logged = logged.append_column(
+            REQUEST_TIME, pa.array([when] * n, pa.timestamp("us", tz="UTC"))
+        )
+        logged = logged.append_column(VIEW_VERSION, pa.array([str(fv.identity(fv.version))] * n))
+        self._log_writer(fv).log(logged)
 
     #: how long resolved definitions are reused on the read path (apply in this process
     #: clears them at once; another process's apply is seen after at most this long)
