@@ -440,6 +440,19 @@ def test_materialize_and_get_online_commands(tmp_path: Path) -> None:
     assert got.exit_code == 0, got.output
     assert [r["x"] for r in json.loads(got.output)] == [2.5, None]
     assert invoke("get-online", "v", "{not json", "--repo", repo).exit_code == 2
+    pq.write_table(
+        pa.table({"user_id": [2], "event_timestamp": [T0 + timedelta(hours=1)], "x": [9.5]}),
+        data,
+    )
+    invoke("ingest", "g", data, "--mode", "upsert", "--repo", repo)
+    before = invoke("materialize", "--full", "--end", T0.isoformat(), "--repo", repo)
+    assert before.exit_code == 0 and "window-rebuild" in before.output, before.output
+    got = invoke("get-online", "v", '[{"user_id": 2}]', "--repo", repo)
+    assert json.loads(got.output)[0]["x"] == 2.5  # as of T0: the upsert is later
+    caught_up = invoke("materialize-incremental", "--repo", repo)
+    assert caught_up.exit_code == 0 and "full" in caught_up.output, caught_up.output
+    got = invoke("get-online", "v", '[{"user_id": 2}]', "--repo", repo)
+    assert json.loads(got.output)[0]["x"] == 9.5
 
 
 def test_monitor_commands(repo: Path, tmp_path: Path) -> None:

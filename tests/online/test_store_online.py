@@ -248,3 +248,42 @@ def test_one_entity_requests_the_fast_path_cannot_take_get_the_same_errors(
         store.get_online_features("v", [{"user_id": 1.0}], now=now)
     with pytest.raises(DataError, match="expected int64"):
         store.get_online_features("v", [{"user_id": True}], now=now)
+
+
+def test_a_window_materializes_the_latest_row_within_it(store: FeatureStore) -> None:
+    """--end alone with a rebuild gives the online store as of that time (= offline at it);
+    --start drops entities with no event since; a window never counts as materialized."""
+    store.materialize(["profile"])
+    seen: list[tuple[str, int, int]] = []
+    done = store.materialize(
+        ["stats"], incremental=False, end=T0, progress=lambda *a: seen.append(a)
+    )
+    assert [(m.mode, m.rows) for m in done] == [("window-rebuild", 3)]
+    assert seen[-1] == ("stats", 3, 4)  # rows done, the version's rows as the bound
+    at_t0 = store.get_online_features("v", {"user_id": [1, 2, 3]}, now=T0).to_dict()
+    offline = store.training_data(
+        "v", pa.table({"user_id": [1, 2, 3], "event_timestamp": [T0] * 3})
+    ).to_arrow()
+    assert at_t0["spend"] == offline.column("spend").to_pylist() == [1.0, 5.0, None]  # TTL
+
+    def stored(user: int) -> object:  # what the online copy holds, TTL aside
+        got = store.online_store().read(
+            "stats@v1", pa.table({"user_id": [user]}), ["spend"], now=T0, ttl=None
+        )
+        return got.column("spend")[0].as_py()
+
+    assert stored(3) == 7.0
+    store.materialize(["stats"], incremental=False, start=T0)  # 3's only row is older
+    assert stored(3) is None and stored(1) == 2.0
+
+    # additive window runs never replace a row with an older one
+    store.materialize(["stats"], end=T0)
+    assert store.get_online_features("v", {"user_id": [1]}, now=T0 + H).to_dict()["spend"] == [2.0]
+    # nothing was recorded as materialized: the next plain run is a full one
+    assert [m.mode for m in store.materialize(["stats"])] == ["full"]
+    with pytest.raises(DataError, match=r"start .* is after end"):
+        store.materialize(["stats"], start=T0 + H, end=T0)
+    with pytest.raises(DataError, match="no event time"):
+        store.materialize(["profile"], end=T0)
+    with pytest.raises(DataError, match="time-zone aware"):
+        store.materialize(["stats"], end=T0.replace(tzinfo=None))

@@ -36,6 +36,7 @@ PROFILE = FeatureGroup(
 SPEND = FeatureView("spend", [STATS])
 PROFILES = FeatureView("profiles", [PROFILE], purpose="fraud scoring")
 MAX_ENTITIES = 50
+MAX_BODY = 256 << 10
 
 
 @dataclass
@@ -78,7 +79,7 @@ def make_store(path: Path) -> FeatureStore:
 
 @contextmanager
 def run_server(store: FeatureStore, *, insecure: bool = False) -> Iterator[Server]:
-    app = create_app(store, insecure=insecure, max_entities=MAX_ENTITIES)
+    app = create_app(store, insecure=insecure, max_entities=MAX_ENTITIES, max_body_bytes=MAX_BODY)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import timedelta
 
@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from featureledger import FeatureStore
 from featureledger.cli.main import app as cli
 
-from .conftest import Server
+from .conftest import MAX_BODY, Server
 
 pytestmark = pytest.mark.server
 
@@ -168,6 +168,8 @@ def test_garbage_never_crashes_the_server(
 
 
 def test_metrics_has_latency_and_errors(server: Server, tokens: dict[str, str]) -> None:
+    row = {"user_id": 9, "event_timestamp": server.t0.isoformat(), "spend": 1.0, "n": 1}
+    assert server.client(tokens["writer"]).post("/push/stats", json={"rows": [row]}).is_success
     client = server.client(tokens["reader"])
     client.post("/features/spend", json={"entities": [{"user_id": 1}]})
     client.post("/features/nope", json={"entities": [{"user_id": 1}]})
@@ -211,3 +213,119 @@ def test_insecure_server_needs_no_token(
         r = srv.client().post("/features/profiles", json={"entities": [{"user_id": 2}]})
         assert r.status_code == 200, r.text
         assert r.json()["features"][0]["city"] == "Lyon"
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "status"),
+    [
+        (who, method, path, status)
+        for method, path in (
+            ("POST", "/admin/materialize"),
+            ("GET", "/admin/tokens"),
+            ("POST", "/admin/tokens/nosuch/revoke"),
+        )
+        for who, status in (
+            (None, 401),
+            ("bad", 401),
+            ("reader", 403),
+            ("purpose", 403),
+            ("writer", 403),
+            ("scoped", 403),
+            ("admin", 404 if "nosuch" in path else 200),
+        )
+    ],
+)
+def test_admin_endpoints_need_an_admin_token(
+    server: Server, tokens: dict[str, str], who: str | None, method: str, path: str, status: int
+) -> None:
+    token = {"bad": "fl_not-a-real-token", None: None}.get(who, tokens.get(who or ""))
+    r = server.client(token).request(method, path, json={} if method == "POST" else None)
+    assert r.status_code == status, r.text
+    if status == 403:
+        assert "admin token" in r.json()["detail"]
+
+
+def test_admin_materializes_lists_and_revokes(server: Server, tokens: dict[str, str]) -> None:
+    admin = server.client(tokens["admin"])
+    server.store.ingest(
+        "stats",
+        {"user_id": [3], "event_timestamp": [server.t0], "spend": [30.5], "n": [30]},
+        mode="upsert",
+    )
+    done = admin.post("/admin/materialize", json={"names": ["spend"]}).json()["materialized"]
+    assert [(m["group"], m["mode"]) for m in done] == [("stats", "incremental")]
+    got = admin.post("/features/spend", json={"entities": [{"user_id": 3}]}).json()
+    assert got["features"][0]["spend"] == 30.5
+    listed = admin.get("/admin/tokens").json()["tokens"]
+    assert {"reader", "writer", "admin"} <= {t["role"] for t in listed}
+    assert not any(v in str(listed) for v in tokens.values())  # never a secret
+    victim = server.store.create_token("reader")
+    victim_id = server.store.check_token(victim).id
+    r = admin.post(f"/admin/tokens/{victim_id}/revoke")
+    assert r.status_code == 200 and r.json()["revoked_at"]
+    refused = server.client(victim).post("/features/spend", json={"entities": [{"user_id": 1}]})
+    assert refused.status_code == 401  # at once: this server's token cache was cleared
+    revocations = server.store.registry.audit_log(f"token/{victim_id}")
+    admin_id = server.store.check_token(tokens["admin"]).id
+    assert [e.user for e in revocations if e.action == "token-revoke"] == [f"token:{admin_id}"]
+
+
+def test_insecure_server_keeps_the_admin_endpoints_closed(
+    fresh_store: FeatureStore, serve: Callable[..., AbstractContextManager[Server]]
+) -> None:
+    with serve(fresh_store, insecure=True) as srv:
+        r = srv.client().post("/admin/materialize", json={})
+        assert r.status_code == 403 and "--insecure" in r.json()["detail"]
+
+
+def test_oversized_bodies_get_413_before_parsing(server: Server, tokens: dict[str, str]) -> None:
+    client = server.client(tokens["admin"])
+    padding = "x" * (MAX_BODY + 1)
+    big = {"entities": [{"user_id": 1, "pad": padding}]}
+    r = client.post("/features/spend", json=big)
+    assert r.status_code == 413, r.text
+    assert "limit of 262,144 bytes" in r.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no content-length: counted while it streams
+        yield b'{"rows": ["'
+        for _ in range(64):
+            yield b"y" * 8192
+        yield b'"]}'
+
+    r = client.post("/push/stats", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413, r.text
+    ok = client.post("/features/spend", json={"entities": [{"user_id": 1}]})
+    assert ok.status_code == 200
+    text = client.get("/metrics").text
+    # refused on its declared length before routing; the streamed one after it
+    assert 'featureledger_request_errors_total{endpoint="unmatched",status="413"}' in text
+    assert 'featureledger_request_errors_total{endpoint="/push/{group}",status="413"}' in text
+
+
+def test_metrics_report_online_freshness(
+    fresh_store: FeatureStore,
+    serve: Callable[..., AbstractContextManager[Server]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from featureledger.server import app as server_app
+
+    monkeypatch.setattr(server_app._FreshnessCollector, "SECONDS", 0.0)
+    token = fresh_store.create_token("reader")
+    fresh_store.stats("feature_group/stats@v1")  # kept, so the age can be read cheaply
+    with serve(fresh_store) as srv:
+        text = srv.client(token).get("/metrics").text
+        assert 'featureledger_online_versions_behind{group="stats@v1"} 0.0' in text
+        assert 'featureledger_materialized_timestamp_seconds{group="stats@v1"}' in text
+        age = next(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith('featureledger_feature_age_seconds{group="stats@v1"}')
+        )
+        assert 3500 < age < 3700 + 600  # the events are an hour old
+        fresh_store.ingest(
+            "stats",
+            {"user_id": [1], "event_timestamp": [srv.t0], "spend": [9.0], "n": [9]},
+            mode="upsert",
+        )
+        text = srv.client(token).get("/metrics").text
+        assert 'featureledger_online_versions_behind{group="stats@v1"} 1.0' in text

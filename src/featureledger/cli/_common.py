@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -26,8 +27,16 @@ RepoOpt = Annotated[
 ]
 
 
+model_app = typer.Typer(help="Registered models.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+#: stores opened by the running command, closed when it ends
+_opened: list[Any] = []
+
+
 def handled(func: F) -> F:
-    """Print featureledger errors plainly and exit 1 instead of showing a traceback."""
+    """Print featureledger errors plainly and exit 1 instead of showing a traceback; close
+    the stores the command opened (so statistics of its writes are stored)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -36,6 +45,9 @@ def handled(func: F) -> F:
         except FeatureLedgerError as exc:
             out.fail(str(exc))
             raise typer.Exit(1) from exc
+        finally:
+            while _opened:
+                _opened.pop().close()
 
     return wrapper  # type: ignore[return-value]
 
@@ -43,7 +55,9 @@ def handled(func: F) -> F:
 def _store(repo: Path) -> Any:
     from featureledger.store import FeatureStore
 
-    return FeatureStore(repo)
+    store = FeatureStore(repo)
+    _opened.append(store)
+    return store
 
 
 def _serving_store(repo: Path) -> Any:
@@ -53,3 +67,8 @@ def _serving_store(repo: Path) -> Any:
     store = _store(repo)
     store.use_definitions(load_definitions(repo))
     return store
+
+
+def _utc(value: datetime) -> datetime:
+    """Times typed on the command line without a zone are UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -13,7 +13,15 @@ from typing import Annotated, Any
 import typer
 
 from featureledger.cli import console as out
-from featureledger.cli._common import RepoOpt, _serving_store, _store, app, handled
+from featureledger.cli._common import (
+    RepoOpt,
+    _serving_store,
+    _store,
+    _utc,
+    app,
+    handled,
+    model_app,
+)
 
 
 def _plan_rows(plan: Any) -> list[list[str]]:
@@ -152,12 +160,6 @@ def read(
         out.ok(f"{data.num_rows:,} rows written to {output}")
     else:
         out.arrow(data, limit=limit)
-
-
-def _utc(value: datetime) -> datetime:
-    from datetime import UTC
-
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 @app.command("training-data")
@@ -658,8 +660,6 @@ def impact(
     )
 
 
-model_app = typer.Typer(help="Registered models.", no_args_is_help=True)
-app.add_typer(model_app, name="model")
 deployment_app = typer.Typer(help="Deployment pointers and their history.", no_args_is_help=True)
 app.add_typer(deployment_app, name="deployment")
 

@@ -2,33 +2,100 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from featureledger.cli import console as out
-from featureledger.cli._common import RepoOpt, _serving_store, _store, app, handled
+from featureledger.cli._common import RepoOpt, _serving_store, _store, _utc, app, handled
 
 
-@app.command()
-@handled
-def materialize(
-    names: Annotated[
-        list[str] | None, typer.Argument(help="Groups or views (default: all online groups).")
-    ] = None,
-    full: Annotated[
-        bool, typer.Option("--full", help="Rebuild instead of reading only new commits.")
-    ] = False,
-    repo: RepoOpt = Path("."),
+def _materialize(
+    names: list[str] | None,
+    *,
+    full: bool,
+    start: datetime | None,
+    end: datetime | None,
+    repo: Path,
 ) -> None:
-    """Write the latest value per entity of online groups into the online store."""
-    results = _store(repo).materialize(names or None, incremental=not full)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    tasks: dict[str, Any] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        console=out.console,
+        transient=True,
+        disable=not out.console.is_terminal,
+    ) as bar:
+
+        def progress(group: str, done: int, total: int) -> None:
+            if group not in tasks:
+                tasks[group] = bar.add_task(group, total=total or None)
+            bar.update(tasks[group], completed=done)
+
+        results = _store(repo).materialize(
+            names or None,
+            incremental=not full,
+            start=None if start is None else _utc(start),
+            end=None if end is None else _utc(end),
+            progress=progress,
+        )
     out.table(
         "materialized",
         ["group", "data version", "mode", "rows read", "values written"],
         [[m.group, m.version, m.mode, m.rows, m.changed] for m in results],
     )
+
+
+NamesArg = Annotated[
+    list[str] | None, typer.Argument(help="Groups or views (default: all online groups).")
+]
+StartOpt = Annotated[
+    datetime | None, typer.Option(help="Only rows with event time at or after this (UTC).")
+]
+EndOpt = Annotated[
+    datetime | None, typer.Option(help="Only rows with event time at or before this (UTC).")
+]
+
+
+@app.command()
+@handled
+def materialize(
+    names: NamesArg = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Empty the online copy first, then write (a rebuild)."),
+    ] = False,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Write the latest value per entity of online groups into the online store.
+
+    Without a window only the data versions committed since the last run are read
+    (a full rebuild after an overwrite or rollback). With --start/--end the latest row per
+    entity within the window is written; add --full to rebuild the store as of --end.
+    """
+    _materialize(names, full=full, start=start, end=end, repo=repo)
+
+
+@app.command("materialize-incremental")
+@handled
+def materialize_incremental(names: NamesArg = None, repo: RepoOpt = Path(".")) -> None:
+    """Write what was committed since the last materialization (the cron-friendly form)."""
+    _materialize(names, full=False, start=None, end=None, repo=repo)
 
 
 @app.command("get-online")
@@ -121,6 +188,9 @@ def serve(
         bool, typer.Option("--insecure", help="Serve without tokens (local use only).")
     ] = False,
     max_entities: Annotated[int, typer.Option(help="Entity rows allowed per request.")] = 1000,
+    max_body_mb: Annotated[
+        float, typer.Option(help="Largest request body accepted, in MiB (413 beyond).")
+    ] = 16.0,
     repo: RepoOpt = Path("."),
 ) -> None:
     """Serve features over HTTP (FastAPI + uvicorn): /features, /push, /health, /metrics."""
@@ -142,7 +212,12 @@ def serve(
     if insecure:
         out.info(f"serving WITHOUT access control on {host}:{port} (--insecure)")
     uvicorn.run(
-        create_app(store, insecure=insecure, max_entities=max_entities),
+        create_app(
+            store,
+            insecure=insecure,
+            max_entities=max_entities,
+            max_body_bytes=int(max_body_mb * (1 << 20)),
+        ),
         host=host,
         port=port,
         log_level="info",

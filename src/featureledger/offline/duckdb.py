@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -179,21 +180,32 @@ class DuckDBEngine:
         event_time: str | None,
         columns: Sequence[str],
         batch_size: int = 1 << 16,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> pa.RecordBatchReader:
         """The newest row per key of a snapshot (or of some of its files), sorted by key,
-        streamed in batches: what materialization writes to an online store."""
+        streamed in batches: what materialization writes to an online store. ``start`` and
+        ``end`` (inclusive) keep only rows whose event time lies in that window."""
         con = self._cursor()
         scan = self.scan(con, "latest", files, schema)
         cols = ", ".join(q(c) for c in columns)
         key_list = ", ".join(q(k) for k in keys)
+        where, params = [], []
+        if event_time is not None:
+            for op, bound in ((">=", start), ("<=", end)):
+                if bound is not None:
+                    where.append(f"{q(event_time)} {op} ?")
+                    params.append(bound)
+        filtered = f"WHERE {' AND '.join(where)} " if where else ""
         if event_time is None:  # static groups hold one row per key already
             sql = f"SELECT {cols} FROM {scan} ORDER BY {key_list}"
         else:
             sql = (
-                f"SELECT {cols} FROM {scan} QUALIFY row_number() OVER "
+                f"SELECT {cols} FROM {scan} {filtered}QUALIFY row_number() OVER "
                 f"(PARTITION BY {key_list} ORDER BY {q(event_time)} DESC) = 1 ORDER BY {key_list}"
             )
-        return con.sql(sql).to_arrow_reader(batch_size)
+        return con.sql(sql, params=params or None).to_arrow_reader(batch_size)
 
     def transform(self, query: str, source: pa.Table, params: dict[str, object]) -> pa.Table:
         """Run a SQL transformation over ``source`` (registered as the table ``source``)."""

@@ -471,9 +471,19 @@ class SQLRegistry:
     def add_materialization(
         self, group: str, major: int, store: str, version: int, rows: int, mode: str, run_id: str
     ) -> None:
+        """Record a materialization; a later one of the same version replaces the record."""
+        t = materializations_table
         with self.engine.begin() as conn:
             conn.execute(
-                materializations_table.insert().values(
+                t.delete().where(
+                    t.c.group_name == group,
+                    t.c.major == major,
+                    t.c.store == store,
+                    t.c.version == version,
+                )
+            )
+            conn.execute(
+                t.insert().values(
                     group_name=group,
                     major=major,
                     store=store,
@@ -486,14 +496,47 @@ class SQLRegistry:
             )
 
     def last_materialized(self, group: str, major: int, store: str) -> int | None:
-        """The newest data version written to ``store`` for the group, if any."""
+        """The data version the group's online copy is complete up to, if any.
+
+        None after a rebuild limited to a time window: that copy lacks rows of earlier
+        versions, so the next run must read everything again.
+        """
         t = materializations_table
         with self.engine.connect() as conn:
-            return conn.execute(
-                sa.select(sa.func.max(t.c.version)).where(
-                    t.c.group_name == group, t.c.major == major, t.c.store == store
-                )
-            ).scalar()
+            row = conn.execute(
+                sa.select(t.c.version, t.c.mode)
+                .where(t.c.group_name == group, t.c.major == major, t.c.store == store)
+                .order_by(t.c.at.desc(), t.c.version.desc())
+                .limit(1)
+            ).first()
+        if row is None or row.mode == "window-rebuild":
+            return None
+        return int(row.version)
+
+    def latest_materializations(self, store: str) -> list[dict[str, Any]]:
+        """Per group and major version, the newest materialization into ``store``."""
+        t = materializations_table
+        newest = (
+            sa.select(t.c.group_name, t.c.major, sa.func.max(t.c.version).label("version"))
+            .where(t.c.store == store)
+            .group_by(t.c.group_name, t.c.major)
+            .subquery()
+        )
+        query = (
+            sa.select(t.c.group_name, t.c.major, t.c.version, t.c.at)
+            .join(
+                newest,
+                (t.c.group_name == newest.c.group_name)
+                & (t.c.major == newest.c.major)
+                & (t.c.version == newest.c.version),
+            )
+            .where(t.c.store == store)
+        )
+        with self.engine.connect() as conn:
+            return [
+                {"group": g, "major": m, "version": v, "at": _utc(at)}
+                for g, m, v, at in conn.execute(query)
+            ]
 
     # -- monitor findings ---------------------------------------------------------------------
     def add_finding(

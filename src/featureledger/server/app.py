@@ -78,6 +78,13 @@ class PushRequest(BaseModel):
     to: Literal["online", "offline", "both"] = "online"
 
 
+class MaterializeRequest(BaseModel):
+    """Which groups or views to materialize (none: every online group)."""
+
+    names: list[str] = Field(default_factory=list)
+    full: bool = False
+
+
 class PushResponse(BaseModel):
     group: str
     accepted: int
@@ -171,12 +178,139 @@ class _MetricsMiddleware:
                 self.metrics.errors.labels(endpoint, str(status)).inc()
 
 
-def create_app(store: FeatureStore, *, insecure: bool = False, max_entities: int = 1000) -> FastAPI:
+class _TooLarge(BaseException):
+    """Not an Exception: FastAPI turns any Exception raised while it reads the body into a
+    400, and this must reach `_BodyLimitMiddleware` to become a 413."""
+
+
+class _BodyLimitMiddleware:
+    """Refuses request bodies over ``limit`` bytes with a 413 before they are parsed, so a
+    huge or endless body cannot exhaust the server's memory."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.limit:
+                    await self._refuse(send, declared)
+                    return
+        seen = 0
+        started = False
+
+        async def counting() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting, sending)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send, seen)
+
+    async def _refuse(self, send: Send, size: int) -> None:
+        body = orjson.dumps(
+            {
+                "detail": f"request body of {size:,}+ bytes is over the server's limit of "
+                f"{self.limit:,} bytes; send fewer rows per request",
+                "error": "BodyTooLarge",
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _FreshnessCollector:
+    """Freshness gauges of each group's online copy, read from the registry at scrape time
+    (at most every `SECONDS`, so frequent scrapes do not query the registry each time)."""
+
+    SECONDS = 10.0
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store = store
+        self._cached: tuple[float, list[dict[str, Any]]] = (0.0, [])
+
+    def describe(self) -> list[Any]:
+        return []  # computed at scrape time only
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        clock = time.monotonic()
+        if self._cached[0] <= clock:
+            try:
+                rows = self.store.online_freshness()
+            except Exception:  # a scrape must not fail because the registry is busy
+                log.exception("freshness metrics could not be read")
+                rows = self._cached[1]
+            self._cached = (clock + self.SECONDS, rows)
+        rows = self._cached[1]
+        now = time.time()
+        when = GaugeMetricFamily(
+            "featureledger_materialized_timestamp_seconds",
+            "Unix time of the group's last materialization into the online store",
+            labels=["group"],
+        )
+        behind = GaugeMetricFamily(
+            "featureledger_online_versions_behind",
+            "Data versions committed offline since the one the online store serves",
+            labels=["group"],
+        )
+        age = GaugeMetricFamily(
+            "featureledger_feature_age_seconds",
+            "Seconds since the newest event time of the data version served online",
+            labels=["group"],
+        )
+        for r in rows:
+            label = [f"{r['group']}@v{r['major']}"]
+            when.add_metric(label, r["materialized_at"].timestamp())
+            behind.add_metric(label, float(r["versions_behind"]))
+            if r["newest_event_time"] is not None:
+                age.add_metric(label, now - r["newest_event_time"].timestamp())
+        yield from (when, behind, age)
+
+
+def create_app(
+    store: FeatureStore,
+    *,
+    insecure: bool = False,
+    max_entities: int = 1000,
+    max_body_bytes: int = 16 << 20,
+) -> FastAPI:
     """The feature server over ``store``.
 
     Requests need ``Authorization: Bearer <token>`` (see `FeatureStore.create_token`)
-    unless ``insecure`` is set, which is meant for local use only. A features request
-    may ask for at most ``max_entities`` entity rows (413 beyond).
+    unless ``insecure`` is set, which is meant for local use only (the admin endpoints
+    are then closed). A features request may ask for at most ``max_entities`` entity rows
+    and no request body may exceed ``max_body_bytes`` (413 beyond either).
     """
 
     @asynccontextmanager
@@ -193,7 +327,9 @@ def create_app(store: FeatureStore, *, insecure: bool = False, max_entities: int
     metrics = _Metrics()
     app.state.store = store
     app.state.metrics = metrics
-    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    metrics.registry.register(_FreshnessCollector(store))
+    app.add_middleware(_BodyLimitMiddleware, limit=max_body_bytes)
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)  # outermost: times the 413s too
 
     # the scheme only parses the header (no threadpool hop); the token is checked in the
     # endpoint, on the worker thread that reads the features
@@ -302,6 +438,68 @@ def create_app(store: FeatureStore, *, insecure: bool = False, max_entities: int
         accepted = store.push(fg, table, to=body.to)
         metrics.pushed.labels(group, body.to).set_to_current_time()
         return FastJSON({"group": group, "accepted": accepted})
+
+    def admin(credentials: HTTPAuthorizationCredentials | None, action: str) -> TokenRecord:
+        if insecure:
+            raise AccessDeniedError(
+                f"{action} needs an admin token; the server runs with --insecure, which "
+                "serves features without tokens but keeps the admin endpoints closed"
+            )
+        record = store.check_token(credentials.credentials if credentials else None)
+        store.authorize_admin(record, action)
+        return record
+
+    @app.post("/admin/materialize", responses={401: {}, 403: {}, 404: {}, 409: {}})
+    def materialize(
+        body: MaterializeRequest,
+        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
+    ) -> Any:
+        """Materialize groups or views (default: every online group); admin tokens only."""
+        admin(credentials, "materialize")
+        done = store.materialize(body.names or None, incremental=not body.full)
+        return FastJSON(
+            {
+                "materialized": [
+                    {
+                        "group": m.group,
+                        "version": m.version,
+                        "mode": m.mode,
+                        "rows": m.rows,
+                        "changed": m.changed,
+                    }
+                    for m in done
+                ]
+            }
+        )
+
+    @app.get("/admin/tokens", responses={401: {}, 403: {}})
+    def list_tokens(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Any:
+        """Every API token (never a secret nor its hash); admin tokens only."""
+        admin(credentials, "token listing")
+        return FastJSON(
+            {
+                "tokens": [
+                    {
+                        "id": t.id,
+                        "role": t.role,
+                        "views": list(t.views),
+                        "purpose": t.purpose,
+                        "created_at": t.created_at,
+                        "revoked_at": t.revoked_at,
+                    }
+                    for t in store.tokens()
+                ]
+            }
+        )
+
+    @app.post("/admin/tokens/{token_id}/revoke", responses={401: {}, 403: {}, 404: {}})
+    def revoke_token(
+        token_id: str, credentials: HTTPAuthorizationCredentials | None = Security(bearer)
+    ) -> Any:
+        """Revoke a token at once (this server's token cache included); admin tokens only."""
+        record = admin(credentials, "token revocation")
+        revoked = store.revoke_token(token_id, by=f"token:{record.id}")
+        return FastJSON({"id": revoked.id, "revoked_at": revoked.revoked_at})
 
     return app
 

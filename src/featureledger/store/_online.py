@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from featureledger.definitions import FeatureGroup, FeatureView, VersionId
 from featureledger.errors import ConfigError, DataError, DefinitionError, NotFoundError
-from featureledger.monitoring import SkewReport, skew
+from featureledger.monitoring import SkewReport, newest_time, skew, stats_from_json
 from featureledger.offline.conform import cast_exact, conform_batch, to_arrow
 from featureledger.offline.delta import DeltaGroupTable
 from featureledger.offline.logs import REQUEST_ID, REQUEST_TIME, VIEW_VERSION, FeatureLogWriter
@@ -150,7 +150,13 @@ class _OnlineMixin(_MonitoringMixin):
         return list({g.name: g for g in out}.values())
 
     def materialize(
-        self, names: Sequence[str] | None = None, *, incremental: bool = True
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        incremental: bool = True,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> list[Materialization]:
         """Write the latest value per entity of online groups into the online store.
 
@@ -158,18 +164,38 @@ class _OnlineMixin(_MonitoringMixin):
         only the files committed since the version last materialized; after an overwrite,
         rollback or type widening the group is rebuilt in full, since those can replace
         stored rows with older ones. Every row records the data version it came from.
+
+        ``start``/``end`` (inclusive, event time) limit the rows considered to a window:
+        the latest row per entity *within* it is written. A window run reads the whole
+        latest version; with ``incremental=False`` it first empties the group's online
+        copy (so ``end`` alone rebuilds the store as of that time), otherwise it only adds:
+        the store never replaces a row with an older one. After a window rebuild the next
+        incremental run is a full one, since the copy lacks the rows outside the window.
+        ``progress(group, rows_done, rows_total)`` is called after each written batch;
+        the total is the version's row count, an upper bound of the entities written.
         """
+        window = start is not None or end is not None
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and value.tzinfo is None:
+                raise DataError(f"materialize: {name} must be time-zone aware, got {value!r}")
+        if start is not None and end is not None and start > end:
+            raise DataError(f"materialize: start {start} is after end {end}")
         online = self.online_store()
         store_name = self._online_name()
         results = []
         for fg in self._online_groups(names):
             major = fg.version or 1
+            if window and fg.event_time is None:
+                raise DataError(
+                    f"materialize {fg.name}: the group has no event time, so --start/--end "
+                    "cannot select rows; materialize it without a window"
+                )
             table = self._table(fg.name, major)
             latest = self._resolve_version(fg, None, None)
             self._check_files(fg, latest)
             last = self.registry.last_materialized(fg.name, major, store_name)
             key = _table_key(fg)
-            if last == latest:
+            if last == latest and not window:
                 results.append(Materialization(fg.name, latest, "unchanged", 0, 0))
                 continue
             records = self.registry.data_versions(fg.name, major)
@@ -178,52 +204,97 @@ class _OnlineMixin(_MonitoringMixin):
                 or last is None
                 or any(r.operation in _REBUILD_OPERATIONS for r in records if r.version > last)
             )
+            if window:
+                mode = "window-rebuild" if not incremental else "window"
+            else:
+                mode = "full" if rebuild else "incremental"
             files = table.files(latest)
-            if not rebuild:
+            if mode == "incremental":
                 assert last is not None
                 before = set(table.files(last))
                 files = [f for f in files if f not in before]
             user = current_user()
-            run = self._start_run(
-                "materialize",
-                user,
-                {
-                    "group": fg.name,
-                    "major": major,
-                    "store": store_name,
-                    "mode": "full" if rebuild else "incremental",
-                    "from": last,
-                    "to": latest,
-                },
-                inputs=[str(VersionId("feature_group", fg.name, major, latest))],
-            )
+            source = VersionId("feature_group", fg.name, major, latest)
+            params: dict[str, Any] = {
+                "group": fg.name,
+                "major": major,
+                "store": store_name,
+                "mode": mode,
+                "from": last,
+                "to": latest,
+            }
+            if window:
+                params |= {
+                    "start": start.isoformat() if start else None,
+                    "end": end.isoformat() if end else None,
+                }
+            run = self._start_run("materialize", user, params, inputs=[str(source)])
             columns = [*fg.unique_key, *fg.feature_names]
             reader = self.engine.latest_rows(
-                files, table.schema(latest), fg.primary_key, fg.event_time, columns
+                files,
+                table.schema(latest),
+                fg.primary_key,
+                fg.event_time,
+                columns,
+                start=start,
+                end=end,
             )
-            if rebuild and key in online.tables():
+            if mode in ("full", "window-rebuild") and key in online.tables():
                 online.delete_table(key)
-            counter = _Counting(reader)
+            total = next((r.rows for r in records if r.version == latest), 0)
+            counter = _Counting(reader, _reporter(progress, fg.name, total))
             changed = online.write(
                 key,
                 counter,
                 fg.primary_key,
                 event_time_column=fg.event_time,
-                source_version=str(VersionId("feature_group", fg.name, major, latest)),
+                source_version=str(source),
             )
-            mode = "full" if rebuild else "incremental"
-            self.registry.add_materialization(
-                fg.name, major, store_name, latest, counter.rows, mode, run.id
-            )
+            if mode != "window":  # an additive window leaves the copy's base as it was
+                self.registry.add_materialization(
+                    fg.name, major, store_name, latest, counter.rows, mode, run.id
+                )
             self._finish_run(run.id, "succeeded", [f"online:{store_name}/{key}"])
             self.registry.audit(
                 user,
                 "materialize",
                 str(fg.identity(major)),
-                {"version": latest, "mode": mode, "rows": counter.rows, "store": store_name},
+                {k: v for k, v in params.items() if k not in ("group", "major")}
+                | {"version": latest, "rows": counter.rows},
             )
             results.append(Materialization(fg.name, latest, mode, counter.rows, changed))
         return results
+
+    def online_freshness(self) -> list[dict[str, Any]]:
+        """How current each group's online copy is, from the registry alone (no data read).
+
+        Per materialized group: the data version served, when it was materialized, how many
+        versions the offline table has moved on since, and the newest event time of the
+        served version when its statistics are stored (they are computed after each write).
+        """
+        out = []
+        for m in self.registry.latest_materializations(self._online_name()):
+            records = self.registry.data_versions(m["group"], m["major"])
+            latest = records[-1].version if records else m["version"]
+            newest = None
+            fg = self.get_feature_group(m["group"], m["major"])
+            cached = self.registry.get_stats(
+                str(VersionId("feature_group", m["group"], m["major"], m["version"]))
+            )
+            if cached is not None and fg.event_time:
+                column = dict(stats_from_json(cached)).get(fg.event_time)
+                newest = None if column is None else newest_time(column.max)  # type: ignore[arg-type]
+            out.append(
+                {
+                    "group": m["group"],
+                    "major": m["major"],
+                    "version": m["version"],
+                    "materialized_at": m["at"],
+                    "versions_behind": latest - m["version"],
+                    "newest_event_time": newest,
+                }
+            )
+        return out
 
     def push(self, group: str | FeatureGroup, rows: Any, *, to: str = "online") -> int:
         """Write streaming rows to the online store, the offline store, or both.
@@ -522,16 +593,29 @@ class _OnlineMixin(_MonitoringMixin):
 
 
 class _Counting:
-    """Passes record batches through, counting their rows."""
+    """Passes record batches through, counting their rows (and telling ``report``)."""
 
-    def __init__(self, reader: pa.RecordBatchReader) -> None:
+    def __init__(
+        self, reader: pa.RecordBatchReader, report: Callable[[int], None] | None = None
+    ) -> None:
         self.reader = reader
+        self.report = report
         self.rows = 0
 
     def __iter__(self) -> Any:
         for batch in self.reader:
             self.rows += batch.num_rows
             yield batch
+            if self.report is not None:  # after the store took the batch
+                self.report(self.rows)
+
+
+def _reporter(
+    progress: Callable[[str, int, int], None] | None, group: str, total: int
+) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    return lambda done: progress(group, done, total)
 
 
 def _table_key(fg: FeatureGroup) -> str:

@@ -3,9 +3,9 @@
 A token is ``fl_<43 url-safe characters>`` (256 random bits). Only its SHA-256 is stored
 (registry table ``fl_tokens``), so the secret is shown once, when it is created. Roles:
 ``reader`` reads features; ``writer`` also pushes rows; ``admin`` is a writer that may also
-manage tokens (on the command line today). A token scoped to views reads only those views
-and pushes only into the groups they read. Columns classified ``pii`` or ``sensitive`` are
-served only to tokens that declare a purpose.
+use the server's admin endpoints (materialize, list and revoke tokens). A token scoped to
+views reads only those views and pushes only into the groups they read. Columns classified
+``pii`` or ``sensitive`` are served only to tokens that declare a purpose.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ class _TokensMixin(_OnlineMixin):
         """Every API token (hashes only), revoked ones included."""
         return self.registry.tokens()
 
-    def revoke_token(self, token_id: str) -> TokenRecord:
-        """Revoke a token by id; it is refused from then on."""
+    def revoke_token(self, token_id: str, *, by: str | None = None) -> TokenRecord:
+        """Revoke a token by id; it is refused from then on. ``by``: who (audit log)."""
         record = self.registry.revoke_token(token_id)
         self.__dict__.pop("_token_cache", None)
         if record is None:
@@ -82,7 +82,7 @@ class _TokensMixin(_OnlineMixin):
                 f"token {token_id!r} does not exist; known ids: {known or 'none'} "
                 "(see `featureledger token list`)"
             )
-        self.registry.audit(current_user(), "token-revoke", f"token/{record.id}", {})
+        self.registry.audit(by or current_user(), "token-revoke", f"token/{record.id}", {})
         return record
 
     def check_token(self, token: str | None) -> TokenRecord:
@@ -146,6 +146,17 @@ class _TokensMixin(_OnlineMixin):
                     f"token {record.id} is scoped to the view(s) {record.views}, which do not "
                     f"read feature group {group!r}"
                 )
+        self.audit_token_use(record, obj, allowed=True)
+
+    def authorize_admin(self, record: TokenRecord, action: str) -> None:
+        """Raise `AccessDeniedError` unless ``record`` is an admin token."""
+        obj = f"admin/{action}"
+        if record.role != "admin":
+            self.audit_token_use(record, obj, allowed=False)
+            raise AccessDeniedError(
+                f"token {record.id} is a {record.role}; {action} needs an admin token "
+                "(`featureledger token create --role admin`)"
+            )
         self.audit_token_use(record, obj, allowed=True)
 
     def private_columns(self, view: str) -> list[str]:
