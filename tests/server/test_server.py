@@ -329,3 +329,33 @@ def test_metrics_report_online_freshness(
         )
         text = srv.client(token).get("/metrics").text
         assert 'featureledger_online_versions_behind{group="stats@v1"} 1.0' in text
+
+
+@pytest.mark.parametrize(
+    ("who", "view", "body"),
+    [
+        ("reader", "spend", {"entities": [{"user_id": 1}, {"user_id": 99}]}),
+        ("reader", "spend", {"entities": [{"user_id": 2}], "log": True}),
+        ("reader", "spend", {"entities": [{"user_id": "one"}]}),
+        ("reader", "spend", {"entities": [{"user": 1}]}),
+        ("reader", "spend", {"entities": [{"user_id": 1}, {"user_id": "x"}]}),
+        ("reader", "spend", {"entities": [{"user_id": i} for i in range(51)]}),
+        ("reader", "nope", {"entities": [{"user_id": 1}]}),
+        ("reader", "profiles", {"entities": [{"user_id": 1}]}),
+        ("purpose", "profiles", {"entities": [{"user_id": 1}]}),
+        ("bad", "spend", {"entities": [{"user_id": 1}]}),
+        (None, "spend", {"entities": [{"user_id": 1}]}),
+    ],
+)
+def test_the_lean_features_path_answers_as_fastapi_does(
+    server: Server, tokens: dict[str, str], who: str | None, view: str, body: object
+) -> None:
+    """A plain body takes the lean ASGI path; a query string sends the same request through
+    FastAPI's endpoint. Both answer alike: status, body and auth header."""
+    token = {"bad": "fl_not-a-real-token", None: None}.get(who, tokens.get(who or ""))
+    client = server.client(token)
+    lean = client.post(f"/features/{view}", json=body)
+    routed = client.post(f"/features/{view}?log=false", json=body)
+    assert lean.status_code == routed.status_code, (lean.text, routed.text)
+    assert lean.json() == routed.json()
+    assert lean.headers.get("www-authenticate") == routed.headers.get("www-authenticate")
