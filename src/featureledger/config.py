@@ -49,12 +49,24 @@ class LineageConfig:
 
 
 @dataclass
+class MonitoringConfig:
+    #: statistics of each new data version and training set: "background" (computed after
+    #: the commit on a worker thread), "sync" (before the write returns) or "off" (on
+    #: first use only)
+    stats_on_write: str = "background"
+
+
+STATS_ON_WRITE = ("background", "sync", "off")
+
+
+@dataclass
 class RepoConfig:
     project: str = "default"
     registry: str = f"sqlite:///{STATE_DIR}/registry.db"
     offline: OfflineConfig = field(default_factory=OfflineConfig)
     online: OnlineConfig = field(default_factory=OnlineConfig)
     lineage: LineageConfig = field(default_factory=LineageConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     #: "error" refuses naive timestamps; "utc" reads them as UTC
     naive_timestamps: str = "error"
     #: where training-set entity frames are kept for reproduction
@@ -99,6 +111,7 @@ class RepoConfig:
                     "offline": OfflineConfig,
                     "online": OnlineConfig,
                     "lineage": LineageConfig,
+                    "monitoring": MonitoringConfig,
                 }.get(key)
                 if kind is RepoConfig and nested is not None:
                     args[key] = build(nested, value or {}, key + ".")
@@ -116,6 +129,13 @@ class RepoConfig:
             raise ConfigError(
                 f"{where}: offline.pit_strategy must be auto, asof or range, got "
                 f"{config.offline.pit_strategy!r}"
+            )
+        if config.monitoring.stats_on_write is False:  # YAML 1.1 reads a bare `off` as false
+            config.monitoring.stats_on_write = "off"
+        if config.monitoring.stats_on_write not in STATS_ON_WRITE:
+            raise ConfigError(
+                f"{where}: monitoring.stats_on_write must be one of {', '.join(STATS_ON_WRITE)}, "
+                f"got {config.monitoring.stats_on_write!r}"
             )
         if config.offline.engine != "duckdb":
             raise ConfigError(

@@ -9,6 +9,7 @@ stores statistics and findings, and acts on blocking findings. Modules:
 - `drift`: `drift(reference, current)` from tables or stored statistics;
 - `skew`: `skew(offline, online, keys, features)`, served vs point-in-time offline values;
 - `monitors`: `Monitor`, `evaluate_monitor`, `check_freshness`, release-gate metrics;
+- `served`: `ServedWindow`, a window of logged serving features (``served/VIEW:1d``);
 - `report`: `render_report` (one self-contained HTML page) and `export_plots` (PNG).
 """
 
@@ -33,6 +34,8 @@ from featureledger.monitoring.metrics import (
 )
 from featureledger.monitoring.monitors import (
     DEFAULT_RELEASE_GATES,
+    SKEW_METRICS,
+    TIME_METRICS,
     Finding,
     Monitor,
     MonitorContext,
@@ -47,6 +50,7 @@ from featureledger.monitoring.monitors import (
     release_metrics,
 )
 from featureledger.monitoring.report import export_plots, render_plots, render_report
+from featureledger.monitoring.served import ServedWindow
 from featureledger.monitoring.skew import FeatureSkew, SkewReport, skew
 from featureledger.monitoring.stats import (
     ColumnStats,
@@ -64,6 +68,8 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "METRICS",
     "PSI_EPSILON",
+    "SKEW_METRICS",
+    "TIME_METRICS",
     "ChiSquareResult",
     "ColumnStats",
     "DriftReport",
@@ -75,6 +81,7 @@ __all__ = [
     "MetricResult",
     "Monitor",
     "MonitorContext",
+    "ServedWindow",
     "SkewReport",
     "Status",
     "Threshold",

@@ -48,7 +48,7 @@ SEVERITIES: tuple[str, ...] = get_args(Severity)
 TIME_METRICS = ("event_age", "ingest_age")
 TARGET_KINDS = ("feature_group", "feature_view")
 #: per-feature numbers a `SkewReport` answers itself; other metrics come from its drift part
-_SKEW_METRICS = ("match_rate", "mean_abs_diff", "value_mismatches", "stale")
+SKEW_METRICS = ("match_rate", "mean_abs_diff", "value_mismatches", "stale")
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ def evaluate_monitor(
     if isinstance(value, DriftReport):
         reference, current = reference or value.reference, current or value.current
         values: dict[str, float] | None = value.values(monitor.metric, monitor.features)
-    elif isinstance(value, SkewReport) and monitor.metric in _SKEW_METRICS:
+    elif isinstance(value, SkewReport) and monitor.metric in SKEW_METRICS:
         values = {
             name: _number(getattr(f, monitor.metric))
             for name, f in value.features.items()
@@ -444,9 +444,11 @@ def gate_findings(
     severity: Severity = "critical",
     owner: str = "",
     context: MonitorContext | None = None,
+    monitor: str | None = None,
 ) -> list[Finding]:
     """Findings from release-gate results (``contracts.gates.evaluate_gates``), so a failed
-    gate is stored and listed like any monitor finding; failures block by default."""
+    gate is stored and listed like any monitor finding; failures block by default.
+    ``monitor``: the name they are kept and resolved under (default ``gate:GATE``)."""
     ctx = context or MonitorContext()
     now = ctx.now or datetime.now(UTC)
     out = []
@@ -454,7 +456,7 @@ def gate_findings(
         failed = not r.passed
         out.append(
             Finding(
-                monitor=f"gate:{r.gate}",
+                monitor=monitor or f"gate:{r.gate}",
                 target=target,
                 metric=r.gate,
                 status="alert" if failed else "ok",

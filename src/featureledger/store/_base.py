@@ -338,13 +338,24 @@ class _StoreBase:
             datasets=datasets,
         )
 
-    def _check_blocks(self, where: str, groups: Sequence[str]) -> None:
-        """Refuse when an open blocking finding targets one of ``groups``."""
-        wanted = set(groups)
+    def _check_blocks(
+        self,
+        where: str,
+        groups: Sequence[str],
+        *,
+        views: Sequence[str] = (),
+        models: Sequence[str] = (),
+    ) -> None:
+        """Refuse when an open blocking finding targets one of ``groups`` or ``views``
+        (names) or ``models`` (``model/NAME/N`` identities)."""
+        wanted = {("feature_group", g) for g in groups} | {("feature_view", v) for v in views}
+
+        def hit(target: str) -> bool:
+            ident = VersionId.parse(target)
+            return (ident.kind, ident.name) in wanted or str(ident) in models
+
         blocking = [
-            f
-            for f in self.registry.open_findings()
-            if f.get("blocking") and VersionId.parse(str(f["target"])).name in wanted
+            f for f in self.registry.open_findings() if f.get("blocking") and hit(str(f["target"]))
         ]
         if blocking:
             raise MonitorBlockError(where, blocking)

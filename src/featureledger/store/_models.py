@@ -194,7 +194,12 @@ class _ModelsMixin(_PipelinesMixin):
     def deploy(
         self, deployment: str, model: str, version: int | None = None, *, reason: str = ""
     ) -> DeploymentRecord:
-        """Point ``deployment`` at a registered model version (the latest by default)."""
+        """Point ``deployment`` at a registered model version (the latest by default).
+
+        Refused with `MonitorBlockError` while a blocking finding is open on the model's
+        inputs (the groups its training set pins, its view) or on the version itself (a
+        failed release check). Rolling a deployment back is never blocked.
+        """
         check_name("deployment", deployment)
         versions = {m.version: m for m in self.registry.models(model)}
         if not versions:
@@ -204,6 +209,18 @@ class _ModelsMixin(_PipelinesMixin):
             raise NotFoundError(
                 f"model/{model}/{chosen} does not exist; versions: {sorted(versions)}"
             )
+        candidate = versions[chosen]
+        groups: list[str] = []
+        views: list[str] = []
+        if candidate.training_dataset:
+            td = self._training_record(candidate.training_dataset)
+            groups, views = list(td.pins), [td.view]
+        self._check_blocks(
+            f"deploy of {candidate.identity} to deployment/{deployment}",
+            groups,
+            views=views,
+            models=[str(candidate.identity)],
+        )
         return self._move_deployment(deployment, model, chosen, "deploy", reason)
 
     def rollback_deployment(self, deployment: str, *, reason: str = "") -> DeploymentRecord:

@@ -187,7 +187,12 @@ class _TrainingMixin(_DataMixin):
             str(td_record.identity),
             {"pins": {k: v["identity"] for k, v in join.pins.items()}, "run": run.id},
         )
+        self._training_recorded(td_record, result)
         return TrainingData(td_record, result)
+
+    def _training_recorded(self, record: TrainingDatasetRecord, rows: pa.Table | None) -> None:
+        """Called once a training dataset is recorded; the monitoring layer computes its
+        statistics here (``rows``: the dataset in memory, None when written to a file)."""
 
     def _plan_join(
         self,
