@@ -15,7 +15,7 @@ from featureledger.errors import BreakingChangeError
 
 
 def _versions(store: object, group: str) -> None:
-    from featureledger.cli.main import _versions_rows
+    from featureledger.cli.data import _versions_rows
 
     records = store.versions(group)  # type: ignore[attr-defined]
     out.table(

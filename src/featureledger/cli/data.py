@@ -1,0 +1,243 @@
+"""Repository, definitions and data: init, plan, apply, ingest, compact, versions, read,
+training-data, show, list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from featureledger.cli import console as out
+from featureledger.cli._common import (
+    RepoOpt,
+    _serving_store,
+    _store,
+    _utc,
+    app,
+    handled,
+)
+
+
+def _plan_rows(plan: Any) -> list[list[str]]:
+    return [
+        [i.identity, i.action, i.before or "-", i.after or "-", "; ".join(i.reasons) or "-"]
+        for i in plan.items
+    ]
+
+
+@app.command()
+@handled
+def init(
+    path: Annotated[Path, typer.Argument(help="Folder to create the repository in.")] = Path("."),
+    project: Annotated[str | None, typer.Option(help="Project name.")] = None,
+) -> None:
+    """Create a repository: featureledger.yaml and the .featureledger/ state folder."""
+    from featureledger.store import FeatureStore
+
+    store = FeatureStore.init(path, project=project)
+    out.ok(f"repository ready at {store.repo}")
+    out.info(
+        "Declare Entity, FeatureGroup and FeatureView objects in .py files there, then run "
+        "`featureledger apply`."
+    )
+
+
+@app.command()
+@handled
+def plan(repo: RepoOpt = Path(".")) -> None:
+    """Show what `apply` would change, changing nothing."""
+    from featureledger.repo import load_definitions
+
+    result = _store(repo).plan(load_definitions(repo))
+    out.table("plan", ["identity", "action", "from", "to", "why"], _plan_rows(result))
+    if result.refused:
+        out.fail("breaking changes would be refused; set version=N+1 on those definitions")
+        raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def apply(repo: RepoOpt = Path(".")) -> None:
+    """Register the definitions in the repository's Python files."""
+    from featureledger.repo import load_definitions
+
+    result = _store(repo).apply(load_definitions(repo))
+    out.table("applied", ["identity", "action", "from", "to", "why"], _plan_rows(result))
+
+
+@app.command()
+@handled
+def ingest(
+    group: Annotated[str, typer.Argument(help="Feature group name.")],
+    file: Annotated[Path, typer.Argument(help="Parquet or CSV file (or Parquet folder).")],
+    mode: Annotated[str, typer.Option(help="upsert, append or overwrite.")] = "upsert",
+    version: Annotated[int | None, typer.Option(help="Definition major version.")] = None,
+    note: Annotated[str, typer.Option(help="Why this write happened.")] = "",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Write a file into a feature group as one new data version."""
+    store = _store(repo)
+    before = store.versions(group, major=version)[-1].version
+    record = store.ingest(group, file, mode=mode, version=version, note=note)
+    if record.version == before:
+        out.ok(f"no change: the data is already stored in {record.identity}")
+    else:
+        out.ok(
+            f"{record.identity}: {record.rows_added:,} rows added, {record.rows_removed:,} "
+            f"replaced, {record.rows:,} in all, {record.content}"
+        )
+
+
+@app.command()
+@handled
+def compact(
+    group: Annotated[str, typer.Argument(help="Feature group name.")],
+    version: Annotated[int | None, typer.Option(help="Definition major version.")] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Rewrite a group's many small files into few key-sorted ones (same content hash)."""
+    record = _store(repo).compact(group, version=version)
+    out.ok(f"{record.identity}: {record.note or 'nothing to compact'} ({record.content})")
+
+
+def _versions_rows(records: list[Any]) -> list[list[Any]]:
+    return [
+        [
+            r.version,
+            r.created_at,
+            r.operation,
+            r.rows,
+            r.rows_added,
+            r.rows_removed,
+            r.content.digest[:12],
+            (r.run_id or "-")[:8],
+            r.note,
+        ]
+        for r in records
+    ]
+
+
+@app.command()
+@handled
+def versions(
+    group: Annotated[str, typer.Argument(help="Feature group name.")],
+    version: Annotated[int | None, typer.Option(help="Definition major version.")] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """List a group's data versions: number, time, rows, hash, operation, run."""
+    records = _store(repo).versions(group, major=version)
+    title = str(records[-1].identity.without_data()) if records else group
+    out.table(
+        title,
+        ["#", "committed (UTC)", "operation", "rows", "+", "-", "content hash", "run", "note"],
+        _versions_rows(records),
+    )
+
+
+@app.command()
+@handled
+def read(
+    group: Annotated[str, typer.Argument(help="Feature group name.")],
+    at: Annotated[int | None, typer.Option("--at", help="Data version number.")] = None,
+    as_of: Annotated[datetime | None, typer.Option(help="Time travel (UTC).")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write Parquet.")] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Print (or save) the rows of one data version."""
+    import pyarrow.parquet as pq
+
+    when = None if as_of is None else _utc(as_of)
+    data = _store(repo).read(group, version=at, as_of=when)
+    if output:
+        pq.write_table(data, output)
+        out.ok(f"{data.num_rows:,} rows written to {output}")
+    else:
+        out.arrow(data, limit=limit)
+
+
+@app.command("training-data")
+@handled
+def training_data(
+    view: Annotated[str, typer.Argument(help="Feature view name.")],
+    entities: Annotated[Path, typer.Argument(help="Entity frame (Parquet or CSV).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Parquet file to write.")],
+    timestamp_column: Annotated[str, typer.Option(help="Time column of the entity frame.")] = (
+        "event_timestamp"
+    ),
+    pin: Annotated[list[str] | None, typer.Option(help="GROUP=N to read data version N.")] = None,
+    as_of: Annotated[
+        datetime | None, typer.Option(help="Read versions current then (UTC).")
+    ] = None,
+    version: Annotated[int | None, typer.Option(help="View major version.")] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Build a point-in-time correct training set and record it."""
+    pins: dict[str, int] = {}
+    for item in pin or []:
+        name, _, number = item.partition("=")
+        if not number.isdigit():
+            out.fail(f"--pin {item!r}: expected GROUP=N, e.g. --pin user_stats=3")
+            raise typer.Exit(2)
+        pins[name] = int(number)
+    result = _serving_store(repo).training_data(
+        view,
+        entities,
+        timestamp_column=timestamp_column,
+        versions=pins or None,
+        as_of=None if as_of is None else _utc(as_of),
+        version=version,
+        output=output,
+    )
+    rec = result.record
+    out.ok(f"{rec.identity}: {rec.rows:,} rows x {len(rec.columns)} columns -> {output}")
+    out.table(
+        None,
+        ["input", "data version", "content hash"],
+        [[g, p["identity"], p["content"]] for g, p in rec.pins.items()],
+    )
+    out.info(f"entity frame {rec.entity_hash}   result {rec.content}")
+
+
+@app.command()
+@handled
+def show(
+    identity: Annotated[str, typer.Argument(help="e.g. feature_group/user_stats@v1#3")],
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Print everything recorded about an identity."""
+    out.as_json(_store(repo).show(identity))
+
+
+@app.command("list")
+@handled
+def list_(
+    kind: Annotated[
+        str, typer.Argument(help="entities, groups, views or training-sets")
+    ] = "groups",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """List registered definitions (every version) or training sets."""
+    store = _store(repo)
+    kinds = {"entities": "entity", "groups": "feature_group", "views": "feature_view"}
+    if kind in kinds:
+        records = store.list_definitions(kinds[kind])
+        out.table(
+            kind,
+            ["identity", "version", "registered", "by", "changes"],
+            [
+                [r.identity, r.semver, r.created_at, r.created_by, "; ".join(r.reasons)]
+                for r in records
+            ],
+        )
+    elif kind in ("training-sets", "training-datasets"):
+        rows = []
+        for view in {r.name for r in store.list_definitions("feature_view")}:
+            for rec in store.training_datasets(view):
+                rows.append([rec.identity, rec.rows, rec.created_at, str(rec.content)])
+        out.table("training datasets", ["identity", "rows", "created", "content hash"], rows)
+    else:
+        out.fail(f"unknown kind {kind!r}; use entities, groups, views or training-sets")
+        raise typer.Exit(2)

@@ -1,0 +1,195 @@
+"""Lineage, models, deployments and the audit trail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from featureledger.cli import console as out
+from featureledger.cli._common import (
+    RepoOpt,
+    _store,
+    app,
+    handled,
+    model_app,
+)
+
+
+@app.command()
+@handled
+def lineage(
+    identity: Annotated[str, typer.Argument(help="Any identity, e.g. deployment/fraud.")],
+    downstream: Annotated[
+        bool,
+        typer.Option(
+            "--downstream/--upstream",
+            help="What was made from it, or what it was made from (default).",
+        ),
+    ] = False,
+    depth: Annotated[int | None, typer.Option(help="Hops to follow (default: all).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, json, dot or mermaid.")] = "text",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Print the lineage graph around an identity."""
+    text = _store(repo).lineage(
+        identity, direction="downstream" if downstream else "upstream", depth=depth, format=fmt
+    )
+    out.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+@handled
+def impact(
+    identity: Annotated[str, typer.Argument(help="e.g. feature_group/user_stats@v1#7")],
+    fmt: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Which training sets, models and deployments are affected if this is bad."""
+    out.console.print(
+        _store(repo).impact_report(identity, format=fmt),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+deployment_app = typer.Typer(help="Deployment pointers and their history.", no_args_is_help=True)
+app.add_typer(deployment_app, name="deployment")
+
+
+@model_app.command("register")
+@handled
+def model_register(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    artifact: Annotated[Path, typer.Argument(help="Model file or folder.")],
+    training_dataset: Annotated[str | None, typer.Option(help="Training dataset identity.")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option(help="NAME=VALUE; repeat a name for repeated evaluations.")
+    ] = None,
+    gate: Annotated[list[str] | None, typer.Option(help="e.g. 'auc>=0.9' or 'auc>+0.01'.")] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Register a model artifact; refused when a gate fails."""
+    from featureledger.contracts.gates import parse_gate
+
+    metrics: dict[str, list[float]] = {}
+    for item in metric or []:
+        key, _, value = item.partition("=")
+        try:
+            metrics.setdefault(key, []).append(float(value))
+        except ValueError:
+            out.fail(f"--metric {item!r}: expected NAME=NUMBER, e.g. auc=0.91")
+            raise typer.Exit(2) from None
+    try:
+        gates = [parse_gate(g) for g in gate or []]
+    except ValueError as exc:
+        out.fail(str(exc))
+        raise typer.Exit(2) from None
+    record = _store(repo).register_model(
+        name, artifact, training_dataset=training_dataset, metrics=metrics, gates=gates
+    )
+    out.ok(
+        f"{record.identity}: artifact sha256 {record.artifact_hash[:16]}…, trained on "
+        f"{record.training_dataset or 'unknown'}"
+    )
+    for g in record.gates:
+        out.info(f"  gate {g['gate']}: passed ({g['detail']})")
+
+
+@model_app.command("list")
+@handled
+def model_list(
+    name: Annotated[str | None, typer.Argument(help="Model name.")] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """List registered model versions."""
+    out.table(
+        "models",
+        ["identity", "registered", "training dataset", "metrics", "artifact"],
+        [
+            [
+                m.identity,
+                m.created_at,
+                m.training_dataset or "-",
+                {k: round(v["mean"], 6) for k, v in m.metrics.get("summary", {}).items()},
+                m.artifact_hash[:16],
+            ]
+            for m in _store(repo).models(name)
+        ],
+    )
+
+
+@app.command()
+@handled
+def deploy(
+    deployment: Annotated[str, typer.Argument(help="Deployment name.")],
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int | None, typer.Option(help="Model version (default latest).")] = None,
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Point a deployment at a model version."""
+    record = _store(repo).deploy(deployment, model, version, reason=reason)
+    out.ok(f"{record.identity} -> {record.model_identity}")
+
+
+@deployment_app.command("rollback")
+@handled
+def deployment_rollback(
+    deployment: Annotated[str, typer.Argument(help="Deployment name.")],
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Point a deployment back at the model it served before."""
+    record = _store(repo).rollback_deployment(deployment, reason=reason)
+    out.ok(f"{record.identity} -> {record.model_identity} (rolled back)")
+
+
+@deployment_app.command("history")
+@handled
+def deployment_history(
+    deployment: Annotated[str | None, typer.Argument(help="Deployment name.")] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Every move of every deployment pointer."""
+    out.table(
+        "deployments",
+        ["deployment", "#", "model", "action", "reason", "by", "at (UTC)"],
+        [
+            [d.identity, d.seq, d.model_identity, d.action, d.reason, d.user, d.at]
+            for d in _store(repo).deployments(deployment)
+        ],
+    )
+
+
+audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("log")
+@handled
+def audit_log(
+    identity: Annotated[str | None, typer.Option("--object", help="Identity prefix.")] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Print audit entries, oldest first."""
+    entries = _store(repo).audit_log(identity)
+    out.table(
+        "audit",
+        ["#", "at (UTC)", "user", "action", "object", "details"],
+        [[e.seq, e.at, e.user, e.action, e.object, e.details] for e in entries],
+    )
+
+
+@audit_app.command("verify")
+@handled
+def audit_verify(repo: RepoOpt = Path(".")) -> None:
+    """Check the hash chain; exit 1 when an entry was edited or deleted."""
+    problems = _store(repo).audit_verify()
+    if problems:
+        for p in problems:
+            out.fail(p)
+        raise typer.Exit(1)
+    out.ok("audit chain intact")
