@@ -302,3 +302,29 @@ def test_release_check_of_a_model_without_training_set_skips_monitoring_gates(
         ["drift.max_psi <= 0.25", "freshness.breaches <= 0.0", "skew.min_match_rate >= 0.99"]
     )
     assert [r.gate for r in result.failed] == ["auc >= 0.95"]
+
+
+def test_report_shows_the_findings_and_the_skew_of_a_served_window(
+    store: FeatureStore, tmp_path: Path
+) -> None:
+    td = store.training_data("v", entities(T0 + H))
+    store.materialize()
+    store.ingest("g", batch(1.0, 3, at=T0 + H))  # offline only: online serves stale values
+    serve(store, T0 + 3 * H)
+    now = T0 + 3 * H + timedelta(minutes=10)
+    monitor = Monitor("served_match", "feature_view/v", "match_rate", window="30m")
+    assert store.run_monitors([monitor], now=now)[0].status == "alert"
+    page = store.report(str(td.identity), "served/v:30m", tmp_path / "r.html", now=now)
+    html = page.read_text()
+    assert '<section id="skew">' in html and "stale online value" in html
+    findings = html[html.index('<section id="findings">') :]
+    assert "served_match" in findings[: findings.index("</section>")]
+    # a report on another group's versions does not list this view's findings
+    other = FeatureGroup("other", USER, features=[Field("y", "float64")])
+    store.apply([other])
+    store.ingest("other", {"user_id": [1], "event_timestamp": [T0], "y": [1.0]})
+    store.ingest("other", {"user_id": [1], "event_timestamp": [T0 + H], "y": [2.0]})
+    quiet = store.report(
+        "feature_group/other@v1#1", "feature_group/other@v1#2", tmp_path / "q.html"
+    ).read_text()
+    assert "served_match" not in quiet and '<section id="skew">' not in quiet

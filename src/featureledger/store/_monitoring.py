@@ -9,7 +9,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -27,7 +27,7 @@ from featureledger.contracts.gates import (
 )
 from featureledger.definitions import FeatureGroup, FeatureView, VersionId
 from featureledger.definitions.contract import parse_duration
-from featureledger.errors import DataError, DefinitionError, NotFoundError
+from featureledger.errors import DataError, DefinitionError, FeatureLedgerError, NotFoundError
 from featureledger.monitoring import (
     DEFAULT_RELEASE_GATES,
     SKEW_METRICS,
@@ -394,15 +394,59 @@ class _MonitoringMixin(_LineageMixin):
         png_dir: str | Path | None = None,
         now: datetime | None = None,
     ) -> Path:
-        """Write a self-contained HTML drift report (and, optionally, each plot as PNG)."""
-        result = self.drift(reference, current, features=features, now=now)
-        page = render_report(f"{result.current} vs {result.reference}", result)
+        """Write a self-contained HTML drift report (and, optionally, each plot as PNG).
+
+        Besides the drift table and a plot per feature, the page lists the open findings
+        (monitors, freshness SLOs, release gates) on the groups and views compared, and,
+        when a side is a window of served features, the skew of that window.
+        """
+        when = now or datetime.now(UTC)
+        result = self.drift(reference, current, features=features, now=when)
+        targets = self._report_targets([reference, current])
+        findings = [
+            _finding(f)
+            for f in self.registry.open_findings()
+            if _kind_name(str(f.get("target", ""))) in targets
+        ]
+        skew_report = None
+        served = next((t for t in (current, reference) if ServedWindow.is_served(t)), None)
+        if served is not None:
+            window = ServedWindow.parse(served)
+            start, end = window.bounds(when)
+            try:
+                skew_report = self.skew(window.view, start=start, end=end)
+            except FeatureLedgerError as exc:  # e.g. no offline data at the served times
+                log.info("report: no skew section for %s: %s", served, exc)
+        page = render_report(
+            f"{result.current} vs {result.reference}",
+            result,
+            findings,
+            skew_report,
+            generated_at=when,
+        )
         target = Path(output)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(page, encoding="utf-8")
         if png_dir is not None:
             export_plots(png_dir, result)
         return target
+
+    def _report_targets(self, sides: Sequence[str]) -> set[tuple[str, str]]:
+        """The (kind, name) of the groups and views a report compares."""
+        out: set[tuple[str, str]] = set()
+        for text in sides:
+            if ServedWindow.is_served(text):
+                fv = self.get_feature_view(ServedWindow.parse(text).view)
+            else:
+                ident = self._stats_identity(text)
+                if ident.kind == "feature_group":
+                    out.add(("feature_group", ident.name))
+                    continue
+                record = self._training_record(ident)
+                fv = self.get_feature_view(record.view, record.major)
+            out.add(("feature_view", fv.name))
+            out |= {("feature_group", src.group) for src in fv.sources}
+        return out
 
     # -- monitors ---------------------------------------------------------------------------
     def monitors(self) -> list[Monitor]:
@@ -781,3 +825,20 @@ def _view_features(fv: FeatureView) -> list[str]:
 def _age(evidence: Mapping[str, Any]) -> float:
     value = evidence.get("value")
     return math.inf if value is None else float(value)
+
+
+def _kind_name(target: str) -> tuple[str, str]:
+    try:
+        ident = VersionId.parse(target)
+    except FeatureLedgerError:
+        return ("", target)
+    return (ident.kind, ident.name)
+
+
+def _finding(stored: Mapping[str, Any]) -> Finding:
+    """A `Finding` back from its stored JSON form."""
+    known = {f.name for f in fields(Finding)}
+    data = {k: v for k, v in stored.items() if k in known}
+    if isinstance(data.get("observed_at"), str):
+        data["observed_at"] = datetime.fromisoformat(data["observed_at"])
+    return Finding(**data)
