@@ -115,6 +115,16 @@ def encode_key_values(layout: TableLayout, values: Sequence[object]) -> bytes | 
     return b"".join(parts)
 
 
+def point_key(
+    layout: TableLayout | None, key: Sequence[object], feature_names: Sequence[str]
+) -> bytes | None:
+    """The key bytes of a ``read_one`` request, or None when `read` must answer it: the
+    table's layout is not loaded yet or lacks a feature, or a key value is unusual."""
+    if layout is None or not layout.types.keys() >= set(feature_names):
+        return None
+    return encode_key_values(layout, key)
+
+
 class _RowReader:
     """Decodes the requested features of blobs of one `RowSchema` into Python values."""
 

@@ -50,7 +50,7 @@ from featureledger.online.codec import (
     schema_from_bytes,
     schema_to_bytes,
 )
-from featureledger.online.point import decode_one, encode_key_values
+from featureledger.online.point import decode_one, point_key
 
 _HEADER = 12
 _OFFSET = np.uint64(1 << 63)
@@ -371,11 +371,10 @@ class RedisOnlineStore:
         """One entity's features as Python values (`featureledger.online.point`), or None
         when `read` must answer instead."""
         layout = self._layouts.get(table_key)
-        if layout is None or not layout.types.keys() >= set(feature_names):
-            return None
-        encoded = encode_key_values(layout, key)
+        encoded = point_key(layout, key, feature_names)
         if encoded is None:
             return None
+        assert layout is not None
         generation, record = self._r.mget(
             [self._gen_key(table_key), self._row_prefix(table_key) + encoded]
         )

@@ -44,7 +44,7 @@ from featureledger.online.codec import (
     schema_from_bytes,
     schema_to_bytes,
 )
-from featureledger.online.point import decode_one, encode_key_values
+from featureledger.online.point import decode_one, point_key
 
 _META = (
     "CREATE TABLE IF NOT EXISTS fl_online_tables ("
@@ -415,11 +415,10 @@ class SQLiteOnlineStore:
         """One entity's features as Python values (`featureledger.online.point`), or None
         when `read` must answer instead."""
         layout = self._layouts.get(table_key)
-        if layout is None or not layout.types.keys() >= set(feature_names):
-            return None
-        encoded = encode_key_values(layout, key)
+        encoded = point_key(layout, key, feature_names)
         if encoded is None:
             return None
+        assert layout is not None
         try:
             with self._mutex if self._shared is not None else _NOLOCK:
                 row = (
