@@ -287,3 +287,47 @@ def test_a_window_materializes_the_latest_row_within_it(store: FeatureStore) -> 
         store.materialize(["profile"], end=T0)
     with pytest.raises(DataError, match="time-zone aware"):
         store.materialize(["stats"], end=T0.replace(tzinfo=None))
+
+
+@pytest.mark.parametrize("rows_per_key", [0.0, 1e9])  # always keep the newest / always stream
+def test_materialization_keeps_the_newest_row_whichever_way_it_streams(
+    repo_store: FeatureStore, monkeypatch: pytest.MonkeyPatch, rows_per_key: float
+) -> None:
+    """Materialization either keeps the newest row per key in DuckDB or streams every row
+    and lets the store's latest-wins rule decide; both equal a plain reference."""
+    import random
+
+    from featureledger.offline.duckdb import DuckDBEngine
+
+    monkeypatch.setattr(DuckDBEngine, "STREAM_ALL_MAX_ROWS_PER_KEY", rows_per_key)
+    s = repo_store
+    g = FeatureGroup("hist", USER, features=[Field("x", "int64")], online=True)
+    s.apply([USER, g, FeatureView("h", [g])])
+    rng = random.Random(7)
+    newest: dict[int, tuple[datetime, int]] = {}
+    for batch in range(3):
+        rows = {
+            (user, hour): rng.randrange(1000)
+            for user in range(40)
+            for hour in rng.sample(range(24), rng.randint(0, 4))
+        }
+        for (user, hour), x in rows.items():
+            t = T0 + hour * H
+            if user not in newest or t >= newest[user][0]:
+                newest[user] = (t, x)
+        s.ingest(
+            "hist",
+            {
+                "user_id": [u for u, _ in rows],
+                "event_timestamp": [T0 + h * H for _, h in rows],
+                "x": list(rows.values()),
+            },
+            mode="upsert",
+        )
+        if batch == 1:
+            s.materialize(["hist"])  # the last batch is read incrementally
+    s.materialize(["hist"])
+    got = s.get_online_features("h", {"user_id": list(range(41))}, now=T0 + 30 * H).to_dict()
+    assert got["x"] == [newest[u][1] if u in newest else None for u in range(41)]
+    assert [m.mode for m in s.materialize(["hist"])] == ["unchanged"]
+    assert [m.mode for m in s.materialize(["hist"], incremental=False)] == ["full"]  # asked

@@ -472,7 +472,7 @@ def create_app(
         return FastJSON(body, status_code=500)
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:  # on the event loop: no thread-pool hop
         """Liveness: the server answers (no token needed)."""
         return {"status": "ok", "online_store": store.online_store().name}
 

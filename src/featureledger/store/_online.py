@@ -195,7 +195,7 @@ class _OnlineMixin(_MonitoringMixin):
             self._check_files(fg, latest)
             last = self.registry.last_materialized(fg.name, major, store_name)
             key = _table_key(fg)
-            if last == latest and not window:
+            if last == latest and incremental and not window:
                 results.append(Materialization(fg.name, latest, "unchanged", 0, 0))
                 continue
             records = self.registry.data_versions(fg.name, major)
