@@ -28,12 +28,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import summarize_us
 
 FEATURES = [f"f{i}" for i in range(14)]
 
@@ -74,78 +78,110 @@ def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    wait_until_healthy(proc, url)
+    return proc, url
+
+
+def wait_until_healthy(proc: subprocess.Popen[bytes], url: str, timeout: float = 30) -> None:
+    """Poll ``GET url/health`` until it answers 200; kill ``proc`` and exit if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(url + "/health", timeout=0.5).status_code == 200:
-                return proc, url
+                return
         except httpx.TransportError:
             time.sleep(0.05)
     proc.kill()
-    raise SystemExit("the server did not start within 30 s")
+    raise SystemExit(f"the server at {url} did not start within {timeout:.0f} s")
 
 
 class RawClient:
-    """Keep-alive HTTP/1.1 POSTs on one socket; just enough to time a JSON endpoint."""
+    """Keep-alive HTTP/1.1 POSTs on one socket; just enough to time a JSON endpoint.
 
-    def __init__(self, url: str, token: str) -> None:
+    Without a token no Authorization header is sent. A connection the server closed (a
+    worker recycled) is reopened and the request sent again, inside the timed call.
+    """
+
+    def __init__(self, url: str, token: str = "") -> None:
         host, port = url.removeprefix("http://").split(":")
-        self.sock = socket.create_connection((host, int(port)))
+        self.address = (host, int(port))
+        self.head = f"Host: {host}\r\n" + (f"Authorization: Bearer {token}\r\n" if token else "")
+        self.reconnects = 0
+        self._connect()
+
+    def _connect(self) -> None:
+        self.sock = socket.create_connection(self.address)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = self.sock.makefile("rb")
-        self.head = f"Host: {host}\r\nAuthorization: Bearer {token}\r\n"
 
     def post(self, path: str, body: bytes) -> int:
-        self.sock.sendall(
+        return self.request(path, body)[0]
+
+    def request(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """POST ``body``; the status and the response body."""
+        message = (
             f"POST {path} HTTP/1.1\r\n{self.head}Content-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
-        status = int(self.reader.readline().split()[1])
+        for attempt in (1, 2):
+            try:
+                self.sock.sendall(message)
+                status_line = self.reader.readline()
+            except ConnectionError:
+                status_line = b""
+            if status_line:
+                break
+            if attempt == 2:
+                raise ConnectionError(f"{self.address}: the server closed the connection")
+            self.close()
+            self._connect()
+            self.reconnects += 1
+        status = int(status_line.split()[1])
         length = 0
         while (line := self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
             if name.lower() == b"content-length":
                 length = int(value)
-        self.reader.read(length)
-        return status
+        return status, self.reader.read(length)
 
     def close(self) -> None:
         self.reader.close()
         self.sock.close()
 
 
-def phase(
+def http_phase(
     url: str,
-    token: str,
-    view: str,
-    keys: int,
+    path: str,
+    make_body: Callable[[random.Random], bytes],
     total: int,
     clients: int,
     max_seconds: float,
+    *,
+    token: str = "",
     kind: str = "raw",
 ) -> dict[str, float]:
-    """``total`` requests spread over ``clients`` threads; client-side latencies."""
+    """``total`` POSTs to ``path`` spread over ``clients`` threads, one keep-alive connection
+    each, bodies from ``make_body(rnd)``; client-side latencies and requests/s."""
     latencies: list[float] = []
     lock = threading.Lock()
     deadline = time.monotonic() + max_seconds
     errors = 0
+    reconnects = 0
 
     def worker(n: int, seed: int) -> None:
-        nonlocal errors
+        nonlocal errors, reconnects
         rnd = random.Random(seed)
         mine = []
-        path = f"/features/{view}"
         raw = RawClient(url, token) if kind == "raw" else None
-        client = httpx.Client(
-            base_url=url,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            timeout=10,
-        )
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        client = httpx.Client(base_url=url, headers=headers, timeout=10)
         for _ in range(n):
             if time.monotonic() > deadline:
                 break
-            body = json.dumps({"entities": [{"user_id": rnd.randrange(keys)}]}).encode()
+            body = make_body(rnd)
             t0 = time.perf_counter()
             if raw is not None:
                 status = raw.post(path, body)
@@ -160,6 +196,7 @@ def phase(
             raw.close()
         with lock:
             latencies.extend(mine)
+            reconnects += raw.reconnects if raw is not None else 0
 
     threads = [threading.Thread(target=worker, args=(total // clients, i)) for i in range(clients)]
     start = time.perf_counter()
@@ -168,14 +205,35 @@ def phase(
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
-    ms = np.array(latencies) * 1000
+    summary = summarize_us([x * 1e6 for x in latencies])
     return {
         "requests": len(latencies),
         "errors": errors,
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p99_ms": float(np.percentile(ms, 99)),
+        "reconnects": reconnects,
+        "p50_ms": summary["p50_us"] / 1000,
+        "p99_ms": summary["p99_us"] / 1000,
         "rps": len(latencies) / wall,
     }
+
+
+def phase(
+    url: str,
+    token: str,
+    view: str,
+    keys: int,
+    total: int,
+    clients: int,
+    max_seconds: float,
+    kind: str = "raw",
+) -> dict[str, float]:
+    """``total`` requests of 1 random entity to ``POST /features/{view}``."""
+
+    def body(rnd: random.Random) -> bytes:
+        return json.dumps({"entities": [{"user_id": rnd.randrange(keys)}]}).encode()
+
+    return http_phase(
+        url, f"/features/{view}", body, total, clients, max_seconds, token=token, kind=kind
+    )
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_facts
+from common import machine_facts, time_calls
 
 from featureledger.online import OnlineStore, RedisOnlineStore, SQLiteOnlineStore
 
@@ -145,20 +145,7 @@ class NaiveSQLite:
 
 # -- reads -----------------------------------------------------------------------------------------
 def latencies(read: Callable[[pa.Table], object], requests: list[pa.Table], warmup: int) -> dict:
-    for req in requests[:warmup]:
-        read(req)
-    out = np.empty(len(requests), dtype=np.int64)
-    for i, req in enumerate(requests):
-        start = time.perf_counter_ns()
-        read(req)
-        out[i] = time.perf_counter_ns() - start
-    us = out / 1000
-    return {
-        "p50_us": float(np.percentile(us, 50)),
-        "p99_us": float(np.percentile(us, 99)),
-        "p999_us": float(np.percentile(us, 99.9)),
-        "mean_us": float(us.mean()),
-    }
+    return time_calls(read, requests, warmup)
 
 
 def requests(rows: int, size: int, count: int, seed: int) -> list[pa.Table]:

@@ -1,11 +1,13 @@
 """Helpers shared by the benchmark scripts: child processes with their own peak memory,
-machine facts, and formatting. Standard library only, so the Feast venv can import it too."""
+machine facts, latency summaries and formatting. Standard library only, so the Feast venv
+can import it too."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import random
 import subprocess
 import sys
 import time
@@ -122,3 +124,49 @@ def gib(n: float | None) -> str:
 
 def secs(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f} s"
+
+
+# -- latency samples (shared by the featureledger and the Feast side, so both are summarized
+# -- the same way) ---------------------------------------------------------------------------
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of sorted values, interpolated linearly between the
+    two nearest ranks (numpy's default method)."""
+    if not sorted_values:
+        return float("nan")
+    rank = (len(sorted_values) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
+
+
+def summarize_us(samples_us: list[float]) -> dict[str, float]:
+    """p50/p99/p99.9/mean of latencies in microseconds."""
+    ordered = sorted(samples_us)
+    return {
+        "count": len(ordered),
+        "p50_us": percentile(ordered, 50),
+        "p99_us": percentile(ordered, 99),
+        "p999_us": percentile(ordered, 99.9),
+        "mean_us": sum(ordered) / len(ordered) if ordered else float("nan"),
+    }
+
+
+def time_calls(call: Any, requests: list[Any], warmup: int) -> dict[str, float]:
+    """Call ``call(request)`` for the first ``warmup`` requests untimed, then time every
+    request one call at a time; the summary of the timed calls in microseconds."""
+    for request in requests[:warmup]:
+        call(request)
+    samples = []
+    clock = time.perf_counter_ns
+    for request in requests:
+        start = clock()
+        call(request)
+        samples.append((clock() - start) / 1000)
+    return summarize_us(samples)
+
+
+def request_keys(entities: int, size: int, count: int, seed: int) -> list[list[int]]:
+    """``count`` requests of ``size`` distinct random keys in ``range(entities)``; the same
+    seed gives the same requests in every interpreter (``random.Random`` is stable)."""
+    rnd = random.Random(seed)
+    return [rnd.sample(range(entities), size) for _ in range(count)]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create benchmarks/.venv-feast with Feast and its DuckDB offline store, for the
-# baselines of bench_pit.py. Feast is never a dependency of featureledger itself.
+# baselines of bench_pit.py and bench_online_vs_feast.py (its SQLite online store and
+# `feast serve` come with it). Feast is never a dependency of featureledger itself.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="$here/.venv-feast"
