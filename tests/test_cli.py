@@ -399,6 +399,11 @@ def test_stats_drift_and_report_commands(repo: Path, tmp_path: Path) -> None:
     assert moved.exit_code == 1 and "alert" in moved.output
     same = invoke("drift", "feature_group/stats@v1#1", "feature_group/stats@v1#1", "--repo", repo)
     assert same.exit_code == 0
+    picked = invoke(
+        "drift", "feature_group/stats@v1#1", "feature_group/stats@v1#2", "--features", "spend",
+        "--json", "--repo", repo,
+    )
+    assert list(json.loads(picked.output)["features"]) == ["spend"]
     out = tmp_path / "r.html"
     assert (
         invoke(

@@ -45,6 +45,20 @@ def stats(
     )
 
 
+FeaturesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--features", "--feature", help="Only these features (repeat, or separate by commas)."
+    ),
+]
+
+
+def _names(given: list[str] | None) -> list[str] | None:
+    if not given:
+        return None
+    return [n.strip() for item in given for n in item.split(",") if n.strip()]
+
+
 @app.command("drift")
 @handled
 def drift_cmd(
@@ -52,7 +66,7 @@ def drift_cmd(
     current: Annotated[
         str, typer.Argument(help="Current identity, or served features: served/VIEW:1d.")
     ],
-    features: Annotated[list[str] | None, typer.Option("--feature", help="Only these.")] = None,
+    features: FeaturesOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     repo: RepoOpt = Path("."),
 ) -> None:
@@ -61,7 +75,7 @@ def drift_cmd(
     Either side is a data version, a training dataset, or the features a view served in a
     recent window, written served/VIEW[:WINDOW] (e.g. served/fraud:1d).
     """
-    report = _store(repo).drift(reference, current, features=features)
+    report = _store(repo).drift(reference, current, features=_names(features))
     if as_json:
         out.as_json(report.to_dict())
     else:
@@ -87,10 +101,13 @@ def report(
     current: Annotated[str, typer.Argument(help="Current identity or served/VIEW:WINDOW.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")],
     png_dir: Annotated[Path | None, typer.Option(help="Also write each plot as PNG here.")] = None,
+    features: FeaturesOpt = None,
     repo: RepoOpt = Path("."),
 ) -> None:
     """Write a self-contained HTML drift report with a plot per feature."""
-    path = _store(repo).report(reference, current, output, png_dir=png_dir)
+    path = _store(repo).report(
+        reference, current, output, png_dir=png_dir, features=_names(features)
+    )
     out.ok(f"wrote {path}" + (f" and plots in {png_dir}" if png_dir else ""))
 
 
