@@ -201,16 +201,24 @@ class LicenseError(FeatureLedgerError):
 
 
 class MonitorBlockError(FeatureLedgerError):
-    """A monitor with action ``block`` has an open finding on an input; nothing was built."""
+    """An open blocking finding (a monitor with action ``block``, a failed release check)
+    targets an input of what was asked for; nothing was built, registered or deployed."""
 
     def __init__(self, where: str, findings: Sequence[Mapping[str, Any]]) -> None:
         self.findings = [dict(f) for f in findings]
         listed = "; ".join(
             f"monitor {f['monitor']!r} on {f['target']}: {f['message']}" for f in self.findings
         )
+        # release findings carry their own re-check hint (`featureledger model check`)
+        monitors = [f for f in self.findings if not str(f["monitor"]).startswith("release:")]
+        again = (
+            "Fix or roll back the data and run `featureledger monitor run` again, or "
+            if monitors
+            else ""
+        )
+        accept = "accept" if monitors else "Accept"
         super().__init__(
-            f"{where}: blocked by open monitor finding(s): {listed}. Fix or roll back the "
-            "data and run `featureledger monitor run` again, or accept it with "
+            f"{where}: blocked by open finding(s): {listed}. {again}{accept} a finding with "
             "`featureledger monitor resolve NAME --reason ...`."
         )
 
