@@ -328,3 +328,19 @@ def test_report_shows_the_findings_and_the_skew_of_a_served_window(
         "feature_group/other@v1#1", "feature_group/other@v1#2", tmp_path / "q.html"
     ).read_text()
     assert "served_match" not in quiet and '<section id="skew">' not in quiet
+
+
+def test_served_windows_and_skew_name_a_major_version(store: FeatureStore) -> None:
+    from featureledger.offline.logs import VIEW_VERSION
+
+    store.materialize()
+    serve(store, T0 + 2 * H)  # logged for v@v1
+    store.apply([FeatureView("v", [G], version=2)])
+    serve(store, T0 + 3 * H)  # a bare name now means v@v2
+    old, new = store.feature_log("v", major=1), store.feature_log("v")
+    assert old.num_rows == new.num_rows == N
+    assert set(old.column(VIEW_VERSION).to_pylist()) == {"feature_view/v@v1"}
+    assert set(new.column(VIEW_VERSION).to_pylist()) == {"feature_view/v@v2"}
+    same = store.drift("served/v@v1", "served/v", now=T0 + 4 * H)
+    assert same.reference.startswith("served/v@v1") and same.features["x"].status == "ok"
+    assert store.skew("v", major=1).features["x"].match_rate == 1.0

@@ -184,11 +184,21 @@ class _MonitoringMixin(_LineageMixin):
     if TYPE_CHECKING:  # served-feature logs and skew live in _online, which builds on this
 
         def feature_log(
-            self, view: str, *, start: datetime | None = None, end: datetime | None = None
+            self,
+            view: str | FeatureView,
+            *,
+            start: datetime | None = None,
+            end: datetime | None = None,
+            major: int | None = None,
         ) -> pa.Table: ...
 
         def skew(
-            self, view: str, *, start: datetime | None = None, end: datetime | None = None
+            self,
+            view: str | FeatureView,
+            *,
+            start: datetime | None = None,
+            end: datetime | None = None,
+            major: int | None = None,
         ) -> SkewReport: ...
 
     # -- statistics at write time -------------------------------------------------------------
@@ -360,12 +370,7 @@ class _MonitoringMixin(_LineageMixin):
     def _side(self, text: str, now: datetime) -> _Side:
         if ServedWindow.is_served(text):
             window = ServedWindow.parse(text)
-            fv = self.get_feature_view(window.view)
-            if window.major is not None and window.major != (fv.version or 1):
-                raise DataError(
-                    f"{window}: only the log of the latest major version "
-                    f"(feature_view/{fv.name}@v{fv.version or 1}) can be read"
-                )
+            fv = self.get_feature_view(window.view, window.major)
             start, end = window.bounds(now)
             rows = self._served_rows(fv, start, end)
             if rows.num_rows == 0:
@@ -380,7 +385,7 @@ class _MonitoringMixin(_LineageMixin):
     def _served_rows(self, fv: FeatureView, start: datetime | None, end: datetime) -> pa.Table:
         """Logged served rows of ``fv`` with start <= request time < end (none: empty)."""
         try:
-            return self.feature_log(fv.name, start=start, end=end)
+            return self.feature_log(fv, start=start, end=end)
         except NotFoundError:
             return pa.table({f: pa.array([], pa.float64()) for f in _view_features(fv)})
 
@@ -414,7 +419,7 @@ class _MonitoringMixin(_LineageMixin):
             window = ServedWindow.parse(served)
             start, end = window.bounds(when)
             try:
-                skew_report = self.skew(window.view, start=start, end=end)
+                skew_report = self.skew(window.view, start=start, end=end, major=window.major)
             except FeatureLedgerError as exc:  # e.g. no offline data at the served times
                 log.info("report: no skew section for %s: %s", served, exc)
         page = render_report(
@@ -566,7 +571,7 @@ class _MonitoringMixin(_LineageMixin):
             reference = "point-in-time offline values"
             value: Any = None
             if served.num_rows:
-                value = report = self.skew(fv.name, start=start, end=end)
+                value = report = self.skew(fv, start=start, end=end)
                 extra |= {
                     "joined_rows": report.joined_rows,
                     "causes": {
@@ -747,7 +752,7 @@ class _MonitoringMixin(_LineageMixin):
                 reference_id=seen.reference,
                 current_id=served.describe(when),
             )
-            seen.skew = self.skew(fv.name, start=start, end=end)
+            seen.skew = self.skew(fv, start=start, end=end)
         else:
             seen.unmeasured["skew."] = f"no served rows in {served.describe(when)}"
             seen.notes.append(f"served drift not measured: {seen.unmeasured['skew.']}")

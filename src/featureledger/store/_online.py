@@ -522,10 +522,16 @@ class _OnlineMixin(_MonitoringMixin):
             writer.flush()
 
     def feature_log(
-        self, view: str, *, start: datetime | None = None, end: datetime | None = None
+        self,
+        view: str | FeatureView,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        major: int | None = None,
     ) -> pa.Table:
-        """Served rows logged for ``view`` with start <= request time < end."""
-        fv = self.get_feature_view(view)
+        """Served rows logged for ``view`` (its latest major version, or ``major``) with
+        start <= request time < end."""
+        fv = self.get_feature_view(view, major)
         self.flush_feature_logs()
         table = DeltaGroupTable(self._offline_root / "_logs" / fv.name / f"v{fv.version or 1}")
         if not table.exists():
@@ -543,12 +549,18 @@ class _OnlineMixin(_MonitoringMixin):
         return rows
 
     def skew(
-        self, view: str, *, start: datetime | None = None, end: datetime | None = None
+        self,
+        view: str | FeatureView,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        major: int | None = None,
     ) -> SkewReport:
         """Training-serving skew: logged online values against the point-in-time offline
-        values for the same entities at the same request times, per feature."""
-        fv = self.get_feature_view(view)
-        served = self.feature_log(view, start=start, end=end)
+        values for the same entities at the same request times, per feature (the view's
+        latest major version, or ``major``)."""
+        fv = self.get_feature_view(view, major)
+        served = self.feature_log(fv, start=start, end=end)
         features = [fv.output_name(s, f) for s in fv.sources for f in s.features]
         keys = sorted(
             {
