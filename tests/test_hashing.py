@@ -6,6 +6,7 @@ import math
 import struct
 from itertools import pairwise
 from typing import Any
+from unittest.mock import patch
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from featureledger import ContentHash, content_hash
+from featureledger import ContentHash, content_hash, hashing
 from featureledger.hashing import ALGORITHM
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -80,6 +81,25 @@ def test_hash_ignores_row_order_and_batching(
     assert content_hash(table.to_batches(max_chunksize=size)) == h
     if n:
         assert content_hash(table.to_batches()[0]) == h  # a single RecordBatch
+
+
+@HASH_SETTINGS
+@given(rows_strategy, st.integers(1, 4), st.integers(1, 3))
+def test_hash_is_the_same_in_slices_and_on_threads(
+    rows: list[dict[str, Any]], slice_rows: int, threads: int
+) -> None:
+    # content_hash cuts its input into slices and hashes them on threads (a pool only when
+    # there are two slices or more); neither may show in the value
+    table = make_table(rows)
+    whole = content_hash(table)
+    with (
+        patch.object(hashing, "_SLICE_ROWS", slice_rows),
+        patch.object(hashing, "_HASH_THREADS", threads),
+    ):
+        assert content_hash(table) == whole
+        assert content_hash(iter(table.to_batches(max_chunksize=3))) == whole
+        assert content_hash(table.combine_chunks().to_batches()) == whole
+        assert sum(map(content_hash, table.to_batches(max_chunksize=1)), ContentHash()) == whole
 
 
 @HASH_SETTINGS

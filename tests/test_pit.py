@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -487,3 +488,31 @@ def test_record_content_hash_is_hash_of_result(store: FeatureStore) -> None:
     assert td.record.content == content_hash(table)
     assert td.record.rows == table.num_rows == len(rows)
     assert store.show(str(td.identity))["content_hash"] == str(content_hash(table))
+
+
+# -- the `auto` plan's estimate ----------------------------------------------------------------
+def test_auto_reads_the_stored_time_span_from_statistics(tmp_path: Path) -> None:
+    # `auto` takes the span of event times from the row groups' statistics when every row
+    # group has them, else from a scan; both give the same span and the same plans
+    from featureledger.offline import PitSource
+    from featureledger.offline.duckdb import DuckDBEngine
+
+    schema = pa.schema([("user_id", pa.int64()), (TS, pa.timestamp("us", tz="UTC"))])
+    times = [at(k * 3_600_000_000 + 7) for k in (5, 0, 40, 3, 41, 2)]
+    rows = [{"user_id": i % 2, TS: t} for i, t in enumerate(times)]
+    table = pa.Table.from_pylist(rows, schema=schema)
+    paths = [str(tmp_path / f"{name}.parquet") for name in ("a", "b", "c")]
+    pq.write_table(table.slice(0, 3), paths[0], row_group_size=2)
+    pq.write_table(table.slice(3), paths[1])
+    pq.write_table(table.slice(3), paths[2], write_statistics=False)
+    engine = DuckDBEngine()
+    engine.RANGE_JOIN_MAX_MATCHES = 2  # the files hold 3 rows per key
+    con = engine._cursor()
+    span = (max(times) - min(times)) // US
+    assert engine._stored_span(con, paths[:2], TS) == span
+    assert engine._stored_span(con, [paths[0], paths[2]], TS) is None
+    for files in (paths[:2], [paths[0], paths[2]]):
+        scan = engine.scan(con, "stored", files, schema)
+        for ttl_us, range_plan in ((span, False), (span // 1000, True)):
+            src = PitSource(files, schema, ["user_id"], ["user_id"], TS, ttl_us, [])
+            assert engine._use_range(con, scan, src, "auto") is range_plan

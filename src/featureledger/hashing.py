@@ -28,8 +28,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,11 +54,17 @@ _CANON_NAN = np.array([np.nan], dtype=np.float64).view(np.uint64)[0]
 
 
 def _fmix64(x: np.ndarray) -> np.ndarray:
-    x = x ^ (x >> _S33)
+    """Mix ``x`` in place (callers pass arrays they own) and return it."""
+    # one scratch array instead of a temporary per step: the mixing is most of the time
+    # spent hashing
+    t = x >> _S33
+    x ^= t
     x *= _C1
-    x ^= x >> _S33
+    np.right_shift(x, _S33, out=t)
+    x ^= t
     x *= _C2
-    x ^= x >> _S33
+    np.right_shift(x, _S33, out=t)
+    x ^= t
     return x
 
 
@@ -127,14 +137,17 @@ def _words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         or pa.types.is_binary(t)
         or pa.types.is_large_binary(t)
     ):
-        uniques = pc.unique(arr.drop_null())
+        # each distinct value is digested once (one hashing pass: half the time of
+        # unique + index_in)
+        encoded = pc.dictionary_encode(arr)
+        uniques = encoded.dictionary
         tables = np.zeros((2, len(uniques) + 1), dtype=np.uint64)
         for i, value in enumerate(uniques.to_pylist()):
             raw = value.encode() if isinstance(value, str) else value
             d = hashlib.blake2b(raw, digest_size=16).digest()
             tables[0, i] = int.from_bytes(d[:8], "little")
             tables[1, i] = int.from_bytes(d[8:], "little")
-        idx = pc.fill_null(pc.index_in(arr, value_set=uniques), len(uniques))
+        idx = pc.fill_null(encoded.indices, len(uniques))
         positions = idx.to_numpy(zero_copy_only=False)
         return tables[0][positions], tables[1][positions]
     if pa.types.is_list(t) or pa.types.is_large_list(t):
@@ -146,9 +159,10 @@ def _words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def _scalar_words(arr: pa.Array) -> np.ndarray:
     t = arr.type
     if pa.types.is_floating(t):
+        # fill_null first: to_numpy of a column with nulls is slower
         x = pc.fill_null(arr.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
-        x = np.where(x == 0.0, 0.0, x)  # folds -0.0 into 0.0
-        bits = x.view(np.uint64).copy()
+        x = np.where(x == 0.0, 0.0, x)  # folds -0.0 into 0.0, in a new array
+        bits = x.view(np.uint64)
         bits[np.isnan(x)] = _CANON_NAN
         return bits
     if pa.types.is_boolean(t):
@@ -162,7 +176,10 @@ def _scalar_words(arr: pa.Array) -> np.ndarray:
         return _scalar_words(arr.view(pa.int64()) if t.bit_width == 64 else arr.cast(pa.int32()))
     if pa.types.is_integer(t):
         target = pa.uint64() if pa.types.is_unsigned_integer(t) else pa.int64()
-        return pc.fill_null(arr.cast(target), 0).to_numpy(zero_copy_only=False).view(np.uint64)
+        arr = arr.cast(target)
+        if arr.null_count:  # else to_numpy would give floats
+            arr = pc.fill_null(arr, 0)
+        return arr.to_numpy(zero_copy_only=False).view(np.uint64)
     if pa.types.is_decimal(t):
         return _words(arr.cast(pa.string()))[0]
     raise TypeError(f"content hash does not support column type {t}")
@@ -193,7 +210,7 @@ def _cell_words(arr: pa.Array, key: tuple[str, ...]) -> list[np.ndarray]:
     mask = None if not arr.null_count else ~arr.is_valid().to_numpy(zero_copy_only=False)
     out = []
     for lane, words in enumerate(_words(arr)):
-        mixed = _fmix64(words ^ _seed(lane, *key))
+        mixed = _fmix64(np.bitwise_xor(words, _seed(lane, *key)))
         if mask is not None:
             mixed[mask] = 0
         out.append(mixed)
@@ -225,22 +242,51 @@ def _logical(t: pa.DataType) -> pa.DataType:
     return t
 
 
-def content_hash(data: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch]) -> ContentHash:
-    """The ``flh1`` hash of ``data``, streamed batch by batch."""
+#: rows hashed at a time: the dozen numpy passes over each column stay in the CPU cache
+#: (1M rows x 17 columns: 0.40 s in one piece, 0.26 s in pieces of 64k rows)
+_SLICE_ROWS = 1 << 16
+#: threads hashing slices side by side (numpy and Arrow release the GIL)
+_HASH_THREADS = min(4, os.cpu_count() or 1)
+
+
+def _slices(data: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     if isinstance(data, pa.Table):
-        batches: Iterable[pa.RecordBatch] = data.to_batches(max_chunksize=1 << 20)
+        batches: Iterable[pa.RecordBatch] = data.to_batches(max_chunksize=_SLICE_ROWS)
     elif isinstance(data, pa.RecordBatch):
         batches = [data]
     else:
         batches = data
-    total = ContentHash()
     for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        a, b = row_values(batch)
-        total = total + ContentHash(
-            batch.num_rows, int(a.sum(dtype=np.uint64)), int(b.sum(dtype=np.uint64))
-        )
+        for start in range(0, batch.num_rows, _SLICE_ROWS):
+            yield batch.slice(start, _SLICE_ROWS)
+
+
+def _slice_hash(batch: pa.RecordBatch) -> ContentHash:
+    a, b = row_values(batch)
+    return ContentHash(batch.num_rows, int(a.sum(dtype=np.uint64)), int(b.sum(dtype=np.uint64)))
+
+
+def content_hash(data: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch]) -> ContentHash:
+    """The ``flh1`` hash of ``data``, streamed batch by batch.
+
+    Input of more than one slice is hashed on `_HASH_THREADS` threads (the sum does not
+    depend on order), holding at most a few slices at a time, so an iterable of batches
+    is still streamed.
+    """
+    pieces = _slices(data)
+    head = list(itertools.islice(pieces, 2))
+    if len(head) < 2 or _HASH_THREADS < 2:
+        return sum(map(_slice_hash, itertools.chain(head, pieces)), ContentHash())
+    total = ContentHash()
+    # a pool per call, not one per module: a forked child would inherit dead workers
+    with ThreadPoolExecutor(_HASH_THREADS) as pool:
+        pending: deque[Future[ContentHash]] = deque()
+        for piece in itertools.chain(head, pieces):
+            pending.append(pool.submit(_slice_hash, piece))
+            if len(pending) > 2 * _HASH_THREADS:
+                total = total + pending.popleft().result()
+        while pending:
+            total = total + pending.popleft().result()
     return total
 
 

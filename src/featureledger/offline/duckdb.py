@@ -390,11 +390,12 @@ class DuckDBEngine:
 
         Two plans give the same rows. ``asof``: an ASOF join, which sorts the whole group.
         ``range``: for groups with a TTL, a hash join on the keys restricted to the TTL
-        window, keeping the latest row per entity row (``arg_max``); it streams the group
-        through a hash table of the entity frame and never sorts it, but its cost grows
-        with the stored rows inside each window. ``auto`` estimates that number per group
-        (rows per key times the TTL's share of the stored time span) and takes ``range``
-        when it is at most `RANGE_JOIN_MAX_MATCHES`.
+        window finds the newest event time per entity row (`_newest_in_window`), then a
+        second hash join on (keys, event time) fetches that row's features; the group is
+        streamed through hash tables of at most the entity frame's size and never sorted,
+        but the cost of the first join grows with the stored rows inside each window.
+        ``auto`` estimates that number per group (rows per key times the TTL's share of the
+        stored time span) and takes ``range`` when it is at most `RANGE_JOIN_MAX_MATCHES`.
         """
         con = self._cursor()
         con.register("entities", entities)
@@ -406,24 +407,25 @@ class DuckDBEngine:
             scan = self.scan(con, f"src{i}", src.files, src.schema)
             windowed = bool(src.event_time and src.ttl_us is not None and timestamp_column)
             if windowed and self._use_range(con, scan, src, strategy):
-                assert timestamp_column and src.event_time and src.ttl_us is not None
-                packed = (
-                    "{"
-                    + ", ".join(f"'f{j}': g.{q(f)}" for j, (f, _) in enumerate(src.features))
-                    + "}"
+                assert timestamp_column and src.event_time
+                con.register(
+                    f"{alias}_newest", self._newest_in_window(con, scan, src, timestamp_column)
                 )
-                on = [
-                    f"e.{q(ek)} = g.{q(k)}" for ek, k in zip(src.entity_keys, src.keys, strict=True)
-                ]
-                et, ts = f"g.{q(src.event_time)}", f"e.{q(timestamp_column)}"
-                on += [f"{et} <= {ts}", f"epoch_us({et}) >= epoch_us({ts}) - {int(src.ttl_us)}"]
+                # storage is unique per (keys, event time): each entity row meets one row
+                on = [f"g.{q(k)} = n.{q(f'__fl_k{j}')}" for j, k in enumerate(src.keys)]
+                on.append(f"g.{q(src.event_time)} = n.__fl_et")
+                fetched = ", ".join(
+                    f"g.{q(f)} AS {q(f'__fl_f{j}')}" for j, (f, _) in enumerate(src.features)
+                )
                 ctes.append(
-                    f"{alias} AS (SELECT e.{ROW_COLUMN} AS r, arg_max({packed}, {et}) AS v "
-                    f"FROM entities e JOIN {scan} g ON {' AND '.join(on)} "
-                    f"GROUP BY e.{ROW_COLUMN})"
+                    f"{alias} AS (SELECT n.__fl_r, {fetched} FROM {q(alias + '_newest')} n "
+                    f"JOIN {scan} g ON {' AND '.join(on)})"
                 )
-                joins.append(f"LEFT JOIN {alias} ON {alias}.r = e.{ROW_COLUMN}")
-                select += [f"{alias}.v.f{j} AS {q(out)}" for j, (_, out) in enumerate(src.features)]
+                joins.append(f"LEFT JOIN {alias} ON {alias}.__fl_r = e.{ROW_COLUMN}")
+                select += [
+                    f"{alias}.{q(f'__fl_f{j}')} AS {q(out)}"
+                    for j, (_, out) in enumerate(src.features)
+                ]
                 continue
             inner = [f"{q(k)} AS {q(f'__fl_k{j}')}" for j, k in enumerate(src.keys)]
             if src.event_time:
@@ -454,6 +456,31 @@ class DuckDBEngine:
         )
         return con.sql(sql).to_arrow_reader(batch_size)
 
+    def _newest_in_window(
+        self, con: duckdb.DuckDBPyConnection, scan: str, src: PitSource, timestamp_column: str
+    ) -> pa.Table:
+        """Per entity row with a stored row in its TTL window: the row number (``__fl_r``),
+        the keys (``__fl_k0``...) and the newest event time in the window (``__fl_et``).
+
+        Only keys and event times go through this join and its aggregate: carrying the
+        features along (``arg_max`` of a struct of them) cost three times as much at size
+        l (1.44 s against 0.46 s for 10M rows and 7.7M matches). The result is fetched
+        rather than kept as a subquery because DuckDB estimates a grouped join at the size
+        of its input and would then build the fetch join's hash table on the whole group.
+        """
+        assert src.event_time is not None and src.ttl_us is not None
+        et, ts = f"g.{q(src.event_time)}", f"e.{q(timestamp_column)}"
+        on = [f"e.{q(ek)} = g.{q(k)}" for ek, k in zip(src.entity_keys, src.keys, strict=True)]
+        on += [f"{et} <= {ts}", f"epoch_us({et}) >= epoch_us({ts}) - {int(src.ttl_us)}"]
+        narrow = ", ".join(q(c) for c in [*src.keys, src.event_time])
+        keys = [f"e.{q(ek)}" for ek in src.entity_keys]
+        named = ", ".join(f"{k} AS {q(f'__fl_k{j}')}" for j, k in enumerate(keys))
+        return con.sql(
+            f"SELECT e.{ROW_COLUMN} AS __fl_r, {named}, max({et}) AS __fl_et "
+            f"FROM entities e JOIN (SELECT {narrow} FROM {scan}) g ON {' AND '.join(on)} "
+            f"GROUP BY e.{ROW_COLUMN}, {', '.join(keys)}"
+        ).to_arrow_table()
+
     def _use_range(
         self, con: duckdb.DuckDBPyConnection, scan: str, src: PitSource, strategy: str
     ) -> bool:
@@ -463,11 +490,33 @@ class DuckDBEngine:
             return False
         keys = ", ".join(q(k) for k in src.keys)
         et = q(src.event_time)
-        rows, distinct, span = con.sql(
-            f"SELECT count(*), approx_count_distinct(hash({keys})), "
-            f"epoch_us(max({et})) - epoch_us(min({et})) FROM {scan}"
+        span = self._stored_span(con, src.files, src.event_time)
+        measured = f", epoch_us(max({et})) - epoch_us(min({et}))" if span is None else ""
+        found = con.sql(
+            f"SELECT count(*), approx_count_distinct(hash({keys})){measured} FROM {scan}"
         ).fetchall()[0]
+        rows, distinct = found[0], found[1]
+        if span is None:
+            span = found[2]
         if not rows or not distinct:
             return False
         share = 1.0 if not span else min(1.0, (src.ttl_us + 1) / span)
         return rows / distinct * share <= self.RANGE_JOIN_MAX_MATCHES
+
+    @staticmethod
+    def _stored_span(
+        con: duckdb.DuckDBPyConnection, files: Sequence[str], column: str
+    ) -> int | None:
+        """Microseconds from the earliest to the latest ``column`` value in ``files``, read
+        from the row groups' statistics; None when some row group has none. `_use_range`'s
+        scan then only counts keys, which halves its cost (size l: 0.03 s a group)."""
+        listed = ", ".join(_lit(f) for f in files)
+        complete, span = con.sql(
+            "SELECT count(*) > 0 AND count(lo) = count(*) AND count(hi) = count(*), "
+            "epoch_us(max(hi)) - epoch_us(min(lo)) FROM (SELECT "
+            "try_cast(stats_min_value AS TIMESTAMPTZ) AS lo, "
+            "try_cast(stats_max_value AS TIMESTAMPTZ) AS hi "
+            f"FROM parquet_metadata([{listed}]) WHERE path_in_schema = $column)",
+            params={"column": column},
+        ).fetchall()[0]
+        return int(span) if complete else None

