@@ -170,3 +170,22 @@ def request_keys(entities: int, size: int, count: int, seed: int) -> list[list[i
     seed gives the same requests in every interpreter (``random.Random`` is stable)."""
     rnd = random.Random(seed)
     return [rnd.sample(range(entities), size) for _ in range(count)]
+
+
+def write_feast_repo(repo: Path, offline_store: str) -> None:
+    """A fresh Feast repository config in ``repo``: local provider, the given offline
+    store, the SQLite online store (used by feast_runner.py and feast_online_runner.py)."""
+    repo.mkdir(parents=True, exist_ok=True)
+    for stale in ("registry.db", "online.db"):
+        (repo / stale).unlink(missing_ok=True)
+    (repo / "feature_store.yaml").write_text(
+        "project: bench\n"
+        f"registry: {repo / 'registry.db'}\n"
+        "provider: local\n"
+        "offline_store:\n"
+        f"  type: {offline_store}\n"
+        "online_store:\n"
+        "  type: sqlite\n"
+        f"  path: {repo / 'online.db'}\n"
+        "entity_key_serialization_version: 3\n"
+    )

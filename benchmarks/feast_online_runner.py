@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit, peak_rss_bytes, request_keys, time_calls
+from common import emit, peak_rss_bytes, request_keys, time_calls, write_feast_repo
 
 FEATURES = [f"f{i:02d}" for i in range(14)]
 
@@ -66,20 +66,7 @@ def main() -> None:
     last = max(times.to_pylist())
 
     repo = args.workdir.resolve()
-    repo.mkdir(parents=True, exist_ok=True)
-    for stale in ("registry.db", "online.db"):
-        (repo / stale).unlink(missing_ok=True)
-    (repo / "feature_store.yaml").write_text(
-        "project: bench\n"
-        f"registry: {repo / 'registry.db'}\n"
-        "provider: local\n"
-        "offline_store:\n"
-        f"  type: {args.offline_store}\n"
-        "online_store:\n"
-        "  type: sqlite\n"
-        f"  path: {repo / 'online.db'}\n"
-        "entity_key_serialization_version: 3\n"
-    )
+    write_feast_repo(repo, args.offline_store)
     user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64)
     view = FeatureView(
         name="user_stats",

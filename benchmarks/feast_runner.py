@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import current_rss_bytes, emit, peak_rss_bytes
+from common import current_rss_bytes, emit, peak_rss_bytes, write_feast_repo
 
 STATS_FEATURES = [f"f{i}" for i in range(8)] + ["c0", "s0"]
 TXN_FEATURES = [f"g{i}" for i in range(4)]
@@ -46,20 +46,7 @@ def main() -> None:
 
     data = Path(args.data).resolve()
     repo = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="feast-bench-"))
-    repo.mkdir(parents=True, exist_ok=True)
-    for stale in ("registry.db", "online.db"):
-        (repo / stale).unlink(missing_ok=True)
-    (repo / "feature_store.yaml").write_text(
-        "project: bench\n"
-        f"registry: {repo / 'registry.db'}\n"
-        "provider: local\n"
-        "offline_store:\n"
-        f"  type: {args.store}\n"
-        "online_store:\n"
-        "  type: sqlite\n"
-        f"  path: {repo / 'online.db'}\n"
-        "entity_key_serialization_version: 3\n"
-    )
+    write_feast_repo(repo, args.store)
     user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64)
 
     def source(name: str) -> FileSource:
