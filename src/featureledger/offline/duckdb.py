@@ -7,6 +7,7 @@ import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -21,6 +22,27 @@ _POS = "__fl_pos"
 def q(name: str) -> str:
     """Quote an identifier for DuckDB."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def _count_keys(
+    con: duckdb.DuckDBPyConnection,
+    scan: str,
+    keys: Sequence[str],
+    *,
+    also: str = "",
+    filtered: str = "",
+    params: Sequence[object] = (),
+) -> tuple[Any, ...]:
+    """``count(*)``, the HyperLogLog estimate of distinct keys, then the ``also`` columns,
+    of ``scan`` (``filtered``: a WHERE clause with ``params``)."""
+    hashed = ", ".join(q(k) for k in keys)
+    return tuple(
+        con.sql(
+            f"SELECT count(*), approx_count_distinct(hash({hashed})){also} FROM {scan} "
+            f"{filtered}",
+            params=list(params) or None,
+        ).fetchall()[0]
+    )
 
 
 def _positions(n: int) -> pa.Array:
@@ -256,11 +278,7 @@ class DuckDBEngine:
         filtered: str,
         params: Sequence[object],
     ) -> bool:
-        hashed = ", ".join(q(k) for k in keys)
-        rows, distinct = con.sql(
-            f"SELECT count(*), approx_count_distinct(hash({hashed})) FROM {scan} {filtered}",
-            params=params or None,
-        ).fetchall()[0]
+        rows, distinct = _count_keys(con, scan, keys, filtered=filtered, params=params)
         return bool(rows) and rows <= self.STREAM_ALL_MAX_ROWS_PER_KEY * max(int(distinct), 1)
 
     def transform(self, query: str, source: pa.Table, params: dict[str, object]) -> pa.Table:
@@ -488,13 +506,10 @@ class DuckDBEngine:
             return strategy == "range"
         if not src.files or src.event_time is None or src.ttl_us is None:
             return False
-        keys = ", ".join(q(k) for k in src.keys)
         et = q(src.event_time)
         span = self._stored_span(con, src.files, src.event_time)
         measured = f", epoch_us(max({et})) - epoch_us(min({et}))" if span is None else ""
-        found = con.sql(
-            f"SELECT count(*), approx_count_distinct(hash({keys})){measured} FROM {scan}"
-        ).fetchall()[0]
+        found = _count_keys(con, scan, src.keys, also=measured)
         rows, distinct = found[0], found[1]
         if span is None:
             span = found[2]

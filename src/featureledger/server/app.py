@@ -440,10 +440,9 @@ def create_app(
     # endpoint, on the worker thread that reads the features
     bearer = HTTPBearer(auto_error=False, description="A token from `featureledger token create`.")
 
-    def token(credentials: HTTPAuthorizationCredentials | None) -> TokenRecord | None:
-        if insecure:
-            return None
-        return store.check_token(credentials.credentials if credentials else None)
+    def token(secret: str | None) -> TokenRecord | None:
+        """The caller's token record; None when the server runs without tokens."""
+        return None if insecure else store.check_token(secret)
 
     @app.exception_handler(FeatureLedgerError)
     async def featureledger_error(_request: Request, exc: FeatureLedgerError) -> Response:
@@ -496,7 +495,7 @@ def create_app(
         return read_features(
             view,
             body.entities,
-            credentials.credentials if credentials else None,
+            _secret(credentials),
             log=log or body.log,
         )
 
@@ -506,7 +505,7 @@ def create_app(
         # runs on the event loop, not the threadpool: a read takes well under 0.1 ms and the
         # hop to a worker thread cost more than that (p50 1.1 -> 0.9 ms, 590 -> 1,000 req/s
         # from 8 clients); pushes, which write files, stay on the threadpool
-        record = None if insecure else store.check_token(secret)
+        record = token(secret)
         if len(entities) > max_entities:
             return FastJSON(
                 {
@@ -539,7 +538,7 @@ def create_app(
         credentials: HTTPAuthorizationCredentials | None = Security(bearer),
     ) -> Any:
         """Validate rows against the group's contract and write them (online by default)."""
-        record = token(credentials)
+        record = token(_secret(credentials))
         if record is not None:
             store.authorize_push(record, group)
         fg = store.get_feature_group(group)
@@ -557,7 +556,7 @@ def create_app(
                 f"{action} needs an admin token; the server runs with --insecure, which "
                 "serves features without tokens but keeps the admin endpoints closed"
             )
-        record = store.check_token(credentials.credentials if credentials else None)
+        record = store.check_token(_secret(credentials))
         store.authorize_admin(record, action)
         return record
 
@@ -614,6 +613,10 @@ def create_app(
         return FastJSON({"id": revoked.id, "revoked_at": revoked.revoked_at})
 
     return app
+
+
+def _secret(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    return credentials.credentials if credentials else None
 
 
 def _typed_rows(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Table:
