@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from featureledger import Entity, FeatureGroup, FeatureStore, FeatureView, Field
 from featureledger.cli.main import app
 from featureledger.errors import ConfigError
-from featureledger.store import _monitoring
+from featureledger.store import _stats
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 USER = Entity("user", join_keys=["user_id"])
@@ -91,8 +91,8 @@ def test_a_failed_computation_never_fails_the_write(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(_monitoring, "compute_stats", broken)
-    with caplog.at_level(logging.WARNING, logger="featureledger.store._monitoring"):
+    monkeypatch.setattr(_stats, "compute_stats", broken)
+    with caplog.at_level(logging.WARNING, logger="featureledger.store._stats"):
         record = store.ingest("g", rows(0.0, 1))
         store.close()
     assert store.versions("g")[-1].version == record.version  # published and kept

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -18,14 +19,20 @@ from featureledger.contracts import Distribution, ValidationReport, evaluate
 from featureledger.definitions import FeatureGroup
 from featureledger.errors import DataError, NotFoundError
 from featureledger.offline import DeltaGroupTable
-from featureledger.offline.conform import conform_batch, to_arrow
-from featureledger.registry import DataVersion, RunRecord, ValidationRecord
-from featureledger.store._definitions import _DefinitionsMixin
+from featureledger.offline.base import OfflineEngine
+from featureledger.offline.conform import NaivePolicy, conform_batch, to_arrow
+from featureledger.registry import DataVersion, RegistryBackend, RunRecord, ValidationRecord
+from featureledger.store._catalog import Catalog
+from featureledger.store._records import VersionRecords
+from featureledger.store._runs import Runs
+from featureledger.store._tables import Tables
 from featureledger.versioning.provenance import current_user
 from featureledger.versioning.writer import MODES, Mode, rebuild_content, write_batch
 
 #: extra columns of quarantined rows: the run that held them back, and when
 QUARANTINE_RUN = "__fl_run"
+
+
 QUARANTINE_AT = "__fl_quarantined_at"
 
 
@@ -45,7 +52,30 @@ class _Gate:
         return 0 if self.held is None else self.held.num_rows
 
 
-class _DataMixin(_DefinitionsMixin):
+class DataService:
+    """Ingest (write-audit-publish), quarantine, compaction and reads."""
+
+    def __init__(
+        self,
+        *,
+        registry: RegistryBackend,
+        engine: OfflineEngine,
+        tables: Tables,
+        catalog: Catalog,
+        records: VersionRecords,
+        runs: Runs,
+        repo: Path,
+        naive: NaivePolicy,
+    ) -> None:
+        self.registry = registry
+        self.engine = engine
+        self.tables = tables
+        self.catalog = catalog
+        self.records = records
+        self.runs = runs
+        self.repo = repo
+        self._naive = naive
+
     def ingest(
         self,
         group: str | FeatureGroup,
@@ -64,7 +94,7 @@ class _DataMixin(_DefinitionsMixin):
         """
         if mode not in MODES:
             raise DataError(f"mode must be one of {MODES}, got {mode!r}")
-        fg = self.get_feature_group(group, version)
+        fg = self.catalog.get_feature_group(group, version)
         major = fg.version or 1
         where = f"ingest into feature_group/{fg.name}@v{major}"
         table_in = to_arrow(
@@ -79,31 +109,31 @@ class _DataMixin(_DefinitionsMixin):
             fill_created=pa.scalar(now, pa.timestamp("us", tz="UTC")),
         )
         user = current_user()
-        run = self._start_run(
+        run = self.runs.start(
             "ingest",
             user,
             {"group": fg.name, "major": major, "mode": mode, "rows": batch.num_rows, "note": note},
         )
-        return self._commit_batch(fg, batch, mode, note, run, user)
+        return self.commit_batch(fg, batch, mode, note, run, user)
 
-    def _commit_batch(
+    def commit_batch(
         self, fg: FeatureGroup, batch: pa.Table, mode: Mode, note: str, run: RunRecord, user: str
     ) -> DataVersion:
         """Check a conformed batch against the group's contract, write what may be
         published under the table lock, and record it all; finishes ``run``."""
         major = fg.version or 1
         where = f"ingest into feature_group/{fg.name}@v{major}"
-        table = self._table(fg.name, major)
-        gate = self._apply_contract(fg, batch, run, user, where)
+        table = self.tables.table(fg.name, major)
+        gate = self.apply_contract(fg, batch, run, user, where)
         batch = gate.publish
         try:
             if gate.held is not None and gate.held.num_rows:
                 # held rows are made durable before anything is published: none is lost
-                self._quarantine_rows(fg, gate.held, run.id)
+                self.quarantine_rows(fg, gate.held, run.id)
             if batch.num_rows == 0:
-                parent = self._latest_record(fg.name, major)
-                self._record_validation(fg, run, gate, None)
-                self._finish_run(run.id, "quarantined", [])
+                parent = self.records.latest(fg.name, major)
+                self.record_validation(fg, run, gate, None)
+                self.runs.finish(run.id, "quarantined", [])
                 self.registry.audit(
                     user,
                     "quarantine",
@@ -112,8 +142,8 @@ class _DataMixin(_DefinitionsMixin):
                 )
                 return parent
             with table.lock():
-                self._sync_versions(fg, table)
-                parent = self._latest_record(fg.name, major)
+                self.records.sync(fg, table)
+                parent = self.records.latest(fg.name, major)
                 out = write_batch(
                     table,
                     self.engine,
@@ -126,13 +156,13 @@ class _DataMixin(_DefinitionsMixin):
                     where=where,
                 )
                 if out.version is None:
-                    self._record_validation(fg, run, gate, parent.version)
-                    self._finish_run(run.id, "unchanged", [str(parent.identity)])
+                    self.record_validation(fg, run, gate, parent.version)
+                    self.runs.finish(run.id, "unchanged", [str(parent.identity)])
                     return parent
                 if out.version == parent.version + 1:
                     content = parent.content + out.added - out.removed
                 else:  # someone committed outside featureledger in between: recount
-                    self._sync_versions(fg, table, below=out.version)
+                    self.records.sync(fg, table, below=out.version)
                     content = rebuild_content(table, out.version)
                 detail = []
                 if out.duplicates_dropped:
@@ -141,7 +171,7 @@ class _DataMixin(_DefinitionsMixin):
                     detail.append(f"{out.superseded} row(s) older than stored ones skipped")
                 if out.unchanged:
                     detail.append(f"{out.unchanged} row(s) already stored")
-                record = self._record_version(
+                record = self.records.record(
                     fg,
                     table,
                     out.version,
@@ -155,10 +185,10 @@ class _DataMixin(_DefinitionsMixin):
                     user=user,
                 )
         except Exception as exc:
-            self._finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
+            self.runs.finish(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
             raise
-        self._record_validation(fg, run, gate, record.version)
-        self._finish_run(run.id, "succeeded", [str(record.identity)])
+        self.record_validation(fg, run, gate, record.version)
+        self.runs.finish(run.id, "succeeded", [str(record.identity)])
         self.registry.audit(
             user,
             run.kind,
@@ -173,7 +203,7 @@ class _DataMixin(_DefinitionsMixin):
         )
         return record
 
-    def _apply_contract(
+    def apply_contract(
         self, fg: FeatureGroup, batch: pa.Table, run: RunRecord, user: str, where: str
     ) -> _Gate:
         """Evaluate the contract and split the batch by the group's policy.
@@ -200,9 +230,9 @@ class _DataMixin(_DefinitionsMixin):
         gate = _Gate(
             batch.slice(0, 0), None, report, "rejected", batch.num_rows, rejected_path=str(path)
         )
-        self._record_validation(fg, run, gate, None)
+        self.record_validation(fg, run, gate, None)
         message = f"{where} (policy {fg.policy}; the batch is kept at {path})"
-        self._finish_run(run.id, "rejected", [], error=f"contract violated: {message}")
+        self.runs.finish(run.id, "rejected", [], error=f"contract violated: {message}")
         self.registry.audit(
             user,
             "reject",
@@ -222,9 +252,9 @@ class _DataMixin(_DefinitionsMixin):
         latest = self.registry.data_versions(fg.name, major)
         if not latest or latest[-1].rows == 0:
             return None
-        return self._table(fg.name, major).read(latest[-1].version, columns)
+        return self.tables.table(fg.name, major).read(latest[-1].version, columns)
 
-    def _record_validation(
+    def record_validation(
         self, fg: FeatureGroup, run: RunRecord, gate: _Gate, version: int | None
     ) -> None:
         if gate.report is None:
@@ -247,9 +277,9 @@ class _DataMixin(_DefinitionsMixin):
         )
 
     def _quarantine_table(self, fg: FeatureGroup) -> DeltaGroupTable:
-        return DeltaGroupTable(self._offline_root / fg.name / f"v{fg.version or 1}_quarantine")
+        return self.tables.quarantine(fg.name, fg.version or 1)
 
-    def _quarantine_rows(self, fg: FeatureGroup, rows: pa.Table, run_id: str) -> None:
+    def quarantine_rows(self, fg: FeatureGroup, rows: pa.Table, run_id: str) -> None:
         n = rows.num_rows
         held = rows.append_column(QUARANTINE_RUN, pa.array([run_id] * n, pa.string()))
         held = held.append_column(
@@ -266,7 +296,7 @@ class _DataMixin(_DefinitionsMixin):
         self, group: str | FeatureGroup, *, run: str | None = None, major: int | None = None
     ) -> pa.Table:
         """Rows held back by the quarantine policy, with the rules each failed and its run."""
-        fg = self.get_feature_group(group, major)
+        fg = self.catalog.get_feature_group(group, major)
         table = self._quarantine_table(fg)
         if not table.exists():
             return pa.table({})
@@ -287,7 +317,7 @@ class _DataMixin(_DefinitionsMixin):
 
         The quarantine is a Delta table, so the removed rows stay readable in its history.
         """
-        fg = self.get_feature_group(group, major)
+        fg = self.catalog.get_feature_group(group, major)
         if run is not None:
             try:
                 run = str(uuid.UUID(run))
@@ -317,14 +347,14 @@ class _DataMixin(_DefinitionsMixin):
         self, group: str | FeatureGroup, *, version: int | None = None, major: int | None = None
     ) -> list[ValidationRecord]:
         """Contract reports of a group's ingests (of one data version when given)."""
-        fg = self.get_feature_group(group, major)
+        fg = self.catalog.get_feature_group(group, major)
         return self.registry.validations(fg.name, fg.version or 1, version)
 
     def check_contract(
         self, group: str | FeatureGroup, *, major: int | None = None
     ) -> ValidationReport:
         """Evaluate the group's contract on its current data (what CI runs)."""
-        fg = self.get_feature_group(group, major)
+        fg = self.catalog.get_feature_group(group, major)
         if fg.contract is None:
             raise NotFoundError(f"feature group {fg.name!r} has no contract")
         data = self.read(fg)
@@ -332,20 +362,20 @@ class _DataMixin(_DefinitionsMixin):
 
     def compact(self, group: str | FeatureGroup, *, version: int | None = None) -> DataVersion:
         """Rewrite a group's files into fewer, key-sorted ones: a new version, same content."""
-        fg = self.get_feature_group(group, version)
+        fg = self.catalog.get_feature_group(group, version)
         major = fg.version or 1
-        table = self._table(fg.name, major)
+        table = self.tables.table(fg.name, major)
         user = current_user()
-        run = self._start_run("compact", user, {"group": fg.name, "major": major})
+        run = self.runs.start("compact", user, {"group": fg.name, "major": major})
         with table.lock():
-            self._sync_versions(fg, table)
-            parent = self._latest_record(fg.name, major)
+            self.records.sync(fg, table)
+            parent = self.records.latest(fg.name, major)
             files_before = len(table.files(parent.version))
             new = table.optimize(list(fg.primary_key), run.id)
             if new is None:
-                self._finish_run(run.id, "unchanged", [str(parent.identity)])
+                self.runs.finish(run.id, "unchanged", [str(parent.identity)])
                 return parent
-            record = self._record_version(
+            record = self.records.record(
                 fg,
                 table,
                 new,
@@ -356,7 +386,7 @@ class _DataMixin(_DefinitionsMixin):
                 note=f"{files_before} files rewritten as {len(table.files(new))}, sorted by "
                 f"{', '.join(fg.primary_key)}",
             )
-        self._finish_run(run.id, "succeeded", [str(record.identity)])
+        self.runs.finish(run.id, "succeeded", [str(record.identity)])
         self.registry.audit(user, "compact", str(record.identity), {"run": run.id})
         return record
 
@@ -370,8 +400,8 @@ class _DataMixin(_DefinitionsMixin):
         columns: Sequence[str] | None = None,
     ) -> pa.Table:
         """The rows of one data version: ``version`` by number, or the one current ``as_of``."""
-        fg = self.get_feature_group(group, major)
+        fg = self.catalog.get_feature_group(group, major)
         m = fg.version or 1
-        resolved = self._resolve_version(fg, version, as_of)
-        self._check_files(fg, resolved)
-        return self._table(fg.name, m).read(resolved, list(columns) if columns else None)
+        resolved = self.records.resolve(fg, version, as_of)
+        self.records.check_files(fg, resolved)
+        return self.tables.table(fg.name, m).read(resolved, list(columns) if columns else None)

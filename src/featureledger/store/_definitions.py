@@ -1,4 +1,4 @@
-"""`plan` and `apply`: register definitions with semantic versions."""
+"""`plan` and `apply`: register definitions with semantic versions, and look them up."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from featureledger.config import STATE_DIR
@@ -17,8 +18,11 @@ from featureledger.definitions import Definition, Entity, FeatureGroup, FeatureV
 from featureledger.errors import BreakingChangeError, DefinitionError, NotFoundError
 from featureledger.hashing import ContentHash, definition_hash
 from featureledger.offline import DeltaGroupTable
-from featureledger.registry import DefinitionRecord
-from featureledger.store._base import _group_from_spec, _group_spec, _StoreBase
+from featureledger.registry import DefinitionRecord, RegistryBackend
+from featureledger.store._catalog import Catalog
+from featureledger.store._records import VersionRecords
+from featureledger.store._specs import group_from_spec, group_spec
+from featureledger.store._tables import Tables
 from featureledger.versioning import compat
 from featureledger.versioning.provenance import current_user
 from featureledger.versioning.writer import rebuild_content, widen
@@ -77,7 +81,24 @@ def _classify_group(old: dict[str, Any], new: dict[str, Any]) -> compat.Change:
     return change
 
 
-class _DefinitionsMixin(_StoreBase):
+class DefinitionService:
+    """Definitions: lookups, plan, apply, view rollback and group storage evolution."""
+
+    def __init__(
+        self,
+        *,
+        registry: RegistryBackend,
+        tables: Tables,
+        catalog: Catalog,
+        records: VersionRecords,
+        repo: Path,
+    ) -> None:
+        self.registry = registry
+        self.tables = tables
+        self.catalog = catalog
+        self.records = records
+        self.repo = repo
+
     def plan(self, objects: Iterable[Definition]) -> Plan:
         """What `apply` would change, without changing anything."""
         return self._plan(list(objects))[0]
@@ -105,8 +126,8 @@ class _DefinitionsMixin(_StoreBase):
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _apply(self, objects: list[Definition]) -> Plan:
-        self.__dict__.pop("_serving_plans", None)  # online reads re-resolve definitions
-        self.use_definitions(objects)
+        self.catalog.changed()  # online reads re-resolve definitions
+        self.catalog.use_definitions(objects)
         plan, staged = self._plan(objects)
         for item in plan.items:
             if item.action == "refused":
@@ -227,7 +248,7 @@ class _DefinitionsMixin(_StoreBase):
                         f"feature group {g.name!r} uses a different definition of entity "
                         f"{ename!r} than the one being applied; use the same Entity object"
                     )
-            spec = _group_spec(g)
+            spec = group_spec(g)
             latest = self.registry.latest_definition("feature_group", g.name)
             major = g.version or (latest.major if latest else 1)
             if latest is not None and major > latest.major + 1:
@@ -321,13 +342,13 @@ class _DefinitionsMixin(_StoreBase):
         )
 
     def _prepare_group_storage(self, record: DefinitionRecord, item: PlanItem) -> None:
-        group = _group_from_spec(record.spec, record.major)
-        table = self._table(group.name, record.major)
+        group = group_from_spec(record.spec, record.major)
+        table = self.tables.table(group.name, record.major)
         run_id = str(uuid.uuid4())
         with table.lock():
             if not table.exists():
                 version = table.create(group.arrow_schema, run_id)
-                self._record_version(
+                self.records.record(
                     group,
                     table,
                     version,
@@ -337,10 +358,10 @@ class _DefinitionsMixin(_StoreBase):
                     note=f"created by apply of {record.semver}",
                 )
                 return
-            self._sync_versions(group, table)
-            self._evolve_storage(group, table, run_id)
+            self.records.sync(group, table)
+            self.evolve_storage(group, table, run_id)
 
-    def _evolve_storage(self, group: FeatureGroup, table: DeltaGroupTable, run_id: str) -> None:
+    def evolve_storage(self, group: FeatureGroup, table: DeltaGroupTable, run_id: str) -> None:
         """Bring the table's schema up to the definition: widen types, add columns.
 
         The caller holds the table lock.
@@ -353,7 +374,7 @@ class _DefinitionsMixin(_StoreBase):
         if widened:
             # widening rewrites the files with the new types; rows stay the same
             version = widen(table, wanted, run_id)
-            self._record_version(
+            self.records.record(
                 group,
                 table,
                 version,
@@ -364,10 +385,10 @@ class _DefinitionsMixin(_StoreBase):
             )
         added = [f for f in wanted if f.name not in stored.names]
         if added:
-            parent = self._latest_record(group.name, group.version or 1)
+            parent = self.records.latest(group.name, group.version or 1)
             version = table.add_columns(added, run_id)
             # null cells hash to nothing, so an added column keeps the content hash
-            self._record_version(
+            self.records.record(
                 group,
                 table,
                 version,

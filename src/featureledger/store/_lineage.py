@@ -13,10 +13,15 @@ from featureledger.lineage import (
     render,
     render_impact,
 )
-from featureledger.store._models import _ModelsMixin
+from featureledger.registry import RegistryBackend
 
 
-class _LineageMixin(_ModelsMixin):
+class LineageService:
+    """The lineage graph, built from the registry on each query."""
+
+    def __init__(self, *, registry: RegistryBackend) -> None:
+        self.registry = registry
+
     def lineage_graph(self, *, include_runs: bool = True) -> LineageGraph:
         """The DAG of sources, data versions, views, training sets, models, deployments."""
         reg = self.registry

@@ -16,9 +16,11 @@ from featureledger.definitions import VersionId
 from featureledger.definitions.names import check_name
 from featureledger.errors import GateError, IntegrityError, NotFoundError
 from featureledger.hashing import artifact_sha256
-from featureledger.registry import DeploymentRecord, ModelRecord
-from featureledger.store._pipelines import _PipelinesMixin
-from featureledger.store._training import TrainingData
+from featureledger.registry import DeploymentRecord, ModelRecord, RegistryBackend
+from featureledger.store._catalog import Catalog
+from featureledger.store._records import VersionRecords
+from featureledger.store._runs import Runs
+from featureledger.store._training import TrainingData, TrainingService
 from featureledger.versioning.provenance import current_user
 
 
@@ -27,7 +29,26 @@ class _ModelMetrics:
     metrics_raw: dict[str, Any]
 
 
-class _ModelsMixin(_PipelinesMixin):
+class ModelService:
+    """Models with their gates, and deployments."""
+
+    def __init__(
+        self,
+        *,
+        registry: RegistryBackend,
+        catalog: Catalog,
+        records: VersionRecords,
+        runs: Runs,
+        training: TrainingService,
+        repo: Path,
+    ) -> None:
+        self.registry = registry
+        self.catalog = catalog
+        self.records = records
+        self.runs = runs
+        self.training = training
+        self.repo = repo
+
     def register_model(
         self,
         name: str,
@@ -51,9 +72,9 @@ class _ModelsMixin(_PipelinesMixin):
             raise NotFoundError(f"model artifact {source} does not exist")
         td_ident: str | None = None
         if training_dataset is not None:
-            td_record = self._training_record(training_dataset)
+            td_record = self.training.record(training_dataset)
             td_ident = str(td_record.identity)
-            self._check_blocks(f"registration of model/{name}", list(td_record.pins))
+            self.records.check_blocks(f"registration of model/{name}", list(td_record.pins))
         summaries = summarize(metrics or {})
         reference = self._reference_model(name)
         results = evaluate_gates(
@@ -74,7 +95,7 @@ class _ModelsMixin(_PipelinesMixin):
                 shutil.copy2(source, tmp)
             tmp.rename(target)
         user = current_user()
-        run = self._start_run(
+        run = self.runs.start(
             "register-model", user, {"model": name}, inputs=[td_ident] if td_ident else []
         )
         record = self.registry.add_model(
@@ -98,7 +119,7 @@ class _ModelsMixin(_PipelinesMixin):
                 description=description,
             )
         )
-        self._finish_run(run.id, "succeeded", [str(record.identity)])
+        self.runs.finish(run.id, "succeeded", [str(record.identity)])
         self._log_to_mlflow(record)
         self.registry.audit(
             user,
@@ -122,8 +143,8 @@ class _ModelsMixin(_PipelinesMixin):
         state as a versioned, content-addressed artifact linked to that dataset."""
         from featureledger.transforms.model_dependent import FittedTransforms
 
-        record = self._training_record(training_dataset)
-        fitted = FittedTransforms.fit(transforms, self._training_rows(record))
+        record = self.training.record(training_dataset)
+        fitted = FittedTransforms.fit(transforms, self.training.rows(record))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{name}.transforms.json"
             path.write_text(fitted.to_json())
@@ -167,7 +188,7 @@ class _ModelsMixin(_PipelinesMixin):
             "featureledger.artifact_sha256": record.artifact_hash,
         }
         if record.training_dataset:
-            td = self._training_record(VersionId.parse(record.training_dataset))
+            td = self.training.record(VersionId.parse(record.training_dataset))
             tags |= {
                 "featureledger.training_dataset": str(td.identity),
                 "featureledger.training_dataset.content_hash": str(td.content),
@@ -213,9 +234,9 @@ class _ModelsMixin(_PipelinesMixin):
         groups: list[str] = []
         views: list[str] = []
         if candidate.training_dataset:
-            td = self._training_record(candidate.training_dataset)
+            td = self.training.record(candidate.training_dataset)
             groups, views = list(td.pins), [td.view]
-        self._check_blocks(
+        self.records.check_blocks(
             f"deploy of {candidate.identity} to deployment/{deployment}",
             groups,
             views=views,

@@ -1,21 +1,18 @@
-"""Statistics per version (kept, and computed after each write), drift between any two
-identities or served-feature windows, reports, monitors and release checks."""
+"""Drift between any two identities or served-feature windows, training-serving skew,
+reports, monitors and release checks."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import math
-import threading
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 
 from featureledger.contracts.gates import (
     Gate,
@@ -39,9 +36,7 @@ from featureledger.monitoring import (
     MonitorContext,
     ServedWindow,
     SkewReport,
-    bins_of,
     check_freshness,
-    compute_stats,
     drift,
     evaluate_monitor,
     export_plots,
@@ -50,74 +45,24 @@ from featureledger.monitoring import (
     newest_time,
     release_metrics,
     render_report,
-    stats_from_json,
-    stats_to_json,
+    skew,
 )
 from featureledger.monitoring.metrics import STATUS_RANK
-from featureledger.registry import DataVersion, ModelRecord, TrainingDatasetRecord
-from featureledger.store._lineage import _LineageMixin
+from featureledger.offline.logs import REQUEST_TIME
+from featureledger.registry import ModelRecord, RegistryBackend, TrainingDatasetRecord
+from featureledger.store._catalog import Catalog
+from featureledger.store._data import DataService
+from featureledger.store._feature_logs import FeatureLogs
+from featureledger.store._records import VersionRecords
+from featureledger.store._stats import StatisticsService, _view_features
+from featureledger.store._training import TrainingService
 from featureledger.versioning.provenance import current_user
 
 log = logging.getLogger(__name__)
 
+
 #: release-gate metric families measured from monitoring (the rest come from the caller)
 _MONITORED = ("drift.", "freshness.", "skew.")
-
-
-class _StatsWorker:
-    """Computes statistics after commits, one at a time, on a thread that lives while there
-    is work. It is not a daemon, so the interpreter waits for it before exiting."""
-
-    def __init__(self, job: Callable[[VersionId, pa.Table | None], object]) -> None:
-        self._job = job
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._jobs: deque[tuple[VersionId, pa.Table | None]] = deque()
-        self._pending: dict[str, int] = {}
-        self._thread: threading.Thread | None = None
-
-    def submit(self, ident: VersionId, rows: pa.Table | None) -> None:
-        with self._lock:
-            self._jobs.append((ident, rows))
-            self._pending[str(ident)] = self._pending.get(str(ident), 0) + 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="featureledger-stats")
-                self._thread.start()
-
-    def pending(self, ident: str) -> bool:
-        with self._lock:
-            return ident in self._pending
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until every submitted job is done; False on timeout."""
-        with self._lock:
-            if self._thread is threading.current_thread():
-                return False
-            return self._idle.wait_for(lambda: self._thread is None, timeout)
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                if not self._jobs:
-                    self._thread = None
-                    self._idle.notify_all()
-                    return
-                ident, rows = self._jobs.popleft()
-            try:
-                self._job(ident, rows)
-            except Exception:  # a write never fails for its statistics: say so, carry on
-                log.warning(
-                    "statistics of %s were not computed after its commit; `featureledger "
-                    "stats %s` computes them on demand",
-                    ident,
-                    ident,
-                    exc_info=True,
-                )
-            finally:
-                with self._lock:
-                    left = self._pending.pop(str(ident)) - 1
-                    if left:
-                        self._pending[str(ident)] = left
 
 
 @dataclass(frozen=True)
@@ -180,167 +125,51 @@ class ReleaseCheck:
         }
 
 
-class _MonitoringMixin(_LineageMixin):
-    if TYPE_CHECKING:  # served-feature logs and skew live in _online, which builds on this
+def _age(evidence: Mapping[str, Any]) -> float:
+    value = evidence.get("value")
+    return math.inf if value is None else float(value)
 
-        def feature_log(
-            self,
-            view: str | FeatureView,
-            *,
-            start: datetime | None = None,
-            end: datetime | None = None,
-            major: int | None = None,
-        ) -> pa.Table: ...
 
-        def skew(
-            self,
-            view: str | FeatureView,
-            *,
-            start: datetime | None = None,
-            end: datetime | None = None,
-            major: int | None = None,
-        ) -> SkewReport: ...
+def _kind_name(target: str) -> tuple[str, str]:
+    try:
+        ident = VersionId.parse(target)
+    except FeatureLedgerError:
+        return ("", target)
+    return (ident.kind, ident.name)
 
-    # -- statistics at write time -------------------------------------------------------------
-    def _record_version(self, *args: Any, **kwargs: Any) -> DataVersion:
-        # every committed data version passes here: once it is recorded (published), its
-        # statistics are computed as monitoring.stats_on_write says
-        record = super()._record_version(*args, **kwargs)
-        if record.rows:
-            self._stats_on_write(record.identity, None)
-        return record
 
-    def _training_recorded(self, record: TrainingDatasetRecord, rows: pa.Table | None) -> None:
-        self._stats_on_write(record.identity, rows)
+def _finding(stored: Mapping[str, Any]) -> Finding:
+    """A `Finding` back from its stored JSON form."""
+    known = {f.name for f in fields(Finding)}
+    data = {k: v for k, v in stored.items() if k in known}
+    if isinstance(data.get("observed_at"), str):
+        data["observed_at"] = datetime.fromisoformat(data["observed_at"])
+    return Finding(**data)
 
-    def _stats_on_write(self, ident: VersionId, rows: pa.Table | None) -> None:
-        mode = self.config.monitoring.stats_on_write
-        if mode == "off":
-            return
-        if mode == "sync":
-            try:
-                self._stats_of(ident, rows)
-            except Exception:  # the write stands; the statistics wait for first use
-                log.warning("statistics of %s were not computed", ident, exc_info=True)
-            return
-        worker = self.__dict__.get("_stats_worker")
-        if worker is None:
-            worker = self.__dict__["_stats_worker"] = _StatsWorker(self._stats_of)
-        worker.submit(ident, rows)
 
-    def wait_for_stats(self, timeout: float | None = None) -> bool:
-        """Wait until the statistics being computed after writes are stored."""
-        worker: _StatsWorker | None = self.__dict__.get("_stats_worker")
-        return True if worker is None else worker.wait(timeout)
+class MonitoringService:
+    """Drift, skew, reports, monitors, findings and release checks."""
 
-    def close(self) -> None:
-        """Finish background work (statistics of recent writes). The store stays usable."""
-        self.wait_for_stats()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- statistics -----------------------------------------------------------------------------
-    def stats(self, identity: str) -> dict[str, ColumnStats]:
-        """Statistics of a data version or training dataset, computed once and kept.
-
-        They are computed after each write (``monitoring.stats_on_write``) or else here on
-        first use. Numeric histograms of a group's versions, and of the training sets built
-        from it, share the bins of the group's first non-empty version.
-        """
-        ident = self._stats_identity(identity)
-        worker: _StatsWorker | None = self.__dict__.get("_stats_worker")
-        if worker is not None and worker.pending(str(ident)):
-            worker.wait()
-        return self._stats_of(ident)
-
-    def _stats_of(self, ident: VersionId, rows: pa.Table | None = None) -> dict[str, ColumnStats]:
-        cached = self.registry.get_stats(str(ident))
-        if cached is not None:
-            return dict(stats_from_json(cached))
-        if ident.kind == "feature_group":
-            stats = self._group_stats(ident)
-        else:
-            record = self._training_record(ident)
-            data: pa.Table | pads.Dataset
-            if rows is not None:
-                data = rows
-            elif record.output_path and Path(record.output_path).exists():
-                data = pads.dataset(record.output_path, format="parquet")
-            else:
-                data = self._training_rows(record)
-            stats = compute_stats(data, reference_bins=self._training_bins(record))
-        self.registry.put_stats(str(ident), stats_to_json(stats))
-        return dict(stats)
-
-    def _group_stats(self, ident: VersionId) -> dict[str, ColumnStats]:
-        fg = self.get_feature_group(ident.name, ident.major)
-        major = ident.major or 1
-        records = self.registry.data_versions(fg.name, major)
-        record = next((r for r in records if r.version == ident.data), None)
-        if record is None:
-            raise NotFoundError(f"{ident} is not recorded")
-        # the same rows have the same statistics: a rollback or compaction reuses them
-        for other in records:
-            if (
-                other.version != record.version
-                and other.content == record.content
-                and other.schema_hash == record.schema_hash
-            ):
-                kept = self.registry.get_stats(str(other.identity))
-                if kept is not None:
-                    return dict(stats_from_json(kept))
-        assert ident.data is not None
-        self._check_files(fg, ident.data)
-        baseline = self._baseline(fg.name, major)
-        reference = None
-        if baseline is not None and baseline.version != ident.data:
-            reference = bins_of(self._stats_of(baseline.identity))
-        table = self._table(fg.name, major)
-        data = pads.dataset(table.files(ident.data), format="parquet")
-        return dict(compute_stats(data, reference_bins=reference))
-
-    def _baseline(self, group: str, major: int) -> DataVersion | None:
-        """The group's first non-empty version: its bins are every version's bins."""
-        return next((v for v in self.registry.data_versions(group, major) if v.rows), None)
-
-    def _training_bins(self, record: TrainingDatasetRecord) -> dict[str, Any]:
-        """Each feature's bins from its source group's baseline, under its output name, so
-        a training set compares bin for bin with the versions of its groups."""
-        fv = self.get_feature_view(record.view, record.major)
-        bins: dict[str, Any] = {}
-        for src in fv.sources:
-            pin = record.pins.get(src.group)
-            baseline = None if pin is None else self._baseline(src.group, pin["major"])
-            if baseline is None:
-                continue
-            reference = bins_of(self._stats_of(baseline.identity))
-            for feature in src.features:
-                if feature in reference:
-                    bins[fv.output_name(src, feature)] = reference[feature]
-        return bins
-
-    def _stats_identity(self, identity: str) -> VersionId:
-        ident = VersionId.parse(identity)
-        if ident.kind == "feature_group":
-            fg = self.get_feature_group(ident.name, ident.major)
-            number = self._resolve_version(fg, ident.data, None)
-            return VersionId("feature_group", fg.name, fg.version or 1, number)
-        if ident.kind == "training_dataset":
-            return self._training_record(ident).identity
-        raise NotFoundError(
-            f"{identity}: statistics exist for feature group data versions and training "
-            "datasets only"
-        )
-
-    def _feature_names(self, ident: VersionId) -> list[str]:
-        if ident.kind == "feature_group":
-            return list(self.get_feature_group(ident.name, ident.major).feature_names)
-        record = self._training_record(ident)
-        return _view_features(self.get_feature_view(record.view, record.major))
+    def __init__(
+        self,
+        *,
+        registry: RegistryBackend,
+        repo: Path,
+        catalog: Catalog,
+        records: VersionRecords,
+        data: DataService,
+        training: TrainingService,
+        statistics: StatisticsService,
+        logs: FeatureLogs,
+    ) -> None:
+        self.registry = registry
+        self.repo = repo
+        self.catalog = catalog
+        self.records = records
+        self.data = data
+        self.training = training
+        self.statistics = statistics
+        self.logs = logs
 
     # -- drift and reports ----------------------------------------------------------------------
     def drift(
@@ -370,7 +199,7 @@ class _MonitoringMixin(_LineageMixin):
     def _side(self, text: str, now: datetime) -> _Side:
         if ServedWindow.is_served(text):
             window = ServedWindow.parse(text)
-            fv = self.get_feature_view(window.view, window.major)
+            fv = self.catalog.get_feature_view(window.view, window.major)
             start, end = window.bounds(now)
             rows = self._served_rows(fv, start, end)
             if rows.num_rows == 0:
@@ -379,13 +208,15 @@ class _MonitoringMixin(_LineageMixin):
                     "serve with get_online_features(..., log=True) or widen the window"
                 )
             return _Side(window.describe(now), rows, _view_features(fv))
-        ident = self._stats_identity(text)
-        return _Side(str(ident), self.stats(str(ident)), self._feature_names(ident))
+        ident = self.statistics.identity(text)
+        return _Side(
+            str(ident), self.statistics.stats(str(ident)), self.statistics.feature_names(ident)
+        )
 
     def _served_rows(self, fv: FeatureView, start: datetime | None, end: datetime) -> pa.Table:
         """Logged served rows of ``fv`` with start <= request time < end (none: empty)."""
         try:
-            return self.feature_log(fv, start=start, end=end)
+            return self.logs.read(fv, start=start, end=end)
         except NotFoundError:
             return pa.table({f: pa.array([], pa.float64()) for f in _view_features(fv)})
 
@@ -441,14 +272,14 @@ class _MonitoringMixin(_LineageMixin):
         out: set[tuple[str, str]] = set()
         for text in sides:
             if ServedWindow.is_served(text):
-                fv = self.get_feature_view(ServedWindow.parse(text).view)
+                fv = self.catalog.get_feature_view(ServedWindow.parse(text).view)
             else:
-                ident = self._stats_identity(text)
+                ident = self.statistics.identity(text)
                 if ident.kind == "feature_group":
                     out.add(("feature_group", ident.name))
                     continue
-                record = self._training_record(ident)
-                fv = self.get_feature_view(record.view, record.major)
+                record = self.training.record(ident)
+                fv = self.catalog.get_feature_view(record.view, record.major)
             out.add(("feature_view", fv.name))
             out |= {("feature_group", src.group) for src in fv.sources}
         return out
@@ -493,11 +324,11 @@ class _MonitoringMixin(_LineageMixin):
     def _evaluate(self, monitor: Monitor, when: datetime) -> Finding:
         target = VersionId.parse(monitor.target)
         if target.kind == "feature_view":
-            fv = self.get_feature_view(target.name, target.major)
+            fv = self.catalog.get_feature_view(target.name, target.major)
             if monitor.metric in TIME_METRICS:
                 return self._view_freshness(monitor, fv, when)
             return self._evaluate_view(monitor, fv, when)
-        fg = self.get_feature_group(target.name, target.major)
+        fg = self.catalog.get_feature_group(target.name, target.major)
         if monitor.metric in TIME_METRICS:
             return self._group_freshness(monitor, fg, when)
         if monitor.metric in SKEW_METRICS:
@@ -505,7 +336,7 @@ class _MonitoringMixin(_LineageMixin):
                 f"monitor {monitor.name!r}: {monitor.metric} compares served with offline "
                 "values; give a feature_view/NAME target"
             )
-        records = [r for r in self.versions(fg) if r.rows]
+        records = [r for r in self.records.versions(fg) if r.rows]
         if not records:
             raise NotFoundError(f"monitor {monitor.name!r}: {fg.name!r} holds no data yet")
         current = str(records[-1].identity)
@@ -520,10 +351,10 @@ class _MonitoringMixin(_LineageMixin):
         return evaluate_monitor(monitor, result, context)
 
     def _group_freshness(self, monitor: Monitor, fg: FeatureGroup, when: datetime) -> Finding:
-        records = [r for r in self.versions(fg) if r.rows]
+        records = [r for r in self.records.versions(fg) if r.rows]
         newest = None
         if records and fg.event_time:
-            st = self.stats(str(records[-1].identity)).get(fg.event_time)
+            st = self.statistics.stats(str(records[-1].identity)).get(fg.event_time)
             newest = None if st is None else newest_time(st.max)  # type: ignore[arg-type]
         last = records[-1].created_at if records else None
         context = MonitorContext(current=str(records[-1].identity) if records else None)
@@ -534,7 +365,7 @@ class _MonitoringMixin(_LineageMixin):
     def _view_freshness(self, monitor: Monitor, fv: FeatureView, when: datetime) -> Finding:
         """The view is as fresh as its stalest source group (static groups have no event
         time and count only for ingest_age)."""
-        groups = [self.get_feature_group(s.group, s.major) for s in fv.sources]
+        groups = [self.catalog.get_feature_group(s.group, s.major) for s in fv.sources]
         if monitor.metric == "event_age":
             groups = [g for g in groups if g.event_time]
         per_group = [
@@ -606,7 +437,7 @@ class _MonitoringMixin(_LineageMixin):
         """What a view's served window is compared with, and its label."""
         if monitor.reference == "training":
             record = self._view_training_set(fv)
-            return str(record.identity), self.stats(str(record.identity))
+            return str(record.identity), self.statistics.stats(str(record.identity))
         if monitor.reference == "previous":
             if monitor.window is None:
                 raise DefinitionError(
@@ -632,7 +463,7 @@ class _MonitoringMixin(_LineageMixin):
                 continue
             ident = VersionId.parse(model.training_dataset)
             if ident.name == fv.name and ident.major == (fv.version or 1):
-                return self._training_record(ident)
+                return self.training.record(ident)
         records = self.registry.training_datasets(fv.name, fv.version or 1)
         if not records:
             raise NotFoundError(
@@ -735,9 +566,9 @@ class _MonitoringMixin(_LineageMixin):
             why = f"{record.identity} was registered without a training dataset"
             seen.unmeasured.update(dict.fromkeys(_MONITORED, why))
             return seen
-        td = self._training_record(record.training_dataset)
+        td = self.training.record(record.training_dataset)
         seen.reference = str(td.identity)
-        fv = self.get_feature_view(td.view, td.major)
+        fv = self.catalog.get_feature_view(td.view, td.major)
         seen.drift = self._drift_to_latest(td)
         served = ServedWindow(
             fv.name, fv.version, None if window is None else parse_duration(window)
@@ -746,7 +577,7 @@ class _MonitoringMixin(_LineageMixin):
         rows = self._served_rows(fv, start, end)
         if rows.num_rows:
             seen.served_drift = drift(
-                self.stats(seen.reference),
+                self.statistics.stats(seen.reference),
                 rows,
                 features=_view_features(fv),
                 reference_id=seen.reference,
@@ -798,52 +629,85 @@ class _MonitoringMixin(_LineageMixin):
     def _drift_to_latest(self, record: TrainingDatasetRecord) -> DriftReport:
         """A training set against the latest non-empty versions of the groups it pins,
         from kept statistics (same bins, so exact)."""
-        fv = self.get_feature_view(record.view, record.major)
+        fv = self.catalog.get_feature_view(record.view, record.major)
         current: dict[str, ColumnStats] = {}
         labels = []
         for src in fv.sources:
             pin = record.pins.get(src.group)
             versions = (
-                [] if pin is None else [v for v in self.versions(src.group, major=pin["major"])]
+                []
+                if pin is None
+                else [v for v in self.records.versions(src.group, major=pin["major"])]
             )
             latest = next((v for v in reversed(versions) if v.rows), None)
             if latest is None:
                 continue
             labels.append(str(latest.identity))
-            stats = self.stats(str(latest.identity))
+            stats = self.statistics.stats(str(latest.identity))
             for feature in src.features:
                 if feature in stats:
                     current[fv.output_name(src, feature)] = stats[feature]
         return drift(
-            self.stats(str(record.identity)),
+            self.statistics.stats(str(record.identity)),
             current,
             features=[f for f in _view_features(fv) if f in current],
             reference_id=str(record.identity),
             current_id=", ".join(labels) or "no data",
         )
 
-
-def _view_features(fv: FeatureView) -> list[str]:
-    return [fv.output_name(s, f) for s in fv.sources for f in s.features]
-
-
-def _age(evidence: Mapping[str, Any]) -> float:
-    value = evidence.get("value")
-    return math.inf if value is None else float(value)
-
-
-def _kind_name(target: str) -> tuple[str, str]:
-    try:
-        ident = VersionId.parse(target)
-    except FeatureLedgerError:
-        return ("", target)
-    return (ident.kind, ident.name)
-
-
-def _finding(stored: Mapping[str, Any]) -> Finding:
-    """A `Finding` back from its stored JSON form."""
-    known = {f.name for f in fields(Finding)}
-    data = {k: v for k, v in stored.items() if k in known}
-    if isinstance(data.get("observed_at"), str):
-        data["observed_at"] = datetime.fromisoformat(data["observed_at"])
-    return Finding(**data)
+    def skew(
+        self,
+        view: str | FeatureView,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        major: int | None = None,
+    ) -> SkewReport:
+        """Training-serving skew: logged online values against the point-in-time offline
+        values for the same entities at the same request times, per feature (the view's
+        latest major version, or ``major``)."""
+        fv = self.catalog.get_feature_view(view, major)
+        served = self.logs.read(fv, start=start, end=end)
+        features = [fv.output_name(s, f) for s in fv.sources for f in s.features]
+        keys = sorted(
+            {
+                s.join_key_map.get(k, k)
+                for s in fv.sources
+                for k in self.catalog.get_feature_group(s.group, s.major).primary_key
+            }
+        )
+        # one row per (keys, request time): the same entity asked twice in one request
+        # was served the same values
+        served = (
+            served.group_by([*keys, REQUEST_TIME], use_threads=False)
+            .aggregate([(f, "last") for f in features])
+            .rename_columns([*keys, REQUEST_TIME, *features])
+        )
+        join = self.training.plan_join(
+            fv, served.select([*keys, REQUEST_TIME]), REQUEST_TIME, None, None
+        )
+        offline, _ = self.training.run_join(join, None)
+        assert offline is not None
+        # every stored row of the timed groups, so a served value can be recognised as an
+        # older version of the key's value (a stale online copy)
+        parts = []
+        for src in fv.sources:
+            fg = self.catalog.get_feature_group(src.group, src.major)
+            if fg.event_time is None:
+                continue
+            rows = self.data.read(fg, columns=[*fg.primary_key, fg.event_time, *src.features])
+            parts.append(
+                rows.rename_columns(
+                    [src.join_key_map.get(k, k) for k in fg.primary_key]
+                    + ["event_time"]
+                    + [fv.output_name(src, f) for f in src.features]
+                )
+            )
+        history = pa.concat_tables(parts, promote_options="permissive") if parts else None
+        if history is not None:  # static groups have no history: their columns stay null
+            for feature in features:
+                if feature not in history.column_names:
+                    history = history.append_column(
+                        feature, pa.nulls(history.num_rows, offline.schema.field(feature).type)
+                    )
+        return skew(offline, served, keys, features, request_time=REQUEST_TIME, history=history)

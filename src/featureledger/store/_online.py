@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from featureledger.config import RepoConfig
 from featureledger.definitions import FeatureGroup, FeatureView, VersionId
 from featureledger.errors import ConfigError, DataError, DefinitionError, NotFoundError
-from featureledger.monitoring import SkewReport, newest_time, skew, stats_from_json
-from featureledger.offline.conform import cast_exact, conform_batch, to_arrow
-from featureledger.offline.delta import DeltaGroupTable
-from featureledger.offline.logs import REQUEST_ID, REQUEST_TIME, VIEW_VERSION, FeatureLogWriter
+from featureledger.monitoring import newest_time, stats_from_json
+from featureledger.offline.base import OfflineEngine
+from featureledger.offline.conform import NaivePolicy, cast_exact, conform_batch, to_arrow
 from featureledger.online import ONLINE_STORES, OnlineStore
-from featureledger.store._monitoring import _MonitoringMixin
+from featureledger.registry import RegistryBackend
+from featureledger.store._catalog import Catalog
+from featureledger.store._data import DataService
+from featureledger.store._feature_logs import FeatureLogs
+from featureledger.store._records import VersionRecords
+from featureledger.store._runs import Runs
+from featureledger.store._tables import Tables
+from featureledger.store._training import TrainingService
 from featureledger.transforms.on_demand import apply_on_demand
 from featureledger.versioning.provenance import current_user
 
@@ -105,10 +111,81 @@ class OnlineFeatures:
         return self.to_arrow().to_pandas()
 
 
-class _OnlineMixin(_MonitoringMixin):
-    def online_store(self) -> OnlineStore:
+class _Counting:
+    """Passes record batches through, counting their rows (and telling ``report``)."""
+
+    def __init__(
+        self, reader: pa.RecordBatchReader, report: Callable[[int], None] | None = None
+    ) -> None:
+        self.reader = reader
+        self.report = report
+        self.rows = 0
+
+    def __iter__(self) -> Any:
+        for batch in self.reader:
+            self.rows += batch.num_rows
+            yield batch
+            if self.report is not None:  # after the store took the batch
+                self.report(self.rows)
+
+
+def _reporter(
+    progress: Callable[[str, int, int], None] | None, group: str, total: int
+) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    return lambda done: progress(group, done, total)
+
+
+def _table_key(fg: FeatureGroup) -> str:
+    return f"{fg.name}@v{fg.version or 1}"
+
+
+class OnlineService:
+    """Materialization, push and online reads through the configured online store."""
+
+    def __init__(
+        self,
+        *,
+        registry: RegistryBackend,
+        engine: OfflineEngine,
+        config: RepoConfig,
+        repo: Path,
+        naive: NaivePolicy,
+        tables: Tables,
+        catalog: Catalog,
+        records: VersionRecords,
+        runs: Runs,
+        data: DataService,
+        training: TrainingService,
+        logs: FeatureLogs,
+    ) -> None:
+        self.registry = registry
+        self.engine = engine
+        self.config = config
+        self.repo = repo
+        self._naive = naive
+        self.tables = tables
+        self.catalog = catalog
+        self.records = records
+        self.runs = runs
+        self.data = data
+        self.training = training
+        self.logs = logs
+        self._online: OnlineStore | None = None
+        #: view name -> (expiry, definitions generation, view, plan)
+        self._plans: dict[str, tuple[float, int, FeatureView, list[Any]]] = {}
+
+    def close(self) -> None:
+        """Close the online store's connections; the next read opens them again."""
+        online, self._online = self._online, None
+        self._plans.clear()
+        if online is not None:
+            online.close()
+
+    def store(self) -> OnlineStore:
         """The configured online store (SQLite by default), opened once."""
-        if getattr(self, "_online", None) is None:
+        if self._online is None:
             cfg = self.config.online
             factory = ONLINE_STORES.get(cfg.type)
             if factory is None:
@@ -119,11 +196,10 @@ class _OnlineMixin(_MonitoringMixin):
                 store: Any = factory(self.config.resolve(self.repo, cfg.path))  # type: ignore[call-arg]
             else:
                 store = factory(cfg.url)  # type: ignore[call-arg]
-            self._online: OnlineStore | None = store
-        assert self._online is not None
+            self._online = store
         return self._online
 
-    def _online_name(self) -> str:
+    def store_name(self) -> str:
         cfg = self.config.online
         return f"{cfg.type}:{cfg.url or cfg.path}"
 
@@ -131,16 +207,16 @@ class _OnlineMixin(_MonitoringMixin):
         if not names:
             records = self.registry.definitions("feature_group")
             latest = {r.name: r for r in records}  # ordered by version: the last wins
-            groups = [self.get_feature_group(n) for n in latest]
+            groups = [self.catalog.get_feature_group(n) for n in latest]
             return [g for g in groups if g.online]
         out: list[FeatureGroup] = []
         for name in names:
             view = self.registry.latest_definition("feature_view", name)
             if view is not None:
-                fv = self.get_feature_view(name)
-                out += [self.get_feature_group(s.group, s.major) for s in fv.sources]
+                fv = self.catalog.get_feature_view(name)
+                out += [self.catalog.get_feature_group(s.group, s.major) for s in fv.sources]
             else:
-                out.append(self.get_feature_group(name))
+                out.append(self.catalog.get_feature_group(name))
         offline_only = [g.name for g in out if not g.online]
         if offline_only:
             raise DefinitionError(
@@ -180,8 +256,8 @@ class _OnlineMixin(_MonitoringMixin):
                 raise DataError(f"materialize: {name} must be time-zone aware, got {value!r}")
         if start is not None and end is not None and start > end:
             raise DataError(f"materialize: start {start} is after end {end}")
-        online = self.online_store()
-        store_name = self._online_name()
+        online = self.store()
+        store_name = self.store_name()
         results = []
         for fg in self._online_groups(names):
             major = fg.version or 1
@@ -190,9 +266,9 @@ class _OnlineMixin(_MonitoringMixin):
                     f"materialize {fg.name}: the group has no event time, so --start/--end "
                     "cannot select rows; materialize it without a window"
                 )
-            table = self._table(fg.name, major)
-            latest = self._resolve_version(fg, None, None)
-            self._check_files(fg, latest)
+            table = self.tables.table(fg.name, major)
+            latest = self.records.resolve(fg, None, None)
+            self.records.check_files(fg, latest)
             last = self.registry.last_materialized(fg.name, major, store_name)
             key = _table_key(fg)
             if last == latest and incremental and not window:
@@ -228,7 +304,7 @@ class _OnlineMixin(_MonitoringMixin):
                     "start": start.isoformat() if start else None,
                     "end": end.isoformat() if end else None,
                 }
-            run = self._start_run("materialize", user, params, inputs=[str(source)])
+            run = self.runs.start("materialize", user, params, inputs=[str(source)])
             columns = [*fg.unique_key, *fg.feature_names]
             reader = self.engine.latest_rows(
                 files,
@@ -254,7 +330,7 @@ class _OnlineMixin(_MonitoringMixin):
                 self.registry.add_materialization(
                     fg.name, major, store_name, latest, counter.rows, mode, run.id
                 )
-            self._finish_run(run.id, "succeeded", [f"online:{store_name}/{key}"])
+            self.runs.finish(run.id, "succeeded", [f"online:{store_name}/{key}"])
             self.registry.audit(
                 user,
                 "materialize",
@@ -273,11 +349,11 @@ class _OnlineMixin(_MonitoringMixin):
         served version when its statistics are stored (they are computed after each write).
         """
         out = []
-        for m in self.registry.latest_materializations(self._online_name()):
+        for m in self.registry.latest_materializations(self.store_name()):
             records = self.registry.data_versions(m["group"], m["major"])
             latest = records[-1].version if records else m["version"]
             newest = None
-            fg = self.get_feature_group(m["group"], m["major"])
+            fg = self.catalog.get_feature_group(m["group"], m["major"])
             cached = self.registry.get_stats(
                 str(VersionId("feature_group", m["group"], m["major"], m["version"]))
             )
@@ -306,7 +382,7 @@ class _OnlineMixin(_MonitoringMixin):
         """
         if to not in ("online", "offline", "both"):
             raise DataError(f"push: to must be 'online', 'offline' or 'both', got {to!r}")
-        fg = self.get_feature_group(group)
+        fg = self.catalog.get_feature_group(group)
         major = fg.version or 1
         where = f"push into feature_group/{fg.name}@v{major}"
         if to in ("online", "both") and not fg.online:
@@ -319,12 +395,12 @@ class _OnlineMixin(_MonitoringMixin):
             fill_created=pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")),
         )
         user = current_user()
-        run = self._start_run(
+        run = self.runs.start(
             "push", user, {"group": fg.name, "major": major, "to": to, "rows": batch.num_rows}
         )
         if to in ("offline", "both"):
             # the offline write runs the contract and records the version and the run
-            self._commit_batch(fg, batch, "upsert", f"push ({to})", run, user)
+            self.data.commit_batch(fg, batch, "upsert", f"push ({to})", run, user)
             gate_rows = self.registry.validations(fg.name, major)
             accepted = next(
                 (v.rows_published for v in reversed(gate_rows) if v.run_id == run.id),
@@ -332,17 +408,17 @@ class _OnlineMixin(_MonitoringMixin):
             )
             published = batch if accepted == batch.num_rows else None
         else:
-            gate = self._apply_contract(fg, batch, run, user, where)
+            gate = self.data.apply_contract(fg, batch, run, user, where)
             if gate.held is not None and gate.held.num_rows:
-                self._quarantine_rows(fg, gate.held, run.id)
-            self._record_validation(fg, run, gate, None)
+                self.data.quarantine_rows(fg, gate.held, run.id)
+            self.data.record_validation(fg, run, gate, None)
             published, accepted = gate.publish, gate.publish.num_rows
         if to in ("online", "both"):
             if published is None:  # quarantine held some rows back offline: push the rest
-                held = self.quarantined(fg, run=run.id).select(list(fg.unique_key))
+                held = self.data.quarantined(fg, run=run.id).select(list(fg.unique_key))
                 published = batch.join(held, keys=list(fg.unique_key), join_type="left anti")
             columns = [*fg.unique_key, *fg.feature_names]
-            self.online_store().write(
+            self.store().write(
                 _table_key(fg),
                 published.select(columns),
                 fg.primary_key,
@@ -350,7 +426,7 @@ class _OnlineMixin(_MonitoringMixin):
                 source_version=f"run/{run.id}",
             )
         if to == "online":
-            self._finish_run(run.id, "succeeded", [f"online:{self._online_name()}"])
+            self.runs.finish(run.id, "succeeded", [f"online:{self.store_name()}"])
         return accepted
 
     def get_online_features(
@@ -372,13 +448,13 @@ class _OnlineMixin(_MonitoringMixin):
         entities. ``entity_rows`` is a list of dicts, a dict of columns, or any table the
         offline API accepts; extra columns are passed through.
         """
-        fv, plan = self._serving_plan(view)
+        fv, plan = self.serving_plan(view)
         when = now or datetime.now(UTC)
         if request_data is None and not fv.on_demand:
             fast = self._read_one(fv, plan, entity_rows, when)
             if fast is not None:
                 if log:
-                    self._log_served(fv, fast.to_arrow(), when)
+                    self.logs.log_served(fv, fast.to_arrow(), when)
                 return fast
         where = f"online features of feature_view/{fv.name}@v{fv.version or 1}"
         if isinstance(entity_rows, list):
@@ -395,7 +471,7 @@ class _OnlineMixin(_MonitoringMixin):
                 )
             for name in extra.column_names:
                 entities = entities.append_column(name, extra.column(name))
-        online = self.online_store()
+        online = self.store()
         names, columns = list(entities.column_names), list(entities.columns)
         for src, fg, key in plan:
             keys = {}
@@ -417,7 +493,7 @@ class _OnlineMixin(_MonitoringMixin):
         if fv.on_demand:  # the very functions training_data ran over the whole frame
             out = apply_on_demand(out, fv.on_demand, where=where)
         if log:
-            self._log_served(fv, out, when)
+            self.logs.log_served(fv, out, when)
         return OnlineFeatures(out)
 
     def _read_one(
@@ -440,7 +516,7 @@ class _OnlineMixin(_MonitoringMixin):
         if not row or not all(type(v) in _PLAIN and _in_int64(v) for v in row.values()):
             return None
         # a plain attribute lookup: isinstance with a runtime protocol costs microseconds
-        read_one: Callable[..., Any] | None = getattr(self.online_store(), "read_one", None)
+        read_one: Callable[..., Any] | None = getattr(self.store(), "read_one", None)
         if read_one is None:
             return None
         columns: dict[str, list[Any]] = {name: [value] for name, value in row.items()}
@@ -462,36 +538,27 @@ class _OnlineMixin(_MonitoringMixin):
                 types[name] = dtype
         return OnlineFeatures(columns=columns, types=types)
 
-    def _log_served(self, fv: FeatureView, out: pa.Table, when: datetime) -> None:
-        n = out.num_rows
-        logged = out.append_column(REQUEST_ID, pa.array([str(uuid.uuid4())] * n))
-        logged = logged.append_column(
-            REQUEST_TIME, pa.array([when] * n, pa.timestamp("us", tz="UTC"))
-        )
-        logged = logged.append_column(VIEW_VERSION, pa.array([str(fv.identity(fv.version))] * n))
-        self._log_writer(fv).log(logged)
-
     #: how long resolved definitions are reused on the read path (apply in this process
     #: clears them at once; another process's apply is seen after at most this long)
     SERVING_PLAN_SECONDS = 5.0
 
-    def _serving_plan(
+    def serving_plan(
         self, view: str | FeatureView
     ) -> tuple[FeatureView, list[tuple[Any, FeatureGroup, str]]]:
         """The view and its groups' table keys, checked once and reused for a few seconds,
         so an online read makes no registry query."""
         name = view if isinstance(view, str) else view.name
-        plans: dict[str, Any] = self.__dict__.setdefault("_serving_plans", {})
-        cached = plans.get(name)
+        cached = self._plans.get(name)
         clock = time.monotonic()
-        if cached is not None and cached[0] > clock:
-            return cached[1], cached[2]
-        fv = self.get_feature_view(view)
+        generation = self.catalog.generation
+        if cached is not None and cached[0] > clock and cached[1] == generation:
+            return cached[2], cached[3]
+        fv = self.catalog.get_feature_view(view)
         where = f"online features of feature_view/{fv.name}@v{fv.version or 1}"
-        known = set(self.online_store().tables())
+        known = set(self.store().tables())
         plan = []
         for src in fv.sources:
-            fg = self.get_feature_group(src.group, src.major)
+            fg = self.catalog.get_feature_group(src.group, src.major)
             key = _table_key(fg)
             if not fg.online:
                 raise DefinitionError(
@@ -501,134 +568,8 @@ class _OnlineMixin(_MonitoringMixin):
             if key not in known:
                 raise NotFoundError(
                     f"{where}: feature group {fg.name!r} has not been materialized to "
-                    f"{self._online_name()}; run `featureledger materialize {fg.name}`"
+                    f"{self.store_name()}; run `featureledger materialize {fg.name}`"
                 )
             plan.append((src, fg, key))
-        plans[name] = (clock + self.SERVING_PLAN_SECONDS, fv, plan)
+        self._plans[name] = (clock + self.SERVING_PLAN_SECONDS, generation, fv, plan)
         return fv, plan
-
-    def _log_writer(self, fv: FeatureView) -> FeatureLogWriter:
-        writers: dict[str, FeatureLogWriter] = self.__dict__.setdefault("_log_writers", {})
-        key = f"{fv.name}@v{fv.version or 1}"
-        if key not in writers:
-            writers[key] = FeatureLogWriter(
-                self._offline_root / "_logs" / fv.name / f"v{fv.version or 1}"
-            )
-        return writers[key]
-
-    def flush_feature_logs(self) -> None:
-        """Write every served row logged so far (logging itself never waits)."""
-        for writer in self.__dict__.get("_log_writers", {}).values():
-            writer.flush()
-
-    def feature_log(
-        self,
-        view: str | FeatureView,
-        *,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        major: int | None = None,
-    ) -> pa.Table:
-        """Served rows logged for ``view`` (its latest major version, or ``major``) with
-        start <= request time < end."""
-        fv = self.get_feature_view(view, major)
-        self.flush_feature_logs()
-        table = DeltaGroupTable(self._offline_root / "_logs" / fv.name / f"v{fv.version or 1}")
-        if not table.exists():
-            raise NotFoundError(
-                f"feature_view/{fv.name} has no feature log yet; serve it with "
-                "get_online_features(..., log=True)"
-            )
-        rows = table.read(table.latest_version())
-        times = rows.column(REQUEST_TIME)
-        if start is not None:
-            rows = rows.filter(pc.greater_equal(times, pa.scalar(start, times.type)))
-            times = rows.column(REQUEST_TIME)
-        if end is not None:
-            rows = rows.filter(pc.less(times, pa.scalar(end, times.type)))
-        return rows
-
-    def skew(
-        self,
-        view: str | FeatureView,
-        *,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        major: int | None = None,
-    ) -> SkewReport:
-        """Training-serving skew: logged online values against the point-in-time offline
-        values for the same entities at the same request times, per feature (the view's
-        latest major version, or ``major``)."""
-        fv = self.get_feature_view(view, major)
-        served = self.feature_log(fv, start=start, end=end)
-        features = [fv.output_name(s, f) for s in fv.sources for f in s.features]
-        keys = sorted(
-            {
-                s.join_key_map.get(k, k)
-                for s in fv.sources
-                for k in self.get_feature_group(s.group, s.major).primary_key
-            }
-        )
-        # one row per (keys, request time): the same entity asked twice in one request
-        # was served the same values
-        served = (
-            served.group_by([*keys, REQUEST_TIME], use_threads=False)
-            .aggregate([(f, "last") for f in features])
-            .rename_columns([*keys, REQUEST_TIME, *features])
-        )
-        join = self._plan_join(fv, served.select([*keys, REQUEST_TIME]), REQUEST_TIME, None, None)
-        offline, _ = self._run_join(join, None)
-        assert offline is not None
-        # every stored row of the timed groups, so a served value can be recognised as an
-        # older version of the key's value (a stale online copy)
-        parts = []
-        for src in fv.sources:
-            fg = self.get_feature_group(src.group, src.major)
-            if fg.event_time is None:
-                continue
-            rows = self.read(fg, columns=[*fg.primary_key, fg.event_time, *src.features])
-            parts.append(
-                rows.rename_columns(
-                    [src.join_key_map.get(k, k) for k in fg.primary_key]
-                    + ["event_time"]
-                    + [fv.output_name(src, f) for f in src.features]
-                )
-            )
-        history = pa.concat_tables(parts, promote_options="permissive") if parts else None
-        if history is not None:  # static groups have no history: their columns stay null
-            for feature in features:
-                if feature not in history.column_names:
-                    history = history.append_column(
-                        feature, pa.nulls(history.num_rows, offline.schema.field(feature).type)
-                    )
-        return skew(offline, served, keys, features, request_time=REQUEST_TIME, history=history)
-
-
-class _Counting:
-    """Passes record batches through, counting their rows (and telling ``report``)."""
-
-    def __init__(
-        self, reader: pa.RecordBatchReader, report: Callable[[int], None] | None = None
-    ) -> None:
-        self.reader = reader
-        self.report = report
-        self.rows = 0
-
-    def __iter__(self) -> Any:
-        for batch in self.reader:
-            self.rows += batch.num_rows
-            yield batch
-            if self.report is not None:  # after the store took the batch
-                self.report(self.rows)
-
-
-def _reporter(
-    progress: Callable[[str, int, int], None] | None, group: str, total: int
-) -> Callable[[int], None] | None:
-    if progress is None:
-        return None
-    return lambda done: progress(group, done, total)
-
-
-def _table_key(fg: FeatureGroup) -> str:
-    return f"{fg.name}@v{fg.version or 1}"

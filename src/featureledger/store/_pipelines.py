@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from featureledger.config import RepoConfig
 from featureledger.definitions import (
     Definition,
     FeatureGroup,
@@ -21,9 +22,15 @@ from featureledger.definitions import (
 )
 from featureledger.errors import DataError, DefinitionError, FeatureLedgerError, NotFoundError
 from featureledger.hashing import artifact_sha256, content_hash
-from featureledger.offline.conform import conform_batch, to_arrow
-from featureledger.registry import DataVersion, RunRecord
-from featureledger.store._versions import _VersionsMixin
+from featureledger.offline.base import OfflineEngine
+from featureledger.offline.conform import NaivePolicy, conform_batch, to_arrow
+from featureledger.registry import DataVersion, RegistryBackend, RunRecord
+from featureledger.store._catalog import Catalog
+from featureledger.store._data import DataService
+from featureledger.store._records import VersionRecords
+from featureledger.store._runs import Runs
+from featureledger.store._tables import Tables
+from featureledger.store._versions import VersionService
 from featureledger.versioning.provenance import current_user, environment_hash, pipeline_environment
 from featureledger.versioning.writer import Mode
 
@@ -78,7 +85,36 @@ class _Window:
     inputs: list[str]
 
 
-class _PipelinesMixin(_VersionsMixin):
+class PipelineService:
+    """Feature pipelines and the reproducibility check of their runs."""
+
+    def __init__(
+        self,
+        *,
+        registry: RegistryBackend,
+        engine: OfflineEngine,
+        tables: Tables,
+        catalog: Catalog,
+        records: VersionRecords,
+        runs: Runs,
+        data: DataService,
+        versioning: VersionService,
+        config: RepoConfig,
+        repo: Path,
+        naive: NaivePolicy,
+    ) -> None:
+        self.registry = registry
+        self.engine = engine
+        self.tables = tables
+        self.catalog = catalog
+        self.records = records
+        self.runs = runs
+        self.data = data
+        self.versioning = versioning
+        self.config = config
+        self.repo = repo
+        self._naive = naive
+
     def run_pipeline(
         self,
         group: FeatureGroup | str,
@@ -102,7 +138,7 @@ class _PipelinesMixin(_VersionsMixin):
             transform.module_imports() if isinstance(transform, PythonTransform) else []
         )
         user = current_user()
-        run = self._start_run(
+        run = self.runs.start(
             "pipeline",
             user,
             {
@@ -121,7 +157,7 @@ class _PipelinesMixin(_VersionsMixin):
             code_hash=transform.code_hash if transform else "identity",
             env_hash=environment_hash(env),
         )
-        record = self._commit_batch(
+        record = self.data.commit_batch(
             fg, batch, mode, f"pipeline {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}", run, user
         )
         return PipelineRun(run.id, record, window.inputs, batch.num_rows)
@@ -129,7 +165,7 @@ class _PipelinesMixin(_VersionsMixin):
     def _pipeline_group(self, group: FeatureGroup | str) -> FeatureGroup:
         """The group as declared (with its live transformation) checked against the registry."""
         live = group if isinstance(group, FeatureGroup) else None
-        registered = self.get_feature_group(group)
+        registered = self.catalog.get_feature_group(group)
         if live is None:
             live = registered
         if registered.source is None:
@@ -167,7 +203,7 @@ class _PipelinesMixin(_VersionsMixin):
             data = self.engine.window(str(path), None, source.timestamp_column, start, end)
             return _Window(data, [f"file:{path}@sha256:{digest}"])
         assert isinstance(source, GroupSource)
-        src = self.get_feature_group(source.group, source.major)
+        src = self.catalog.get_feature_group(source.group, source.major)
         if src.event_time is None:
             raise DefinitionError(
                 f"pipeline source {src.name!r} is static; it has no time to window"
@@ -178,9 +214,9 @@ class _PipelinesMixin(_VersionsMixin):
             parsed = VersionId.parse(ident)
             if parsed.kind == "feature_group" and parsed.name == src.name:
                 pinned = parsed.data
-        number = self._resolve_version(src, pinned, None)
-        self._check_files(src, number)
-        table = self._table(src.name, m)
+        number = self.records.resolve(src, pinned, None)
+        self.records.check_files(src, number)
+        table = self.tables.table(src.name, m)
         data = self.engine.window(
             table.files(number), table.schema(number), src.event_time, start, end
         )
@@ -226,7 +262,7 @@ class _PipelinesMixin(_VersionsMixin):
             (d for d in definitions if isinstance(d, FeatureGroup) and d.name == params["group"]),
             None,
         )
-        fg = live or self.get_feature_group(params["group"], params.get("major"))
+        fg = live or self.catalog.get_feature_group(params["group"], params.get("major"))
         fg = dataclasses.replace(fg, version=params.get("major"))
         report = ReproduceReport(f"run/{run.id}")
         # data: every recorded input still hashes as recorded
@@ -236,8 +272,8 @@ class _PipelinesMixin(_VersionsMixin):
                 now = artifact_sha256(path) if Path(path).exists() else "missing"
                 report.add("data", ident, digest, now)
             else:
-                v = self._verify_version(
-                    self.get_feature_group(
+                v = self.versioning.verify_version(
+                    self.catalog.get_feature_group(
                         VersionId.parse(ident).name, VersionId.parse(ident).major
                     ),
                     VersionId.parse(ident).data or 0,
@@ -278,7 +314,7 @@ class _PipelinesMixin(_VersionsMixin):
         if ident.kind == "run":
             run = self.registry.run(ident.name)
         elif ident.kind == "feature_group" and ident.data is not None:
-            fg = self.get_feature_group(ident.name, ident.major)
+            fg = self.catalog.get_feature_group(ident.name, ident.major)
             dv = self.registry.data_version(fg.name, fg.version or 1, ident.data)
             run = None if dv is None or dv.run_id is None else self.registry.run(dv.run_id)
         else:

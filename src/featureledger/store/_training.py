@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from featureledger.config import RepoConfig
 from featureledger.contracts.licenses import license_problems, license_table
 from featureledger.definitions import (
     FeatureGroup,
@@ -31,9 +32,13 @@ from featureledger.errors import (
 )
 from featureledger.hashing import ContentHash, content_hash
 from featureledger.offline import ROW_COLUMN, PitSource
-from featureledger.offline.conform import conform_entities, to_arrow
-from featureledger.registry import TrainingDatasetRecord
-from featureledger.store._data import _DataMixin
+from featureledger.offline.base import OfflineEngine
+from featureledger.offline.conform import NaivePolicy, conform_entities, to_arrow
+from featureledger.registry import RegistryBackend, TrainingDatasetRecord
+from featureledger.store._catalog import Catalog
+from featureledger.store._records import VersionRecords
+from featureledger.store._runs import Runs
+from featureledger.store._tables import Tables
 from featureledger.transforms.on_demand import apply_on_demand, output_fields
 from featureledger.versioning.provenance import current_user
 
@@ -87,8 +92,35 @@ class _JoinPlan:
     where: str = ""
 
 
-class _TrainingMixin(_DataMixin):
-    def _training_record(self, ident: VersionId | TrainingData | str) -> TrainingDatasetRecord:
+class TrainingService:
+    """Point-in-time joins into recorded, pinned training datasets."""
+
+    def __init__(
+        self,
+        *,
+        registry: RegistryBackend,
+        engine: OfflineEngine,
+        tables: Tables,
+        catalog: Catalog,
+        records: VersionRecords,
+        runs: Runs,
+        config: RepoConfig,
+        repo: Path,
+        naive: NaivePolicy,
+    ) -> None:
+        self.registry = registry
+        self.engine = engine
+        self.tables = tables
+        self.catalog = catalog
+        self.records = records
+        self.runs = runs
+        self.config = config
+        self.repo = repo
+        self._naive = naive
+        #: called with every recorded training dataset and its rows when in memory
+        self.listeners: list[Callable[[TrainingDatasetRecord, pa.Table | None], None]] = []
+
+    def record(self, ident: VersionId | TrainingData | str) -> TrainingDatasetRecord:
         if isinstance(ident, TrainingData):
             ident = ident.identity
         elif isinstance(ident, str):
@@ -100,24 +132,24 @@ class _TrainingMixin(_DataMixin):
             raise NotFoundError(f"{ident} is not recorded")
         return records[-1]
 
-    def _training_rows(self, record: TrainingDatasetRecord) -> pa.Table:
+    def rows(self, record: TrainingDatasetRecord) -> pa.Table:
         """A training dataset's rows: its output file when kept, else rebuilt from its pins."""
         if record.output_path and Path(record.output_path).exists():
             return pq.read_table(record.output_path)
-        rebuilt, _ = self._rebuild_training(record, None)
+        rebuilt, _ = self.rebuild(record, None)
         assert rebuilt is not None
         return rebuilt
 
-    def _rebuild_training(
+    def rebuild(
         self, record: TrainingDatasetRecord, output: str | Path | None
     ) -> tuple[pa.Table | None, ContentHash]:
-        fv = self.get_feature_view(record.view, record.major)
+        fv = self.catalog.get_feature_view(record.view, record.major)
         entities = pq.read_table(record.entity_path)
         versions = {g: p["version"] for g, p in record.pins.items()}
-        join = self._plan_join(
+        join = self.plan_join(
             fv, entities, record.params.get("timestamp_column", "event_timestamp"), versions, None
         )
-        return self._run_join(join, output)
+        return self.run_join(join, output)
 
     def training_data(
         self,
@@ -137,11 +169,11 @@ class _TrainingMixin(_DataMixin):
         order and count. It is recorded as a training dataset with its pins and hashes;
         with ``output`` it is streamed to that Parquet file instead of held in memory.
         """
-        fv = self.get_feature_view(view, version)
+        fv = self.catalog.get_feature_view(view, version)
         vmajor = fv.version or 1
-        join = self._plan_join(fv, entity_df, timestamp_column, versions, as_of)
+        join = self.plan_join(fv, entity_df, timestamp_column, versions, as_of)
         user = current_user()
-        run = self._start_run(
+        run = self.runs.start(
             "training-data",
             user,
             {
@@ -164,7 +196,7 @@ class _TrainingMixin(_DataMixin):
             # GIL and leaves part of the cores idle (size l: 0.1 s less)
             with ThreadPoolExecutor(1) as pool:
                 kept = pool.submit(_keep_entities, join.entities, entity_path)
-                result, total = self._run_join(join, output)
+                result, total = self.run_join(join, output)
                 entity_hash = kept.result()
             td_record = self.registry.add_training_dataset(
                 TrainingDatasetRecord(
@@ -188,23 +220,20 @@ class _TrainingMixin(_DataMixin):
                 )
             )
         except Exception as exc:
-            self._finish_run(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
+            self.runs.finish(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
             raise
-        self._finish_run(run.id, "succeeded", [str(td_record.identity)])
+        self.runs.finish(run.id, "succeeded", [str(td_record.identity)])
         self.registry.audit(
             user,
             "training-data",
             str(td_record.identity),
             {"pins": {k: v["identity"] for k, v in join.pins.items()}, "run": run.id},
         )
-        self._training_recorded(td_record, result)
+        for listener in self.listeners:
+            listener(td_record, result)
         return TrainingData(td_record, result)
 
-    def _training_recorded(self, record: TrainingDatasetRecord, rows: pa.Table | None) -> None:
-        """Called once a training dataset is recorded; the monitoring layer computes its
-        statistics here (``rows``: the dataset in memory, None when written to a file)."""
-
-    def _plan_join(
+    def plan_join(
         self,
         fv: FeatureView,
         entity_df: Any,
@@ -215,9 +244,9 @@ class _TrainingMixin(_DataMixin):
         """Check the entity frame and pin every input group to one verified data version."""
         vmajor = fv.version or 1
         where = f"training data for feature_view/{fv.name}@v{vmajor}"
-        self._check_blocks(where, [s.group for s in fv.sources])
+        self.records.check_blocks(where, [s.group for s in fv.sources])
         groups: list[tuple[ViewSource, FeatureGroup]] = [
-            (s, self.get_feature_group(s.group, s.major)) for s in fv.sources
+            (s, self.catalog.get_feature_group(s.group, s.major)) for s in fv.sources
         ]
         unknown = set(versions or {}) - {g.name for _, g in groups}
         if unknown:
@@ -267,15 +296,15 @@ class _TrainingMixin(_DataMixin):
         pins: dict[str, dict[str, Any]] = {}
         for src, fg in groups:
             m = fg.version or 1
-            pinned = self._resolve_version(
+            pinned = self.records.resolve(
                 fg,
                 (versions or {}).get(fg.name),
                 as_of if (versions or {}).get(fg.name) is None else None,
             )
             record = self.registry.data_version(fg.name, m, pinned)
             assert record is not None
-            table = self._table(fg.name, m)
-            self._check_files(fg, pinned)
+            table = self.tables.table(fg.name, m)
+            self.records.check_files(fg, pinned)
             pins[fg.name] = {
                 "major": m,
                 "version": pinned,
@@ -333,11 +362,11 @@ class _TrainingMixin(_DataMixin):
         if isinstance(fg.source, FileSource):
             found.update(fg.source.licenses)
         elif isinstance(fg.source, GroupSource) and fg.source.group not in seen:
-            parent = self.get_feature_group(fg.source.group, fg.source.major)
+            parent = self.catalog.get_feature_group(fg.source.group, fg.source.major)
             found.update(self._effective_licenses(parent, seen | {fg.name}))
         return sorted(found)
 
-    def _run_join(
+    def run_join(
         self, join: _JoinPlan, output: str | Path | None
     ) -> tuple[pa.Table | None, ContentHash]:
         """Stream the join, hashing each batch; keep it in memory or write it to ``output``."""

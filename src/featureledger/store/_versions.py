@@ -11,9 +11,16 @@ import pyarrow.parquet as pq
 from featureledger.definitions import FeatureGroup, VersionId
 from featureledger.errors import DataError, FeatureLedgerError, IntegrityError, NotFoundError
 from featureledger.hashing import ContentHash, content_hash
-from featureledger.registry import AuditEntry, DataVersion
-from featureledger.store._base import _group_from_spec
-from featureledger.store._training import _TrainingMixin
+from featureledger.offline.base import OfflineEngine
+from featureledger.registry import AuditEntry, DataVersion, RegistryBackend
+from featureledger.store._catalog import Catalog
+from featureledger.store._data import DataService
+from featureledger.store._definitions import DefinitionService
+from featureledger.store._records import VersionRecords
+from featureledger.store._runs import Runs
+from featureledger.store._specs import group_from_spec
+from featureledger.store._tables import Tables
+from featureledger.store._training import TrainingService
 from featureledger.versioning.diff import ColumnStats, DataDiff
 from featureledger.versioning.integrity import VerifyReport, recorded_files
 from featureledger.versioning.pointer import read_pointer, write_pointer
@@ -21,7 +28,34 @@ from featureledger.versioning.provenance import current_user
 from featureledger.versioning.writer import rebuild_content
 
 
-class _VersionsMixin(_TrainingMixin):
+class VersionService:
+    """Diffs, rollback, verification, pointer files, vacuum and the audit trail."""
+
+    def __init__(
+        self,
+        *,
+        registry: RegistryBackend,
+        engine: OfflineEngine,
+        tables: Tables,
+        catalog: Catalog,
+        definitions: DefinitionService,
+        records: VersionRecords,
+        runs: Runs,
+        data: DataService,
+        training: TrainingService,
+        repo: Path,
+    ) -> None:
+        self.registry = registry
+        self.engine = engine
+        self.tables = tables
+        self.catalog = catalog
+        self.definitions = definitions
+        self.records = records
+        self.runs = runs
+        self.data = data
+        self.training = training
+        self.repo = repo
+
     def diff(
         self,
         group: str | FeatureGroup,
@@ -31,13 +65,13 @@ class _VersionsMixin(_TrainingMixin):
         major: int | None = None,
     ) -> DataDiff:
         """Schema, row and statistics differences between data versions ``old`` and ``new``."""
-        fg = self.get_feature_group(group, major)
+        fg = self.catalog.get_feature_group(group, major)
         m = fg.version or 1
-        new = self._resolve_version(fg, new, None)
-        old = self._resolve_version(fg, old, None)
-        table = self._table(fg.name, m)
+        new = self.records.resolve(fg, new, None)
+        old = self.records.resolve(fg, old, None)
+        table = self.tables.table(fg.name, m)
         for v in (old, new):
-            self._check_files(fg, v)
+            self.records.check_files(fg, v)
         a_schema, b_schema = table.schema(old), table.schema(new)
         raw = self.engine.diff(
             (table.files(old), a_schema), (table.files(new), b_schema), fg.unique_key
@@ -76,25 +110,27 @@ class _VersionsMixin(_TrainingMixin):
         major: int | None = None,
     ) -> DataVersion:
         """A new data version whose content equals version ``to``; nothing is deleted."""
-        fg = self.get_feature_group(group, major)
+        fg = self.catalog.get_feature_group(group, major)
         m = fg.version or 1
-        table = self._table(fg.name, m)
+        table = self.tables.table(fg.name, m)
         user = current_user()
-        target = self._resolve_version(fg, to, None)
-        self._check_files(fg, target)
+        target = self.records.resolve(fg, to, None)
+        self.records.check_files(fg, target)
         record_to = self.registry.data_version(fg.name, m, target)
         assert record_to is not None
-        run = self._start_run(
+        run = self.runs.start(
             "rollback", user, {"group": fg.name, "major": m, "to": target, "reason": reason}
         )
         with table.lock():
-            self._sync_versions(fg, table)
+            self.records.sync(fg, table)
             records = self.registry.data_versions(fg.name, m)
             version = table.restore(target, run.id)
             # the restored files were checksummed by the commits that first added them
             known = recorded_files(r.files for r in records)
-            files = {p: dict(known[p]) for p in self._snapshot_paths(table, version) if p in known}
-            record = self._record_version(
+            files = {
+                p: dict(known[p]) for p in self.records.snapshot_paths(table, version) if p in known
+            }
+            record = self.records.record(
                 fg,
                 table,
                 version,
@@ -108,8 +144,8 @@ class _VersionsMixin(_TrainingMixin):
                 note=f"rollback to #{target}" + (f": {reason}" if reason else ""),
             )
             # the restored snapshot has the schema of its time; bring it back to the definition
-            self._evolve_storage(fg, table, run.id)
-        self._finish_run(run.id, "succeeded", [str(record.identity)])
+            self.definitions.evolve_storage(fg, table, run.id)
+        self.runs.finish(run.id, "succeeded", [str(record.identity)])
         self.registry.audit(
             user, "rollback", str(record.identity), {"to": target, "reason": reason, "run": run.id}
         )
@@ -125,24 +161,24 @@ class _VersionsMixin(_TrainingMixin):
         if identity is None:
             reports = []
             for rec in self.registry.definitions("feature_group"):
-                fg = _group_from_spec(rec.spec, rec.major)
+                fg = group_from_spec(rec.spec, rec.major)
                 latest = self.registry.data_versions(fg.name, rec.major)
                 if latest and rec == self.registry.latest_definition(
                     "feature_group", fg.name, rec.major
                 ):
-                    reports.append(self._verify_version(fg, latest[-1].version))
+                    reports.append(self.verify_version(fg, latest[-1].version))
             return reports
         ident = VersionId.parse(identity) if isinstance(identity, str) else identity
         if ident.kind == "training_dataset":
             return [self._verify_training(ident)]
         if ident.kind != "feature_group":
             raise NotFoundError(f"{ident.kind} identities have no stored data to verify")
-        fg = self.get_feature_group(ident.name, ident.major)
+        fg = self.catalog.get_feature_group(ident.name, ident.major)
         if ident.data is not None:
-            return [self._verify_version(fg, ident.data)]
-        return [self._verify_version(fg, r.version) for r in self.versions(fg)]
+            return [self.verify_version(fg, ident.data)]
+        return [self.verify_version(fg, r.version) for r in self.records.versions(fg)]
 
-    def _verify_version(self, fg: FeatureGroup, version: int) -> VerifyReport:
+    def verify_version(self, fg: FeatureGroup, version: int) -> VerifyReport:
         m = fg.version or 1
         ident = VersionId("feature_group", fg.name, m, version)
         record = self.registry.data_version(fg.name, m, version)
@@ -150,9 +186,9 @@ class _VersionsMixin(_TrainingMixin):
         if record is None:
             report.problems.append("not recorded in the registry")
             return report
-        table = self._table(fg.name, m)
+        table = self.tables.table(fg.name, m)
         report.checked_files = len(table.files(version))
-        report.problems += self._check_files(fg, version, full=True)
+        report.problems += self.records.check_files(fg, version, full=True)
         report.expected_hash = str(record.content)
         if not any("missing" in p for p in report.problems):
             try:
@@ -168,10 +204,10 @@ class _VersionsMixin(_TrainingMixin):
         return report
 
     def _verify_training(self, ident: VersionId) -> VerifyReport:
-        record = self._training_record(ident)
+        record = self.training.record(ident)
         report = VerifyReport(str(record.identity), expected_hash=str(record.content))
         try:
-            _, actual = self._rebuild_training(record, None)
+            _, actual = self.training.rebuild(record, None)
         except FeatureLedgerError as exc:
             report.problems.append(f"cannot rebuild: {exc}")
             return report
@@ -186,7 +222,7 @@ class _VersionsMixin(_TrainingMixin):
         """Write a pointer file for a data version or training dataset (DVC-style)."""
         ident = VersionId.parse(identity) if isinstance(identity, str) else identity
         if ident.kind == "training_dataset":
-            rec = self._training_record(ident)
+            rec = self.training.record(ident)
             body: dict[str, Any] = {
                 "identity": str(rec.identity),
                 "content_hash": str(rec.content),
@@ -198,12 +234,12 @@ class _VersionsMixin(_TrainingMixin):
                 "repository": self.repo.as_uri(),
             }
         elif ident.kind == "feature_group":
-            fg = self.get_feature_group(ident.name, ident.major)
+            fg = self.catalog.get_feature_group(ident.name, ident.major)
             m = fg.version or 1
-            number = self._resolve_version(fg, ident.data, None)
+            number = self.records.resolve(fg, ident.data, None)
             dv = self.registry.data_version(fg.name, m, number)
             assert dv is not None
-            table = self._table(fg.name, m)
+            table = self.tables.table(fg.name, m)
             known = recorded_files(
                 r.files for r in self.registry.data_versions(fg.name, m) if r.version <= number
             )
@@ -215,7 +251,9 @@ class _VersionsMixin(_TrainingMixin):
                 "schema_hash": dv.schema_hash,
                 "storage_uri": table.path.resolve().as_uri(),
                 "files": {
-                    p: known[p]["sha256"] for p in self._snapshot_paths(table, number) if p in known
+                    p: known[p]["sha256"]
+                    for p in self.records.snapshot_paths(table, number)
+                    if p in known
                 },
                 "repository": self.repo.as_uri(),
             }
@@ -239,12 +277,12 @@ class _VersionsMixin(_TrainingMixin):
         out = Path(output)
         tmp = out.with_name(out.name + ".partial")
         if ident.kind == "training_dataset":
-            _, actual = self._rebuild_training(self._training_record(ident), tmp)
+            _, actual = self.training.rebuild(self.training.record(ident), tmp)
         else:
-            fg = self.get_feature_group(ident.name, ident.major)
+            fg = self.catalog.get_feature_group(ident.name, ident.major)
             assert ident.data is not None
-            self._check_files(fg, ident.data)
-            table = self.read(fg, version=ident.data)
+            self.records.check_files(fg, ident.data)
+            table = self.data.read(fg, version=ident.data)
             actual = content_hash(table)
             pq.write_table(table, tmp)
         report = VerifyReport(
@@ -279,7 +317,7 @@ class _VersionsMixin(_TrainingMixin):
         for rec in self.registry.definitions("feature_group"):
             if group is not None and rec.name != group:
                 continue
-            table = self._table(rec.name, rec.major)
+            table = self.tables.table(rec.name, rec.major)
             key = f"feature_group/{rec.name}@v{rec.major}"
             if key in out or not table.exists():
                 continue

@@ -1,37 +1,22 @@
-"""Shared state and lookups of the store: configuration, registry, engine, tables,
-data-version records and runs."""
+"""Data-version records: what each Delta commit of a feature group is in the books,
+recovery of commits a dead writer left unrecorded, version resolution and file checks."""
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Self
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
-from featureledger.config import CONFIG_FILE, STATE_DIR, RepoConfig
-from featureledger.contracts import contract_from_yaml, contract_to_yaml
-from featureledger.definitions import Entity, FeatureGroup, FeatureView, VersionId
-from featureledger.errors import (
-    ConfigError,
-    DataError,
-    FeatureLedgerError,
-    IntegrityError,
-    MonitorBlockError,
-    NotFoundError,
-)
+from featureledger.definitions import FeatureGroup, VersionId
+from featureledger.errors import DataError, IntegrityError, MonitorBlockError, NotFoundError
 from featureledger.hashing import ContentHash, schema_hash
-from featureledger.offline import DeltaGroupTable, DuckDBEngine
-from featureledger.offline.conform import NaivePolicy
-from featureledger.registry import DataVersion, DefinitionRecord, RunRecord, SQLRegistry
+from featureledger.offline import DeltaGroupTable
+from featureledger.registry import DataVersion, RegistryBackend
+from featureledger.store._catalog import Catalog
+from featureledger.store._specs import group_from_spec
+from featureledger.store._tables import Tables
 from featureledger.versioning.integrity import check_files, recorded_files
-from featureledger.versioning.provenance import (
-    current_user,
-    environment,
-    environment_hash,
-    library_code_hash,
-)
+from featureledger.versioning.provenance import current_user
 from featureledger.versioning.writer import rebuild_content
 
 
@@ -52,111 +37,29 @@ def _dv_dict(dv: DataVersion) -> dict[str, Any]:
     }
 
 
-def _group_spec(group: FeatureGroup) -> dict[str, Any]:
-    """A group's registry spec: its definition plus its contract in YAML form."""
-    spec = group.to_dict()
-    if group.contract is not None:
-        spec["contract"] = contract_to_yaml(group.contract)
-    return spec
+class VersionRecords:
+    """The registry's view of each group table's commits."""
 
-
-def _group_from_spec(spec: dict[str, Any], major: int) -> FeatureGroup:
-    group = FeatureGroup.from_dict(spec, major)
-    if spec.get("contract"):
-        group = dataclasses.replace(group, contract=contract_from_yaml(spec["contract"]))
-    return group
-
-
-class _StoreBase:
-    def __init__(self, repo: str | Path = ".", *, config: RepoConfig | None = None) -> None:
-        self.repo = Path(repo).resolve()
-        self.config = config or RepoConfig.load(self.repo)
-        self.registry = SQLRegistry(self.config.registry_url(self.repo))
-        off = self.config.offline
-        self.engine = DuckDBEngine(
-            temp_directory=self.config.resolve(self.repo, off.temp_directory),
-            memory_limit=off.memory_limit,
-            threads=off.threads,
-        )
-        self._offline_root = self.config.resolve(self.repo, off.path)
-        self._lineage_sink: Any = None
-        self._naive: NaivePolicy = "utc" if self.config.naive_timestamps == "utc" else "error"
-
-    @classmethod
-    def init(cls, repo: str | Path, *, project: str | None = None, exist_ok: bool = True) -> Self:
-        """Create a repository at ``repo`` (config file and state folder) and open it."""
-        root = Path(repo)
-        cfg_path = root / CONFIG_FILE
-        if cfg_path.exists():
-            if not exist_ok:
-                raise ConfigError(f"{cfg_path} exists already; open it with FeatureStore(repo)")
-            return cls(root)
-        root.mkdir(parents=True, exist_ok=True)
-        (root / STATE_DIR).mkdir(exist_ok=True)
-        config = RepoConfig(project=project or root.resolve().name or "default")
-        cfg_path.write_text(
-            "# featureledger repository settings; every key is optional.\n" + config.to_yaml()
-        )
-        return cls(root)
-
-    def get_entity(self, name: str) -> Entity:
-        return Entity.from_dict(self.registry.get_definition("entity", name, None).spec)
-
-    def get_feature_group(
-        self, name: str | FeatureGroup, version: int | None = None
-    ) -> FeatureGroup:
-        if isinstance(name, FeatureGroup):
-            version = version or name.version
-            name = name.name
-        rec = self.registry.get_definition("feature_group", name, version)
-        return _group_from_spec(rec.spec, rec.major)
-
-    def get_feature_view(self, name: str | FeatureView, version: int | None = None) -> FeatureView:
-        if isinstance(name, FeatureView):
-            self.use_definitions([name])
-            version = version or name.version
-            name = name.name
-        rec = self.registry.get_definition("feature_view", name, version)
-        fv = FeatureView.from_dict(rec.spec, rec.major)
-        if not fv.on_demand:
-            return fv
-        # the registry keeps code hashes; the functions come from definitions seen in this
-        # process, and only when their code is the registered code
-        live: dict[tuple[str, str, str], Any] = self.__dict__.get("_on_demand", {})
-        return dataclasses.replace(
-            fv, on_demand=[live.get((fv.name, o.name, o.code_hash), o) for o in fv.on_demand]
-        )
-
-    def use_definitions(self, objects: Iterable[Any]) -> None:
-        """Make the functions of these definitions (on-demand transforms) available to
-        reads; `apply` does this for what it applies, the CLI for the repository's files."""
-        live: dict[tuple[str, str, str], Any] = self.__dict__.setdefault("_on_demand", {})
-        for obj in objects:
-            if isinstance(obj, FeatureView):
-                for o in obj.on_demand:
-                    if o.function is not None:
-                        live[(obj.name, o.name, o.code_hash)] = o
-
-    def list_definitions(self, kind: str) -> list[DefinitionRecord]:
-        """Every registered version of every definition of ``kind``."""
-        return self.registry.definitions(kind)
-
-    def _table(self, group: str, major: int) -> DeltaGroupTable:
-        return DeltaGroupTable(self._offline_root / group / f"v{major}")
+    def __init__(self, *, registry: RegistryBackend, tables: Tables, catalog: Catalog) -> None:
+        self.registry = registry
+        self.tables = tables
+        self.catalog = catalog
+        #: called with every data version once it is recorded (statistics on write)
+        self.listeners: list[Callable[[DataVersion], None]] = []
 
     def versions(self, group: str | FeatureGroup, *, major: int | None = None) -> list[DataVersion]:
         """Every data version of a group's definition major version, oldest first."""
-        fg = self.get_feature_group(group, major)
-        self._sync_versions(fg, self._table(fg.name, fg.version or 1))
+        fg = self.catalog.get_feature_group(group, major)
+        self.sync(fg, self.tables.table(fg.name, fg.version or 1))
         return self.registry.data_versions(fg.name, fg.version or 1)
 
-    def _latest_record(self, group: str, major: int) -> DataVersion:
+    def latest(self, group: str, major: int) -> DataVersion:
         versions = self.registry.data_versions(group, major)
         if not versions:
             raise NotFoundError(f"feature_group/{group}@v{major} has no data versions recorded")
         return versions[-1]
 
-    def _record_version(
+    def record(
         self,
         group: FeatureGroup,
         table: DeltaGroupTable,
@@ -189,11 +92,11 @@ class _StoreBase:
             note=note,
         )
         self.registry.add_data_version(record)
+        for listener in self.listeners:
+            listener(record)
         return record
 
-    def _sync_versions(
-        self, group: FeatureGroup, table: DeltaGroupTable, below: int | None = None
-    ) -> None:
+    def sync(self, group: FeatureGroup, table: DeltaGroupTable, below: int | None = None) -> None:
         """Record Delta versions the registry lacks (a writer that died after committing).
 
         ``below`` stops before that version, which the caller is about to record itself.
@@ -213,7 +116,7 @@ class _StoreBase:
                     continue
                 commit = table.commit(version)
                 content = rebuild_content(table, version)
-                self._record_version(
+                self.record(
                     group,
                     table,
                     version,
@@ -223,13 +126,11 @@ class _StoreBase:
                     note="recovered: committed to Delta but not recorded by its writer",
                 )
 
-    def _resolve_version(
-        self, fg: FeatureGroup, version: int | None, as_of: datetime | None
-    ) -> int:
+    def resolve(self, fg: FeatureGroup, version: int | None, as_of: datetime | None) -> int:
         m = fg.version or 1
         if version is not None and as_of is not None:
             raise DataError("give either version= or as_of=, not both")
-        self._sync_versions(fg, self._table(fg.name, m))
+        self.sync(fg, self.tables.table(fg.name, m))
         records = self.registry.data_versions(fg.name, m)
         if version is not None:
             if not any(r.version == version for r in records):
@@ -249,14 +150,14 @@ class _StoreBase:
             return eligible[-1]
         return records[-1].version
 
-    def _check_files(self, fg: FeatureGroup, version: int, *, full: bool = False) -> list[str]:
+    def check_files(self, fg: FeatureGroup, version: int, *, full: bool = False) -> list[str]:
         """Compare a version's files with the checksums recorded at commit.
 
         Raises `IntegrityError` unless ``full`` (then the problems are returned), so no
         read uses a modified or missing file.
         """
         major = fg.version or 1
-        table = self._table(fg.name, major)
+        table = self.tables.table(fg.name, major)
         records = [r for r in self.registry.data_versions(fg.name, major) if r.version <= version]
         snapshot = [uri[len(table.uri.rstrip("/")) + 1 :] for uri in table.files(version)]
         problems = check_files(
@@ -272,73 +173,11 @@ class _StoreBase:
         return problems
 
     @staticmethod
-    def _snapshot_paths(table: DeltaGroupTable, version: int) -> list[str]:
+    def snapshot_paths(table: DeltaGroupTable, version: int) -> list[str]:
         prefix = table.uri.rstrip("/") + "/"
         return [uri[len(prefix) :] for uri in table.files(version)]
 
-    def _start_run(
-        self,
-        kind: str,
-        user: str,
-        params: dict[str, Any],
-        inputs: list[str] | None = None,
-        *,
-        code_hash: str | None = None,
-        env_hash: str | None = None,
-    ) -> RunRecord:
-        run = RunRecord(
-            id=str(uuid.uuid4()),
-            kind=kind,
-            status="running",
-            user=user,
-            started_at=datetime.now(UTC),
-            params=params,
-            inputs=inputs or [],
-            code_hash=code_hash or library_code_hash(),
-            env_hash=env_hash or environment_hash(),
-        )
-        self.registry.start_run(run)
-        return run
-
-    def _finish_run(self, run_id: str, status: str, outputs: list[str], error: str = "") -> None:
-        """Record how a run ended and emit it as OpenLineage events (best effort)."""
-        self.registry.finish_run(run_id, status, outputs, error)
-        self._emit_lineage(run_id)
-
-    def _emit_lineage(self, run_id: str) -> None:
-        transport = self.config.lineage.transport or {"type": "file"}
-        if transport.get("type") == "none":
-            return
-        from featureledger.lineage import DatasetInfo, emit_run, make_sink
-
-        if self._lineage_sink is None:
-            self._lineage_sink = make_sink(transport, repo=self.repo)
-        run = self.registry.run(run_id)
-        if run is None:  # pragma: no cover - we just wrote it
-            return
-        datasets: dict[str, DatasetInfo] = {}
-        for ident in [*run.inputs, *run.outputs]:
-            try:
-                parsed = VersionId.parse(ident)
-            except FeatureLedgerError:
-                continue  # file inputs and the like carry no registry record
-            if parsed.kind == "feature_group" and parsed.data is not None:
-                dv = self.registry.data_version(parsed.name, parsed.major or 1, parsed.data)
-                if dv is not None:
-                    datasets[ident] = DatasetInfo(
-                        content_hash=str(dv.content),
-                        schema_hash=dv.schema_hash,
-                        rows=dv.rows,
-                        operation=dv.operation,
-                    )
-        emit_run(
-            self._lineage_sink,
-            run,
-            namespace=self.config.lineage.namespace or self.config.project,
-            datasets=datasets,
-        )
-
-    def _check_blocks(
+    def check_blocks(
         self,
         where: str,
         groups: Sequence[str],
@@ -368,9 +207,9 @@ class _StoreBase:
             return {"identity": str(ident), "version": rec.semver, "definition": rec.spec}
         if ident.kind == "feature_group":
             rec = self.registry.get_definition("feature_group", ident.name, ident.major)
-            fg = _group_from_spec(rec.spec, rec.major)
-            table = self._table(fg.name, rec.major)
-            self._sync_versions(fg, table)
+            fg = group_from_spec(rec.spec, rec.major)
+            table = self.tables.table(fg.name, rec.major)
+            self.sync(fg, table)
             versions = self.registry.data_versions(fg.name, rec.major)
             if ident.data is None:
                 latest = versions[-1] if versions else None
@@ -415,10 +254,6 @@ class _StoreBase:
                 raise NotFoundError(f"{ident} is not recorded")
             return {
                 k: (v.isoformat() if isinstance(v, datetime) else v)
-                for k, v in found.__dict__.items()
+                for k, v in vars(found).items()
             }
         raise NotFoundError(f"{ident.kind} identities are not recorded by this store yet")
-
-    @property
-    def environment(self) -> dict[str, str]:
-        return environment()

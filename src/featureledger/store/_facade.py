@@ -1,0 +1,671 @@
+"""`FeatureStore`: the one thin facade users, the CLI and the server call.
+
+Each concern is a service constructed here with exactly the ports and collaborators it
+needs (see docs/architecture.md); every public method delegates to one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import pyarrow as pa
+
+from featureledger.config import CONFIG_FILE, STATE_DIR, RepoConfig
+from featureledger.contracts import ValidationReport
+from featureledger.contracts.gates import Gate
+from featureledger.definitions import Definition, Entity, FeatureGroup, FeatureView, VersionId
+from featureledger.errors import ConfigError
+from featureledger.lineage import Impact, LineageGraph
+from featureledger.monitoring import (
+    DEFAULT_RELEASE_GATES,
+    ColumnStats,
+    DriftReport,
+    Finding,
+    Monitor,
+    SkewReport,
+)
+from featureledger.offline import DuckDBEngine, OfflineEngine
+from featureledger.offline.conform import NaivePolicy
+from featureledger.online import OnlineStore
+from featureledger.registry import (
+    AuditEntry,
+    DataVersion,
+    DefinitionRecord,
+    DeploymentRecord,
+    ModelRecord,
+    RegistryBackend,
+    SQLRegistry,
+    TokenRecord,
+    TrainingDatasetRecord,
+    ValidationRecord,
+)
+from featureledger.store._catalog import Catalog
+from featureledger.store._data import DataService
+from featureledger.store._definitions import DefinitionService, Plan
+from featureledger.store._feature_logs import FeatureLogs
+from featureledger.store._lineage import LineageService
+from featureledger.store._models import ModelService
+from featureledger.store._monitoring import MonitoringService, ReleaseCheck
+from featureledger.store._online import Materialization, OnlineFeatures, OnlineService
+from featureledger.store._pipelines import PipelineRun, PipelineService, ReproduceReport
+from featureledger.store._records import VersionRecords
+from featureledger.store._runs import Runs
+from featureledger.store._stats import StatisticsService
+from featureledger.store._tables import Tables
+from featureledger.store._tokens import AccessService
+from featureledger.store._training import TrainingData, TrainingService
+from featureledger.store._versions import VersionService
+from featureledger.versioning.diff import DataDiff
+from featureledger.versioning.integrity import VerifyReport
+from featureledger.versioning.provenance import environment
+from featureledger.versioning.writer import Mode
+
+
+class FeatureStore:
+    """A feature repository: definitions, versioned feature data and training sets.
+
+    ``FeatureStore("path/to/repo")`` opens a repository made by `FeatureStore.init`
+    or ``featureledger init``. Use it as a context manager, or call `close`, to finish
+    background work when done.
+    """
+
+    def __init__(self, repo: str | Path = ".", *, config: RepoConfig | None = None) -> None:
+        self.repo = Path(repo).resolve()
+        self.config = config or RepoConfig.load(self.repo)
+        self.registry: RegistryBackend = SQLRegistry(self.config.registry_url(self.repo))
+        off = self.config.offline
+        self.engine: OfflineEngine = DuckDBEngine(
+            temp_directory=self.config.resolve(self.repo, off.temp_directory),
+            memory_limit=off.memory_limit,
+            threads=off.threads,
+        )
+        naive: NaivePolicy = "utc" if self.config.naive_timestamps == "utc" else "error"
+        registry, engine, config, repo_path = self.registry, self.engine, self.config, self.repo
+        tables = self._tables = Tables(self.config.resolve(self.repo, off.path))
+        runs = self._runs = Runs(registry=registry, config=config, repo=repo_path)
+        catalog = self._catalog = Catalog(registry=registry)
+        records = self._records = VersionRecords(registry=registry, tables=tables, catalog=catalog)
+        definitions = self._definitions = DefinitionService(
+            registry=registry, tables=tables, catalog=catalog, records=records, repo=repo_path
+        )
+        data = self._data = DataService(
+            registry=registry,
+            engine=engine,
+            tables=tables,
+            catalog=catalog,
+            records=records,
+            runs=runs,
+            repo=repo_path,
+            naive=naive,
+        )
+        training = self._training = TrainingService(
+            registry=registry,
+            engine=engine,
+            tables=tables,
+            catalog=catalog,
+            records=records,
+            runs=runs,
+            config=config,
+            repo=repo_path,
+            naive=naive,
+        )
+        versioning = self._versioning = VersionService(
+            registry=registry,
+            engine=engine,
+            tables=tables,
+            catalog=catalog,
+            definitions=definitions,
+            records=records,
+            runs=runs,
+            data=data,
+            training=training,
+            repo=repo_path,
+        )
+        self._pipelines = PipelineService(
+            registry=registry,
+            engine=engine,
+            tables=tables,
+            catalog=catalog,
+            records=records,
+            runs=runs,
+            data=data,
+            versioning=versioning,
+            config=config,
+            repo=repo_path,
+            naive=naive,
+        )
+        self._models = ModelService(
+            registry=registry,
+            catalog=catalog,
+            records=records,
+            runs=runs,
+            training=training,
+            repo=repo_path,
+        )
+        self._lineage = LineageService(registry=registry)
+        statistics = self._statistics = StatisticsService(
+            registry=registry,
+            config=config,
+            tables=tables,
+            catalog=catalog,
+            records=records,
+            training=training,
+        )
+        # statistics follow every recorded data version and training set
+        records.listeners.append(statistics.version_recorded)
+        training.listeners.append(statistics.training_recorded)
+        logs = self._logs = FeatureLogs(tables=tables, catalog=catalog)
+        self._monitoring = MonitoringService(
+            registry=registry,
+            repo=repo_path,
+            catalog=catalog,
+            records=records,
+            data=data,
+            training=training,
+            statistics=statistics,
+            logs=logs,
+        )
+        online = self._online = OnlineService(
+            registry=registry,
+            engine=engine,
+            config=config,
+            repo=repo_path,
+            naive=naive,
+            tables=tables,
+            catalog=catalog,
+            records=records,
+            runs=runs,
+            data=data,
+            training=training,
+            logs=logs,
+        )
+        self._access = AccessService(registry=registry, catalog=catalog, online=online)
+
+    @classmethod
+    def init(cls, repo: str | Path, *, project: str | None = None, exist_ok: bool = True) -> Self:
+        """Create a repository at ``repo`` (config file and state folder) and open it."""
+        root = Path(repo)
+        cfg_path = root / CONFIG_FILE
+        if cfg_path.exists():
+            if not exist_ok:
+                raise ConfigError(f"{cfg_path} exists already; open it with FeatureStore(repo)")
+            return cls(root)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / STATE_DIR).mkdir(exist_ok=True)
+        config = RepoConfig(project=project or root.resolve().name or "default")
+        cfg_path.write_text(
+            "# featureledger repository settings; every key is optional.\n" + config.to_yaml()
+        )
+        return cls(root)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Finish background work and release connections.
+
+        Waits for the statistics of recent writes, writes queued feature logs and
+        token-use audit entries, and closes the online store and the lineage sink. The
+        store stays usable: what was closed opens again on next use.
+        """
+        self._statistics.wait()
+        self._logs.flush()
+        self._access.flush_token_audit()
+        self._online.close()
+        self._runs.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The Python environment of this process (recorded with every run)."""
+        return environment()
+
+    def get_entity(self, name: str) -> Entity:
+        return self._catalog.get_entity(name)
+
+    def get_feature_group(
+        self, name: str | FeatureGroup, version: int | None = None
+    ) -> FeatureGroup:
+        return self._catalog.get_feature_group(name, version)
+
+    def get_feature_view(self, name: str | FeatureView, version: int | None = None) -> FeatureView:
+        return self._catalog.get_feature_view(name, version)
+
+    def use_definitions(self, objects: Iterable[Any]) -> None:
+        """Make the functions of these definitions (on-demand transforms) available to reads;
+        `apply` does this for what it applies, the CLI for the repository's files."""
+        return self._catalog.use_definitions(objects)
+
+    def list_definitions(self, kind: str) -> list[DefinitionRecord]:
+        """Every registered version of every definition of ``kind``."""
+        return self._catalog.list_definitions(kind)
+
+    def versions(self, group: str | FeatureGroup, *, major: int | None = None) -> list[DataVersion]:
+        """Every data version of a group's definition major version, oldest first."""
+        return self._records.versions(group, major=major)
+
+    def show(self, identity: str | VersionId) -> dict[str, Any]:
+        """Everything recorded about one identity, as plain data."""
+        return self._records.show(identity)
+
+    def plan(self, objects: Iterable[Definition]) -> Plan:
+        """What `apply` would change, without changing anything."""
+        return self._definitions.plan(objects)
+
+    def apply(self, objects: Iterable[Definition]) -> Plan:
+        """Register definitions, versioning each change; all or nothing."""
+        return self._definitions.apply(objects)
+
+    def rollback_view(self, name: str, *, to: str, reason: str = "") -> DefinitionRecord:
+        """Register the spec of an earlier version of a feature view as its newest version."""
+        return self._definitions.rollback_view(name, to=to, reason=reason)
+
+    def ingest(
+        self,
+        group: str | FeatureGroup,
+        data: Any,
+        *,
+        mode: Mode = "upsert",
+        version: int | None = None,
+        note: str = "",
+    ) -> DataVersion:
+        """Write a batch as one atomic data version and return its record."""
+        return self._data.ingest(group, data, mode=mode, version=version, note=note)
+
+    def quarantined(
+        self, group: str | FeatureGroup, *, run: str | None = None, major: int | None = None
+    ) -> pa.Table:
+        """Rows held back by the quarantine policy, with the rules each failed and its run."""
+        return self._data.quarantined(group, run=run, major=major)
+
+    def resolve_quarantine(
+        self,
+        group: str | FeatureGroup,
+        *,
+        run: str | None = None,
+        reason: str = "",
+        major: int | None = None,
+    ) -> int:
+        """Remove held rows (of one run, or all) once fixed and re-ingested; returns how many."""
+        return self._data.resolve_quarantine(group, run=run, reason=reason, major=major)
+
+    def validations(
+        self, group: str | FeatureGroup, *, version: int | None = None, major: int | None = None
+    ) -> list[ValidationRecord]:
+        """Contract reports of a group's ingests (of one data version when given)."""
+        return self._data.validations(group, version=version, major=major)
+
+    def check_contract(
+        self, group: str | FeatureGroup, *, major: int | None = None
+    ) -> ValidationReport:
+        """Evaluate the group's contract on its current data (what CI runs)."""
+        return self._data.check_contract(group, major=major)
+
+    def compact(self, group: str | FeatureGroup, *, version: int | None = None) -> DataVersion:
+        """Rewrite a group's files into fewer, key-sorted ones: a new version, same content."""
+        return self._data.compact(group, version=version)
+
+    def read(
+        self,
+        group: str | FeatureGroup,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+        major: int | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """The rows of one data version: ``version`` by number, or the one current ``as_of``."""
+        return self._data.read(group, version=version, as_of=as_of, major=major, columns=columns)
+
+    def training_data(
+        self,
+        view: str | FeatureView,
+        entity_df: Any,
+        *,
+        timestamp_column: str = "event_timestamp",
+        version: int | None = None,
+        versions: Mapping[str, int] | None = None,
+        as_of: datetime | None = None,
+        output: str | Path | None = None,
+    ) -> TrainingData:
+        """Point-in-time correct features for each row of ``entity_df``."""
+        return self._training.training_data(
+            view,
+            entity_df,
+            timestamp_column=timestamp_column,
+            version=version,
+            versions=versions,
+            as_of=as_of,
+            output=output,
+        )
+
+    def training_datasets(
+        self, view: str, *, major: int | None = None
+    ) -> list[TrainingDatasetRecord]:
+        return self._training.training_datasets(view, major=major)
+
+    def diff(
+        self,
+        group: str | FeatureGroup,
+        old: int,
+        new: int | None = None,
+        *,
+        major: int | None = None,
+    ) -> DataDiff:
+        """Schema, row and statistics differences between data versions ``old`` and ``new``."""
+        return self._versioning.diff(group, old, new, major=major)
+
+    def rollback(
+        self,
+        group: str | FeatureGroup,
+        *,
+        to: int,
+        reason: str = "",
+        major: int | None = None,
+    ) -> DataVersion:
+        """A new data version whose content equals version ``to``; nothing is deleted."""
+        return self._versioning.rollback(group, to=to, reason=reason, major=major)
+
+    def verify(self, identity: str | VersionId | None = None) -> list[VerifyReport]:
+        """Re-hash files and rows of data versions (all latest versions when no identity)."""
+        return self._versioning.verify(identity)
+
+    def pin(self, identity: str | VersionId, path: str | Path) -> Path:
+        """Write a pointer file for a data version or training dataset (DVC-style)."""
+        return self._versioning.pin(identity, path)
+
+    def checkout(self, pointer: str | Path, output: str | Path) -> VerifyReport:
+        """Materialize the data a pointer file names into ``output`` (Parquet), verified."""
+        return self._versioning.checkout(pointer, output)
+
+    def vacuum(
+        self, *, older_than: timedelta, dry_run: bool = True, group: str | None = None
+    ) -> dict[str, list[str]]:
+        """Delete unreferenced data files older than ``older_than``; the only deletion."""
+        return self._versioning.vacuum(older_than=older_than, dry_run=dry_run, group=group)
+
+    def audit_log(self, identity: str | None = None) -> list[AuditEntry]:
+        """The audit trail, oldest first; filtered to identities starting with ``identity``."""
+        return self._versioning.audit_log(identity)
+
+    def audit_verify(self) -> list[str]:
+        """Problems in the hash chain of the audit trail (empty when intact)."""
+        return self._versioning.audit_verify()
+
+    def run_pipeline(
+        self,
+        group: FeatureGroup | str,
+        *,
+        start: datetime,
+        end: datetime,
+        mode: Mode = "upsert",
+    ) -> PipelineRun:
+        """Compute the window [start, end) of a group's pipeline and upsert it."""
+        return self._pipelines.run_pipeline(group, start=start, end=end, mode=mode)
+
+    def reproduce(
+        self, identity: str, *, definitions: Sequence[Definition] = ()
+    ) -> ReproduceReport:
+        """Re-run a recorded pipeline run from its recorded inputs and compare, factor by factor."""
+        return self._pipelines.reproduce(identity, definitions=definitions)
+
+    def register_model(
+        self,
+        name: str,
+        artifact: str | Path,
+        *,
+        training_dataset: str | VersionId | TrainingData | None = None,
+        metrics: Mapping[str, float | Sequence[float]] | None = None,
+        gates: Sequence[Gate] = (),
+        description: str = "",
+    ) -> ModelRecord:
+        """Store a model artifact content-addressed and link it to its training dataset."""
+        return self._models.register_model(
+            name,
+            artifact,
+            training_dataset=training_dataset,
+            metrics=metrics,
+            gates=gates,
+            description=description,
+        )
+
+    def fit_transforms(
+        self,
+        name: str,
+        training_dataset: str | VersionId | TrainingData,
+        transforms: Sequence[Any],
+    ) -> ModelRecord:
+        """Fit model-dependent transforms on a training dataset and register the fitted state as a
+        versioned, content-addressed artifact linked to that dataset."""
+        return self._models.fit_transforms(name, training_dataset, transforms)
+
+    def load_transforms(self, identity: str) -> Any:
+        """The fitted transforms of ``model/NAME/N``, checked against their recorded hash."""
+        return self._models.load_transforms(identity)
+
+    def models(self, name: str | None = None) -> list[ModelRecord]:
+        return self._models.models(name)
+
+    def deploy(
+        self, deployment: str, model: str, version: int | None = None, *, reason: str = ""
+    ) -> DeploymentRecord:
+        """Point ``deployment`` at a registered model version (the latest by default)."""
+        return self._models.deploy(deployment, model, version, reason=reason)
+
+    def rollback_deployment(self, deployment: str, *, reason: str = "") -> DeploymentRecord:
+        """Point ``deployment`` back at the model it served before the current one."""
+        return self._models.rollback_deployment(deployment, reason=reason)
+
+    def current_deployment(self, deployment: str) -> DeploymentRecord | None:
+        return self._models.current_deployment(deployment)
+
+    def deployments(self, deployment: str | None = None) -> list[DeploymentRecord]:
+        """Deployment history, oldest first."""
+        return self._models.deployments(deployment)
+
+    def lineage_graph(self, *, include_runs: bool = True) -> LineageGraph:
+        """The DAG of sources, data versions, views, training sets, models, deployments."""
+        return self._lineage.lineage_graph(include_runs=include_runs)
+
+    def lineage(
+        self,
+        identity: str,
+        *,
+        direction: Literal["upstream", "downstream"] = "upstream",
+        depth: int | None = None,
+        format: Literal["text", "json", "dot", "mermaid"] = "text",
+        include_runs: bool = True,
+    ) -> str:
+        """Render what ``identity`` was made from (upstream) or what was made from it;
+        ``include_runs=False`` leaves the runs out (they remain the edges' evidence)."""
+        return self._lineage.lineage(
+            identity, direction=direction, depth=depth, format=format, include_runs=include_runs
+        )
+
+    def impact(self, identity: str) -> Impact:
+        """The training sets, models and deployments affected if ``identity`` is bad."""
+        return self._lineage.impact(identity)
+
+    def impact_report(self, identity: str, *, format: Literal["text", "json"] = "text") -> str:
+        return self._lineage.impact_report(identity, format=format)
+
+    def wait_for_stats(self, timeout: float | None = None) -> bool:
+        """Wait until the statistics being computed after writes are stored."""
+        return self._statistics.wait(timeout)
+
+    def stats(self, identity: str) -> dict[str, ColumnStats]:
+        """Statistics of a data version or training dataset, computed once and kept."""
+        return self._statistics.stats(identity)
+
+    def drift(
+        self,
+        reference: str,
+        current: str,
+        *,
+        features: Sequence[str] | None = None,
+        now: datetime | None = None,
+    ) -> DriftReport:
+        """Drift of ``current`` against ``reference`` per feature."""
+        return self._monitoring.drift(reference, current, features=features, now=now)
+
+    def report(
+        self,
+        reference: str,
+        current: str,
+        output: str | Path,
+        *,
+        features: Sequence[str] | None = None,
+        png_dir: str | Path | None = None,
+        now: datetime | None = None,
+    ) -> Path:
+        """Write a self-contained HTML drift report (and, optionally, each plot as PNG)."""
+        return self._monitoring.report(
+            reference, current, output, features=features, png_dir=png_dir, now=now
+        )
+
+    def monitors(self) -> list[Monitor]:
+        """The monitors declared in the repository's ``monitors.yaml`` (none if absent)."""
+        return self._monitoring.monitors()
+
+    def run_monitors(
+        self, monitors: Sequence[Monitor] | None = None, *, now: datetime | None = None
+    ) -> list[Finding]:
+        """Evaluate monitors, keep their findings, and return them."""
+        return self._monitoring.run_monitors(monitors, now=now)
+
+    def open_findings(self) -> list[dict[str, object]]:
+        return self._monitoring.open_findings()
+
+    def resolve_monitor(self, monitor: str, *, reason: str) -> int:
+        """Accept a monitor's open findings (e.g. an expected shift), with the reason."""
+        return self._monitoring.resolve_monitor(monitor, reason=reason)
+
+    def release_check(
+        self,
+        model: str,
+        version: int | None = None,
+        *,
+        gates: Sequence[str | Gate] = DEFAULT_RELEASE_GATES,
+        metrics: Mapping[str, float | Sequence[float]] | None = None,
+        window: str | timedelta | None = "1d",
+        now: datetime | None = None,
+    ) -> ReleaseCheck:
+        """Judge a model candidate against release gates and keep the failures as findings."""
+        return self._monitoring.release_check(
+            model, version, gates=gates, metrics=metrics, window=window, now=now
+        )
+
+    def skew(
+        self,
+        view: str | FeatureView,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        major: int | None = None,
+    ) -> SkewReport:
+        """Training-serving skew: logged online values against the point-in-time offline values for
+        the same entities at the same request times, per feature (the view's latest major version,
+        or ``major``)."""
+        return self._monitoring.skew(view, start=start, end=end, major=major)
+
+    def flush_feature_logs(self) -> None:
+        """Write every served row logged so far (logging itself never waits)."""
+        return self._logs.flush()
+
+    def feature_log(
+        self,
+        view: str | FeatureView,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        major: int | None = None,
+    ) -> pa.Table:
+        """Served rows logged for ``view`` (its latest major version, or ``major``) with start <=
+        request time < end."""
+        return self._logs.read(view, start=start, end=end, major=major)
+
+    def online_store(self) -> OnlineStore:
+        """The configured online store (SQLite by default), opened once."""
+        return self._online.store()
+
+    def materialize(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        incremental: bool = True,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[Materialization]:
+        """Write the latest value per entity of online groups into the online store."""
+        return self._online.materialize(
+            names, incremental=incremental, start=start, end=end, progress=progress
+        )
+
+    def online_freshness(self) -> list[dict[str, Any]]:
+        """How current each group's online copy is, from the registry alone (no data read)."""
+        return self._online.online_freshness()
+
+    def push(self, group: str | FeatureGroup, rows: Any, *, to: str = "online") -> int:
+        """Write streaming rows to the online store, the offline store, or both."""
+        return self._online.push(group, rows, to=to)
+
+    def get_online_features(
+        self,
+        view: str | FeatureView,
+        entity_rows: Any,
+        *,
+        now: datetime | None = None,
+        log: bool = False,
+        request_data: Any = None,
+    ) -> OnlineFeatures:
+        """Latest features for each entity row, with the view's TTLs applied as offline."""
+        return self._online.get_online_features(
+            view, entity_rows, now=now, log=log, request_data=request_data
+        )
+
+    def create_token(self, role: str, views: Iterable[str] = (), purpose: str = "") -> str:
+        """Create an API token and return its secret; only its hash is kept."""
+        return self._access.create_token(role, views, purpose)
+
+    def tokens(self) -> list[TokenRecord]:
+        """Every API token (hashes only), revoked ones included."""
+        return self._access.tokens()
+
+    def revoke_token(self, token_id: str, *, by: str | None = None) -> TokenRecord:
+        """Revoke a token by id; it is refused from then on. ``by``: who (audit log)."""
+        return self._access.revoke_token(token_id, by=by)
+
+    def check_token(self, token: str | None) -> TokenRecord:
+        """The record of an active token; `TokenError` if missing, unknown or revoked."""
+        return self._access.check_token(token)
+
+    def authorize_read(self, record: TokenRecord, view: str) -> None:
+        """Raise `AccessDeniedError` unless ``record`` may read every column of ``view``."""
+        return self._access.authorize_read(record, view)
+
+    def authorize_push(self, record: TokenRecord, group: str) -> None:
+        """Raise `AccessDeniedError` unless ``record`` may push rows into ``group``."""
+        return self._access.authorize_push(record, group)
+
+    def authorize_admin(self, record: TokenRecord, action: str) -> None:
+        """Raise `AccessDeniedError` unless ``record`` is an admin token."""
+        return self._access.authorize_admin(record, action)
+
+    def private_columns(self, view: str) -> list[str]:
+        """Output columns of ``view`` classified pii or sensitive."""
+        return self._access.private_columns(view)
+
+    def audit_token_use(self, record: TokenRecord, obj: str, *, allowed: bool) -> None:
+        """Count one use of a token in the audit trail (action ``token-use``)."""
+        return self._access.audit_token_use(record, obj, allowed=allowed)
+
+    def flush_token_audit(self) -> None:
+        """Wait until every queued token-use entry is in the audit trail."""
+        return self._access.flush_token_audit()
