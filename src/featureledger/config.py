@@ -20,11 +20,12 @@ STATE_DIR = ".featureledger"
 
 @dataclass
 class OfflineConfig:
+    #: a key of `featureledger.offline.ENGINES`
     engine: str = "duckdb"
     path: str = f"{STATE_DIR}/offline"
     #: DuckDB memory limit such as "4GB"; unset lets DuckDB take 80% of RAM
     memory_limit: str | None = None
-    #: point-in-time join plan: "auto" (per group), "asof" or "range" (see DuckDBEngine)
+    #: point-in-time join plan: "auto" (per group), "asof" or "range" (see OfflineEngine.pit_join)
     pit_strategy: str = "auto"
     threads: int | None = None
     temp_directory: str = f"{STATE_DIR}/tmp"
@@ -137,9 +138,13 @@ class RepoConfig:
                 f"{where}: monitoring.stats_on_write must be one of {', '.join(STATS_ON_WRITE)}, "
                 f"got {config.monitoring.stats_on_write!r}"
             )
-        if config.offline.engine != "duckdb":
+        # the names only: an engine's driver is imported when a store opens with it
+        from featureledger.offline.engines import ENGINES
+
+        if config.offline.engine not in ENGINES:
             raise ConfigError(
-                f"{where}: offline.engine {config.offline.engine!r} is not available; use 'duckdb'"
+                f"{where}: offline.engine {config.offline.engine!r} is not a known engine; "
+                f"known: {', '.join(sorted(ENGINES))}"
             )
         return config
 

@@ -22,7 +22,7 @@ from featureledger.errors import (
     NotFoundError,
 )
 from featureledger.hashing import ContentHash, schema_hash
-from featureledger.offline import DeltaGroupTable, DuckDBEngine
+from featureledger.offline import DeltaGroupTable, OfflineEngine, create_engine
 from featureledger.offline.conform import NaivePolicy
 from featureledger.registry import DataVersion, DefinitionRecord, RunRecord, SQLRegistry
 from featureledger.versioning.integrity import check_files, recorded_files
@@ -72,13 +72,8 @@ class _StoreBase:
         self.repo = Path(repo).resolve()
         self.config = config or RepoConfig.load(self.repo)
         self.registry = SQLRegistry(self.config.registry_url(self.repo))
-        off = self.config.offline
-        self.engine = DuckDBEngine(
-            temp_directory=self.config.resolve(self.repo, off.temp_directory),
-            memory_limit=off.memory_limit,
-            threads=off.threads,
-        )
-        self._offline_root = self.config.resolve(self.repo, off.path)
+        self.engine: OfflineEngine = create_engine(self.config, self.repo)
+        self._offline_root = self.config.resolve(self.repo, self.config.offline.path)
         self._lineage_sink: Any = None
         self._naive: NaivePolicy = "utc" if self.config.naive_timestamps == "utc" else "error"
 

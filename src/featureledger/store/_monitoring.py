@@ -272,7 +272,9 @@ class _MonitoringMixin(_LineageMixin):
                 data = pads.dataset(record.output_path, format="parquet")
             else:
                 data = self._training_rows(record)
-            stats = compute_stats(data, reference_bins=self._training_bins(record))
+            stats = compute_stats(
+                data, reference_bins=self._training_bins(record), engine=self.engine
+            )
         self.registry.put_stats(str(ident), stats_to_json(stats))
         return dict(stats)
 
@@ -301,7 +303,7 @@ class _MonitoringMixin(_LineageMixin):
             reference = bins_of(self._stats_of(baseline.identity))
         table = self._table(fg.name, major)
         data = pads.dataset(table.files(ident.data), format="parquet")
-        return dict(compute_stats(data, reference_bins=reference))
+        return dict(compute_stats(data, reference_bins=reference, engine=self.engine))
 
     def _baseline(self, group: str, major: int) -> DataVersion | None:
         """The group's first non-empty version: its bins are every version's bins."""
@@ -364,7 +366,12 @@ class _MonitoringMixin(_LineageMixin):
             theirs = set(cur.features)
             features = [f for f in ref.features if f in theirs]
         return drift(
-            ref.data, cur.data, features=features, reference_id=ref.label, current_id=cur.label
+            ref.data,
+            cur.data,
+            features=features,
+            reference_id=ref.label,
+            current_id=cur.label,
+            engine=self.engine,
         )
 
     def _side(self, text: str, now: datetime) -> _Side:
@@ -589,6 +596,7 @@ class _MonitoringMixin(_LineageMixin):
                     features=features,
                     reference_id=reference,
                     current_id=current,
+                    engine=self.engine,
                 )
         context = MonitorContext(reference=reference, current=current, now=when)
         finding = evaluate_monitor(monitor, value, context)
@@ -751,6 +759,7 @@ class _MonitoringMixin(_LineageMixin):
                 features=_view_features(fv),
                 reference_id=seen.reference,
                 current_id=served.describe(when),
+                engine=self.engine,
             )
             seen.skew = self.skew(fv, start=start, end=end)
         else:
@@ -820,6 +829,7 @@ class _MonitoringMixin(_LineageMixin):
             features=[f for f in _view_features(fv) if f in current],
             reference_id=str(record.identity),
             current_id=", ".join(labels) or "no data",
+            engine=self.engine,
         )
 
 

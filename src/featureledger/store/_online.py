@@ -601,7 +601,15 @@ class _OnlineMixin(_MonitoringMixin):
                     history = history.append_column(
                         feature, pa.nulls(history.num_rows, offline.schema.field(feature).type)
                     )
-        return skew(offline, served, keys, features, request_time=REQUEST_TIME, history=history)
+        return skew(
+            offline,
+            served,
+            keys,
+            features,
+            request_time=REQUEST_TIME,
+            history=history,
+            engine=self.engine,
+        )
 
 
 class _Counting:
