@@ -157,7 +157,8 @@ class OfflineEngine(Protocol):
     ) -> pa.RecordBatchReader:
         """Point-in-time join (DESIGN.md): per entity row (keys, t) and source, the stored row
         with the greatest event time e, t - ttl <= e <= t (no lower bound without a TTL);
-        static sources (no event time) or no ``timestamp_column``: the row with equal keys.
+        static sources (no event time): the row with equal keys (``timestamp_column`` is
+        None only when every source is static).
         No such row: NULL features. Output: the entity columns but `ROW_COLUMN`, then each
         source's features, one row per entity row in `ROW_COLUMN` order. Storage is unique
         on (keys, event time), so no tie remains. ``strategy`` picks a plan; engines with
