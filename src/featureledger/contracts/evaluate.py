@@ -169,20 +169,22 @@ def _row_failures(plans: list[_Plan]) -> tuple[np.ndarray, pa.Table | None]:
     """The invalid-row mask (rows failing an error-severity row rule) and, per failing row,
     the names of the row rules it fails, in report order."""
     masked = [
-        p for p in plans if p.rule.level == "row" and p.failing is not None and len(p.failing)
+        (p, p.failing)
+        for p in plans
+        if p.rule.level == "row" and p.failing is not None and len(p.failing)
     ]
     if not masked:
         return np.zeros(0, np.int64), None
-    rows = np.concatenate([p.failing for p in masked])  # type: ignore[misc]
-    which = np.concatenate([np.full(len(p.failing), j) for j, p in enumerate(masked)])  # type: ignore[arg-type]
+    rows = np.concatenate([found for _, found in masked])
+    which = np.concatenate([np.full(len(found), j) for j, (_, found) in enumerate(masked)])
     order = np.lexsort((which, rows))  # grouped by row, rules in report order
     rows, which = rows[order], which[order]
     row_ids, counts = np.unique(rows, return_counts=True)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    names = np.array([p.rule.name for p in masked], dtype=object)
+    names = np.array([p.rule.name for p, _ in masked], dtype=object)
     rules = pa.ListArray.from_arrays(pa.array(offsets), pa.array(names[which], pa.string()))
     row_failures = pa.table({"row": pa.array(row_ids, pa.int64()), "rules": rules})
-    errors = [p.failing for p in masked if p.rule.severity == "error"]
+    errors = [found for p, found in masked if p.rule.severity == "error"]
     invalid = np.unique(np.concatenate(errors)) if errors else np.zeros(0, np.int64)
     return invalid.astype(np.int64), row_failures
 

@@ -30,8 +30,6 @@ from featureledger.definitions.contract import Rule
 #: column the store adds to entity frames so results keep the frame's row order
 ROW_COLUMN = "__fl_row"
 
-#: how `OfflineEngine.pit_join` may plan the join; every plan gives the same rows
-PitStrategy = Literal["auto", "asof", "range"]
 #: column kinds a statistics scan distinguishes (`monitoring.stats.column_kind`)
 StatsKind = Literal["numeric", "categorical", "temporal", "other"]
 
@@ -153,7 +151,7 @@ class OfflineEngine(Protocol):
         timestamp_column: str | None,
         sources: Sequence[PitSource],
         batch_size: int = ...,
-        strategy: PitStrategy = ...,
+        strategy: str = ...,
     ) -> pa.RecordBatchReader:
         """Point-in-time join (DESIGN.md): per entity row (keys, t) and source, the stored row
         with the greatest event time e, t - ttl <= e <= t (no lower bound without a TTL);
@@ -161,8 +159,8 @@ class OfflineEngine(Protocol):
         None only when every source is static).
         No such row: NULL features. Output: the entity columns but `ROW_COLUMN`, then each
         source's features, one row per entity row in `ROW_COLUMN` order. Storage is unique
-        on (keys, event time), so no tie remains. ``strategy`` picks a plan; engines with
-        one plan may ignore it."""
+        on (keys, event time), so no tie remains. ``strategy`` ("auto", "asof" or "range")
+        picks a plan; every plan gives the same rows, and engines with one plan ignore it."""
         ...
 
     def window(

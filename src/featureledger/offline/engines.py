@@ -44,7 +44,7 @@ def engine_factory(name: str) -> Callable[[RepoConfig, Path], OfflineEngine]:
         found = getattr(found, part)
     if not callable(found):
         raise ConfigError(f"engine {name!r}: {factory} is not callable")
-    return found  # type: ignore[return-value]
+    return found
 
 
 def create_engine(config: RepoConfig, repo: str | Path) -> OfflineEngine:

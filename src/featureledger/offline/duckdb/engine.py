@@ -19,7 +19,6 @@ from featureledger.offline.base import (
     ROW_COLUMN,
     ContractScan,
     PitSource,
-    PitStrategy,
     StatsColumn,
     StatsScan,
 )
@@ -433,7 +432,7 @@ class DuckDBEngine:
         timestamp_column: str | None,
         sources: Sequence[PitSource],
         batch_size: int = 1 << 17,
-        strategy: PitStrategy = "auto",
+        strategy: str = "auto",
     ) -> pa.RecordBatchReader:
         """Point-in-time join of ``entities`` (which carries ``ROW_COLUMN``) with ``sources``.
 
