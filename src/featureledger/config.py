@@ -20,11 +20,12 @@ STATE_DIR = ".featureledger"
 
 @dataclass
 class OfflineConfig:
+    #: a key of `featureledger.offline.ENGINES`
     engine: str = "duckdb"
     path: str = f"{STATE_DIR}/offline"
     #: DuckDB memory limit such as "4GB"; unset lets DuckDB take 80% of RAM
     memory_limit: str | None = None
-    #: point-in-time join plan: "auto" (per group), "asof" or "range" (see DuckDBEngine)
+    #: point-in-time join plan: "auto" (per group), "asof" or "range" (see OfflineEngine.pit_join)
     pit_strategy: str = "auto"
     threads: int | None = None
     temp_directory: str = f"{STATE_DIR}/tmp"
@@ -136,10 +137,6 @@ class RepoConfig:
             raise ConfigError(
                 f"{where}: monitoring.stats_on_write must be one of {', '.join(STATS_ON_WRITE)}, "
                 f"got {config.monitoring.stats_on_write!r}"
-            )
-        if config.offline.engine != "duckdb":
-            raise ConfigError(
-                f"{where}: offline.engine {config.offline.engine!r} is not available; use 'duckdb'"
             )
         return config
 

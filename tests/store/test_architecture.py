@@ -51,7 +51,7 @@ def _top(path: Path) -> str:
     return rel.parts[0].removesuffix(".py")
 
 
-def _imports(path: Path) -> list[str]:
+def _all_imports(path: Path) -> list[str]:
     tree = ast.parse(path.read_text())
     out = []
     for node in ast.walk(tree):
@@ -59,7 +59,11 @@ def _imports(path: Path) -> list[str]:
             out.append(node.module)
         elif isinstance(node, ast.Import):
             out += [a.name for a in node.names]
-    return [m for m in out if m.startswith("featureledger.")]
+    return out
+
+
+def _imports(path: Path) -> list[str]:
+    return [m for m in _all_imports(path) if m.startswith("featureledger.")]
 
 
 def test_imports_point_downward_only() -> None:
@@ -96,3 +100,14 @@ def test_no_module_is_over_800_lines() -> None:
         if (n := len(p.read_text().splitlines())) > 800
     }
     assert long == {}
+
+
+def test_only_the_offline_engines_open_duckdb() -> None:
+    # the engine port is the seam: everything else reaches DuckDB through OfflineEngine
+    outside = [
+        str(p.relative_to(SRC))
+        for p in _modules()
+        if _top(p) != "offline"
+        and any(m == "duckdb" or m.startswith("duckdb.") for m in _all_imports(p))
+    ]
+    assert outside == []

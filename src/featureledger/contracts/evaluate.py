@@ -1,20 +1,16 @@
-"""Check a batch against a contract in one vectorized pass.
+"""Check a batch against a contract: the engine measures, this module judges.
 
-Every row-level and aggregate rule compiles to SQL fragments: a per-row *failure
-predicate* (never NULL) and the aggregates that measure what the rule observes. One
-DuckDB query over the Arrow batch computes all failing counts and observations at once.
-Only when some row-level rule failed does a second query fetch the positions of the
-failing rows (for the invalid-row mask, examples and per-row rule names). Schema rules are
-judged from the Arrow schema and distribution rules with numpy; nothing loops over rows in
-Python.
-
-DuckDB runs with external access disabled, so a contract's SQL can read the batch and
-nothing else.
+Schema rules are judged from the Arrow schema, distribution rules with numpy and row counts
+from the scan; every other rule is measured by the offline engine's contract scan
+(`OfflineEngine.contract_scan`: failing counts, observations and the positions of failing
+rows, in one vectorized pass for DuckDB). This module turns the measurements into the
+report: statuses, messages, examples, the invalid-row mask and per-row rule names. Nothing
+loops over rows in Python.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import re
 import time
 from collections.abc import Mapping
@@ -22,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeAlias
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,10 +44,9 @@ from featureledger.definitions.contract import (
 )
 from featureledger.definitions.types import _normalize, is_widening, type_name
 from featureledger.errors import DataError, TimestampError
+from featureledger.offline import OfflineEngine, default_engine
 
 MAX_EXAMPLES = 5
-_BATCH = "__fl_batch"
-_ROW = "__fl_row"
 
 Reference: TypeAlias = "pa.Table | Mapping[str, Any]"
 
@@ -65,6 +59,7 @@ def evaluate(
     now: datetime | None = None,
     reference: Reference | None = None,
     max_examples: int = MAX_EXAMPLES,
+    engine: OfflineEngine | None = None,
 ) -> ValidationReport:
     """Evaluate every rule of ``contract`` on ``table`` and return the report (never raises
     for failed rules; see `ValidationReport.raise_for_errors`).
@@ -72,7 +67,8 @@ def evaluate(
     ``now`` is the time freshness SLOs are judged at (default: the current time; must be
     time-zone aware). ``reference`` is the sample distribution rules compare against,
     e.g. the data of a reference version (a table, or a mapping of column to values);
-    without it those rules are skipped.
+    without it those rules are skipped. ``engine`` runs the scan (default: an embedded
+    DuckDB engine).
     """
     started = time.perf_counter()
     if isinstance(table, pa.RecordBatch):
@@ -86,16 +82,21 @@ def evaluate(
             "evaluate: now must be a time-zone aware datetime, e.g. datetime.now(UTC)"
         )
     ctx = _Context(contract, table, now, reference, max_examples)
-    plans = [_compile(rule, i, ctx) for i, rule in enumerate(contract.all_rules)]
-    con = duckdb.connect(":memory:", config={"enable_external_access": False})
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET enable_progress_bar = false")
-        con.register(_BATCH, table)
-        total = _aggregate(con, plans, ctx)
-        invalid, row_failures = _failing_rows(con, plans, ctx)
-    finally:
-        con.close()
+    plans = [_plan(rule, i, ctx) for i, rule in enumerate(contract.all_rules)]
+    asked = [p for p in plans if p.error is None and not isinstance(p.rule, _JUDGED_HERE)]
+    total = table.num_rows
+    if asked:
+        scan = (engine or default_engine()).contract_scan(table, [p.scanned for p in asked])
+        total = scan.rows
+        for p, found in zip(asked, scan.rules, strict=True):
+            p.error = found.error
+            p.values = dict(found.observed)
+            if found.failed is not None:
+                p.values["failed"] = found.failed
+            p.failing = found.failing_rows
+            if p.failing is not None and len(p.failing):
+                p.examples = _examples(ctx, p, p.failing[: ctx.max_examples])
+    invalid, row_failures = _row_failures(plans)
     results = tuple(_judge(p, ctx, total) for p in plans)
     return ValidationReport(
         dataset=contract.dataset,
@@ -121,73 +122,32 @@ class _Context:
         self.types: dict[str, pa.DataType] = {f.name: f.type for f in self.table.schema}
 
 
+#: rules judged here without the engine: schema types, distributions, row counts
+_JUDGED_HERE = (ColumnType, Distribution, RowCount)
+
+
 @dataclass
 class _Plan:
     rule: Rule
     index: int
-    #: SQL that is true when a row fails the rule, never NULL
-    fail: str | None = None
-    #: row-level rules put their failing rows in the invalid mask (when severity is error)
-    in_mask: bool = False
-    #: the same test for a WHERE clause, where NULL may stand for false (default: fail)
-    where: str | None = None
-    #: aggregate SQL counting failing rows (default: count_if(fail))
-    count: str | None = None
-    #: output key -> aggregate SQL
-    aggs: dict[str, str] = field(default_factory=dict)
-    #: (alias, window expression) the base relation adds for this rule
-    window: tuple[str, str] | None = None
-    error: str | None = None
+    #: the rule as the engine sees it (`Unique` with its columns resolved)
+    scanned: Rule
     columns: tuple[str, ...] = ()
+    error: str | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    failing: np.ndarray | None = None
     examples: tuple[dict[str, Any], ...] = ()
-
-    def alias(self, key: str) -> str:
-        return f"r{self.index}_{key}"
 
     @property
     def failed(self) -> int | None:
         return self.values.get("failed")
 
 
-def q(name: str) -> str:
-    """Quote an identifier for DuckDB."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(value: Any) -> str:
-    """A DuckDB literal for a contract value (bound or allowed value)."""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "'inf'::DOUBLE" if value > 0 else "'-inf'::DOUBLE"
-        return f"{value!r}::DOUBLE"
-    if isinstance(value, datetime):
-        return f"TIMESTAMPTZ '{value.isoformat(sep=' ')}'"
-    if isinstance(value, date):
-        return f"DATE '{value.isoformat()}'"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _is_float(dtype: pa.DataType | None) -> bool:
-    return dtype is not None and pa.types.is_floating(dtype)
-
-
-def _epoch_us(col: str, dtype: pa.DataType) -> str:
-    return (
-        f"epoch_us(CAST({q(col)} AS TIMESTAMP))"
-        if pa.types.is_date(dtype)
-        else f"epoch_us({q(col)})"
-    )
-
-
-def _compile(rule: Rule, index: int, ctx: _Context) -> _Plan:
-    plan = _Plan(rule, index, in_mask=rule.level == "row", columns=rule.columns)
+def _plan(rule: Rule, index: int, ctx: _Context) -> _Plan:
+    plan = _Plan(rule, index, rule, columns=rule.columns)
     if isinstance(rule, Unique) and not rule.columns:
         plan.columns = tuple(ctx.contract.key)
+        plan.scanned = dataclasses.replace(rule, columns=plan.columns)
     if isinstance(rule, Check):
         plan.columns = tuple(
             c
@@ -196,158 +156,36 @@ def _compile(rule: Rule, index: int, ctx: _Context) -> _Plan:
                 rf"(?<![\w\"]){re.escape(c)}(?![\w\"])|\"{re.escape(c)}\"", rule.expression
             )
         )
-    if isinstance(rule, ColumnType | Distribution | RowCount):
-        return plan  # judged without SQL (schema, numpy, the row count)
+    if isinstance(rule, _JUDGED_HERE):
+        return plan
     missing = [c for c in plan.columns if c not in ctx.types]
     if missing:
         plan.error = f"column(s) {missing} missing from the batch"
-        return plan
-    c = q(plan.columns[0]) if plan.columns else ""
-    dtype = ctx.types.get(plan.columns[0]) if plan.columns else None
-    if isinstance(rule, NotNull):
-        plan.fail = f"{c} IS NULL"
-        plan.count = f"count(*) - count({c})"
-    elif isinstance(rule, MaxNullFraction):
-        plan.aggs["nulls"] = f"count(*) - count({c})"
-    elif isinstance(rule, Range):
-        low, high = rule.min, rule.max
-        if _is_float(dtype):  # DuckDB sorts NaN above +inf, so a closed upper bound rejects it
-            low = -math.inf if low is None else low
-            high = math.inf if high is None else high
-        inside = " AND ".join(
-            [f"{c} >= {literal(low)}"] * (low is not None)
-            + [f"{c} <= {literal(high)}"] * (high is not None)
-        )
-        plan.fail = f"coalesce(NOT ({inside}), false)"
-        plan.where = f"NOT ({inside})"
-        # counting the rows inside is cheaper than evaluating the negation per row
-        plan.count = f"count({c}) - count_if({inside})"
-        plan.aggs["min"] = f"min({c})"
-        plan.aggs["max"] = f"max({c})"
-    elif isinstance(rule, AllowedValues):
-        plan.fail = f"coalesce({c} NOT IN ({', '.join(literal(v) for v in rule.values)}), false)"
-        plan.aggs["unexpected_distinct"] = f"count(DISTINCT {c}) FILTER (WHERE {plan.fail})"
-    elif isinstance(rule, Regex):
-        text = c if dtype is not None and pa.types.is_string(dtype) else f"CAST({c} AS VARCHAR)"
-        plan.fail = f"coalesce(NOT regexp_full_match({text}, {literal(rule.pattern)}), false)"
-    elif isinstance(rule, Unique):
-        alias = f"__fl_w{index}"
-        keys = ", ".join(q(k) for k in plan.columns)
-        plan.window = (alias, f"count(*) OVER (PARTITION BY {keys})")
-        not_null = " AND ".join(f"{q(k)} IS NOT NULL" for k in plan.columns)
-        plan.fail = f"({alias} > 1 AND {not_null})"
-        plan.aggs["duplicate_keys"] = f"round(sum(1.0 / {alias}) FILTER (WHERE {plan.fail}))"
-    elif isinstance(rule, Cardinality):
-        plan.aggs["distinct"] = f"count(DISTINCT {c})"
-    elif isinstance(rule, Check):
-        plan.fail = f"(({rule.expression}) IS FALSE)"
-    elif isinstance(rule, Freshness):
-        plan.aggs["newest"] = f"max({c})"
-    elif isinstance(rule, IngestionDelay):
-        e, cr = rule.event_column, rule.created_column
-        delay = f"({_epoch_us(cr, ctx.types[cr])} - {_epoch_us(e, ctx.types[e])})"
-        plan.fail = f"coalesce({delay} > {rule.max_delay // timedelta(microseconds=1)}, false)"
-        plan.aggs["max_delay_us"] = f"max({delay})"
     return plan
 
 
-# -- the one aggregate pass -----------------------------------------------------------------------
-def _base(plans: list[_Plan], source: str) -> str:
-    windows = [
-        f"{expr} AS {alias}"
-        for p in plans
-        if p.error is None and p.window
-        for alias, expr in [p.window]
-    ]
-    return f"(SELECT *, {', '.join(windows)} FROM {source})" if windows else source
-
-
-def _select_items(plan: _Plan) -> list[str]:
-    items = []
-    if plan.fail is not None:
-        items.append(f"{plan.count or f'count_if({plan.fail})'} AS {plan.alias('failed')}")
-    items += [f"{sql} AS {plan.alias(key)}" for key, sql in plan.aggs.items()]
-    return items
-
-
-def _aggregate(con: duckdb.DuckDBPyConnection, plans: list[_Plan], ctx: _Context) -> int:
-    """Run every rule's aggregates in one query and store them on the plans; returns the
-    row count. A rule whose SQL cannot run is marked with its error and the rest re-run."""
-    active = [p for p in plans if p.error is None and (p.fail or p.aggs)]
-    try:
-        row = _fetch_one(con, active, [f"count(*) AS {q('__fl_n')}"])
-    except duckdb.Error:
-        for p in active:  # find the culprit(s): each rule alone
-            try:
-                _fetch_one(con, [p], [])
-            except duckdb.Error as exc:
-                p.error = _sql_error(exc)
-        active = [p for p in active if p.error is None]
-        row = _fetch_one(con, active, [f"count(*) AS {q('__fl_n')}"])
-    for p in active:
-        prefix = p.alias("")
-        p.values = {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
-    return int(row["__fl_n"])
-
-
-def _fetch_one(
-    con: duckdb.DuckDBPyConnection, plans: list[_Plan], extra: list[str]
-) -> dict[str, Any]:
-    items = extra + [item for p in plans for item in _select_items(p)]
-    if not items:
-        return {}
-    rel = con.sql(f"SELECT {', '.join(items)} FROM {_base(plans, _BATCH)}")
-    # through Arrow: aware timestamps convert without pytz, which DuckDB's fetchall needs
-    return rel.to_arrow_table().to_pylist()[0]
-
-
-def _sql_error(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"could not evaluate: {text}"
-
-
 # -- failing rows ---------------------------------------------------------------------------------
-def _failing_rows(
-    con: duckdb.DuckDBPyConnection, plans: list[_Plan], ctx: _Context
-) -> tuple[np.ndarray, pa.Table | None]:
-    """Positions of rows failing error-severity row rules, per-row rule names, and
-    examples for every rule that counted failing rows; one query, only when needed."""
-    failing = [p for p in plans if p.error is None and p.fail is not None and p.failed]
-    if not failing:
+def _row_failures(plans: list[_Plan]) -> tuple[np.ndarray, pa.Table | None]:
+    """The invalid-row mask (rows failing an error-severity row rule) and, per failing row,
+    the names of the row rules it fails, in report order."""
+    masked = [
+        (p, p.failing)
+        for p in plans
+        if p.rule.level == "row" and p.failing is not None and len(p.failing)
+    ]
+    if not masked:
         return np.zeros(0, np.int64), None
-    n = ctx.table.num_rows
-    row_col = _ROW
-    while row_col in ctx.types:
-        row_col = "_" + row_col
-    con.register(
-        "__fl_positioned", ctx.table.append_column(row_col, pa.array(np.arange(n, dtype=np.int64)))
-    )
-    flags = [f"{p.fail} AS f{i}" for i, p in enumerate(failing)]
-    where = " OR ".join(p.where or p.fail for p in failing)  # type: ignore[misc]
-    found = con.sql(
-        f"SELECT {q(row_col)}, {', '.join(flags)} FROM {_base(failing, '__fl_positioned')} "
-        f"WHERE {where} ORDER BY {q(row_col)}"
-    ).to_arrow_table()
-    rows = found.column(0).to_numpy()
-    matrix = np.column_stack(
-        [found.column(i + 1).to_numpy(zero_copy_only=False) for i in range(len(failing))]
-    ).astype(bool)
-    for j, p in enumerate(failing):
-        take = rows[matrix[:, j]][: ctx.max_examples]
-        p.examples = _examples(ctx, p, take)
-    in_mask = [j for j, p in enumerate(failing) if p.in_mask]
-    if not in_mask:
-        return np.zeros(0, np.int64), None
-    sub = matrix[:, in_mask]
-    any_row = sub.any(axis=1)
-    sub, row_ids = sub[any_row], rows[any_row]
-    names = np.array([failing[j].rule.name for j in in_mask], dtype=object)
-    _, c_idx = np.nonzero(sub)  # row-major: grouped by row, rules in report order
-    offsets = np.concatenate([[0], np.cumsum(sub.sum(axis=1))]).astype(np.int32)
-    rules = pa.ListArray.from_arrays(pa.array(offsets), pa.array(names[c_idx], pa.string()))
+    rows = np.concatenate([found for _, found in masked])
+    which = np.concatenate([np.full(len(found), j) for j, (_, found) in enumerate(masked)])
+    order = np.lexsort((which, rows))  # grouped by row, rules in report order
+    rows, which = rows[order], which[order]
+    row_ids, counts = np.unique(rows, return_counts=True)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    names = np.array([p.rule.name for p, _ in masked], dtype=object)
+    rules = pa.ListArray.from_arrays(pa.array(offsets), pa.array(names[which], pa.string()))
     row_failures = pa.table({"row": pa.array(row_ids, pa.int64()), "rules": rules})
-    errors = [k for k, j in enumerate(in_mask) if failing[j].rule.severity == "error"]
-    invalid = row_ids[sub[:, errors].any(axis=1)] if errors else np.zeros(0, np.int64)
+    errors = [found for p, found in masked if p.rule.severity == "error"]
+    invalid = np.unique(np.concatenate(errors)) if errors else np.zeros(0, np.int64)
     return invalid.astype(np.int64), row_failures
 
 
@@ -368,7 +206,7 @@ def _judge(plan: _Plan, ctx: _Context, rows: int) -> RuleResult:
     if plan.error is not None:
         return _result(plan, "failed", plan.error, error=plan.error)
     v = plan.values
-    if plan.fail is not None and v.get("failed") is not None:
+    if v.get("failed") is not None:
         failed = int(v["failed"])
         passed = rows - failed
         status = "failed" if failed else "passed"

@@ -34,6 +34,7 @@ from featureledger.monitoring.metrics import (
     worst,
 )
 from featureledger.monitoring.stats import ColumnStats, bins_of, compute_stats
+from featureledger.offline import OfflineEngine
 
 #: data (a table, or a dataset streamed from files) or its stored statistics
 Source: TypeAlias = "pa.Table | ds.Dataset | Mapping[str, ColumnStats]"
@@ -143,13 +144,15 @@ def drift(
     thresholds: Mapping[str, Threshold] | None = None,
     reference_id: str = "reference",
     current_id: str = "current",
+    engine: OfflineEngine | None = None,
 ) -> DriftReport:
     """Compare ``current`` with ``reference``, feature by feature.
 
     ``features`` defaults to the numeric and categorical columns the two sides share;
     ``thresholds`` overrides entries of `DEFAULT_THRESHOLDS`. Numeric columns get
     null_fraction, PSI, JS, KS and Wasserstein; categorical ones null_fraction, PSI, JS and
-    chi-square. A feature's status is the worst of its decisive metrics.
+    chi-square. A feature's status is the worst of its decisive metrics. ``engine``
+    computes the statistics of table sides (default: an embedded DuckDB engine).
     """
     limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     ref_table = reference if isinstance(reference, pa.Table | ds.Dataset) else None
@@ -162,13 +165,16 @@ def drift(
     if ref_table is not None:
         wanted = [n for n in names if n in ref_cols]
         given = None if cur_table is not None else bins_of(_only(current, wanted))
-        ref_stats = compute_stats(ref_table, columns=wanted, reference_bins=given)
+        ref_stats = compute_stats(ref_table, columns=wanted, reference_bins=given, engine=engine)
     else:
         ref_stats = dict(reference)
     if cur_table is not None:
         wanted = [n for n in names if n in cur_cols]
         cur_stats = compute_stats(
-            cur_table, columns=wanted, reference_bins=bins_of(_only(ref_stats, wanted))
+            cur_table,
+            columns=wanted,
+            reference_bins=bins_of(_only(ref_stats, wanted)),
+            engine=engine,
         )
     else:
         cur_stats = dict(current)

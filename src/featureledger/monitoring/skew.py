@@ -4,7 +4,8 @@ store gives for the same entity and time.
 ``online`` is the feature log (one row per served request: keys, request time, the values
 served); ``offline`` the point-in-time join of the same keys and request times (what
 `FeatureStore.training_data` returns for the log used as the entity frame). Rows are joined
-in DuckDB; the per-feature comparison is vectorized numpy. Each skewed feature gets a likely
+by the offline engine (`OfflineEngine.skew_pairs`); the per-feature comparison is vectorized
+numpy. Each skewed feature gets a likely
 cause class:
 
 - ``missing value handling``: a null on one side and a value on the other (a default filled
@@ -23,14 +24,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from featureledger.monitoring.drift import DriftReport, Source, drift
 from featureledger.monitoring.metrics import DEFAULT_THRESHOLDS, Status, Threshold, worst
-from featureledger.offline.duckdb import q
+from featureledger.offline import OfflineEngine, default_engine
 
 Cause = Literal["transform mismatch", "stale online value", "missing value handling", "unexplained"]
 #: share of compared rows that must differ for "nearly every row" (transform mismatch)
@@ -133,6 +133,7 @@ def skew(
     training: Source | None = None,
     threshold: Threshold | None = None,
     examples: int = 3,
+    engine: OfflineEngine | None = None,
 ) -> SkewReport:
     """Compare served ``online`` values with point-in-time ``offline`` values per feature.
 
@@ -145,6 +146,7 @@ def skew(
     (keys without the request time, ``history_time`` and the features), to recognise a served
     value as an earlier version of the key's value. ``training`` (a table or stored stats) is
     the reference for the served-vs-training distribution comparison (default: ``offline``).
+    ``engine`` joins the rows (default: an embedded DuckDB engine).
     """
     join = [*keys, *([request_time] if request_time else [])]
     for side, table, cols in (
@@ -157,17 +159,25 @@ def skew(
                 f"the {side} table has no column(s) {absent}; it has {table.column_names}"
             )
     limit = threshold or DEFAULT_THRESHOLDS["match_rate"]
-    joined = _join(
+    dupes = offline.num_rows - offline.select(join).group_by(join).aggregate([]).num_rows
+    if dupes:
+        raise ValueError(
+            f"the offline table has {dupes} duplicate row(s) on {join}; give one "
+            "point-in-time value per key and request time (add the request time to the keys)"
+        )
+    if history is not None and not (event_time or request_time):
+        raise ValueError("history needs event_time or request_time to order values")
+    joined = (engine or default_engine()).skew_pairs(
         offline,
         online,
         join,
         list(features),
-        tolerance,
-        request_time,
-        event_time,
-        history,
-        history_time,
-        list(keys),
+        tolerance=tolerance,
+        event_time=event_time,
+        history=history,
+        history_time=history_time,
+        request_time=request_time,
+        entity_keys=list(keys),
     )
     present = joined.column("__fl_present").is_valid().to_numpy(zero_copy_only=False)
     rows = joined.filter(pa.array(present))
@@ -191,72 +201,9 @@ def skew(
         features=list(features),
         reference_id="training" if training is not None else "offline",
         current_id="served",
+        engine=engine,
     )
     return SkewReport(online.num_rows, rows.num_rows, out, distribution, tuple(join), tolerance)
-
-
-def _join(
-    offline: pa.Table,
-    online: pa.Table,
-    join: list[str],
-    features: list[str],
-    tolerance: float,
-    request_time: str | None,
-    event_time: str | None,
-    history: pa.Table | None,
-    history_time: str,
-    entity_keys: list[str],
-) -> pa.Table:
-    con = duckdb.connect(":memory:", config={"enable_external_access": False})
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.register("__fl_off", offline)
-        con.register("__fl_on", online)
-        keys = ", ".join(q(k) for k in join)
-        dupes = con.sql(f"SELECT count(*) - count(DISTINCT ({keys})) FROM __fl_off").fetchall()[0][
-            0
-        ]
-        if dupes:
-            raise ValueError(
-                f"the offline table has {dupes} duplicate row(s) on {join}; give one "
-                "point-in-time value per key and request time (add the request time to the keys)"
-            )
-        cols = [f"s.{q(k)} AS {q(k)}" for k in join]
-        for i, f in enumerate(features):
-            cols += [f"s.{q(f)} AS on{i}", f"o.{q(f)} AS off{i}"]
-        if event_time:
-            cols += [f"s.{q(event_time)} AS __fl_on_et", f"o.{q(event_time)} AS __fl_off_et"]
-        if history is not None:
-            con.register("__fl_hist", history)
-            on_keys = " AND ".join(f"h.{q(k)} = s.{q(k)}" for k in entity_keys)
-            bound = (
-                f"h.{q(history_time)} < o.{q(event_time)}"
-                if event_time
-                else f"h.{q(history_time)} <= s.{q(request_time)}"
-                if request_time
-                else None
-            )
-            if bound is None:
-                raise ValueError("history needs event_time or request_time to order values")
-            for i, f in enumerate(features):
-                numeric = _is_number(history.schema.field(f).type)
-                same = (
-                    f"abs(h.{q(f)} - s.{q(f)}) <= {float(tolerance)!r} * greatest(1, abs(h.{q(f)}))"
-                    if numeric
-                    else f"h.{q(f)} = s.{q(f)}"
-                )
-                cols.append(
-                    f"EXISTS (SELECT 1 FROM __fl_hist h WHERE {on_keys} AND {bound} AND {same})"
-                    f" AS __fl_hist{i}"
-                )
-        on = " AND ".join(f"s.{q(k)} = o.{q(k)}" for k in join)
-        sql = (
-            f"SELECT {', '.join(cols)}, o.__fl_present FROM __fl_on s LEFT JOIN "
-            f"(SELECT *, true AS __fl_present FROM __fl_off) o ON {on}"
-        )
-        return con.sql(sql).to_arrow_table()
-    finally:
-        con.close()
 
 
 def _compare(

@@ -1,4 +1,4 @@
-"""Column statistics of a table, computed in one DuckDB query and stored as JSON.
+"""Column statistics of a table, measured by one engine scan and stored as JSON.
 
 What is kept per column (`ColumnStats`):
 
@@ -29,12 +29,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from featureledger.offline.duckdb import q
+from featureledger.offline import ColumnScan, OfflineEngine, StatsColumn, default_engine
 
 #: the quantiles every numeric column records, by name
 QUANTILES: Mapping[str, float] = {
@@ -223,17 +222,19 @@ def compute_stats(
     top_k: int = DEFAULT_TOP_K,
     bins: int = DEFAULT_BINS,
     columns: Sequence[str] | None = None,
+    engine: OfflineEngine | None = None,
 ) -> TableStats:
-    """Statistics of every column of ``table`` (or of ``columns``), in one DuckDB query.
+    """Statistics of every column of ``table`` (or of ``columns``), in one scan by
+    ``engine`` (default: an embedded DuckDB engine; `OfflineEngine.column_stats`).
 
     ``reference_bins`` maps a column to the histogram edges (numeric) or the categories
     (categorical) to count against, usually ``bins_of(reference_stats)``; other numeric
     columns get ``bins`` equal-frequency bins of their own, other categorical columns their
-    ``top_k`` values. Cost: one scan for the aggregates plus one sort per numeric column
-    (exact quantiles) and one group-by per categorical column (top-k).
+    ``top_k`` values.
 
     ``table`` may be a ``pyarrow.dataset.Dataset`` (e.g. the Parquet files of a Delta
-    snapshot): DuckDB then streams it with only the needed columns, never holding it whole.
+    snapshot): the engine then streams it with only the needed columns, never holding it
+    whole.
     """
     if bins < 1 or top_k < 0:
         raise ValueError(f"bins must be >= 1 and top_k >= 0, got bins={bins}, top_k={top_k}")
@@ -248,19 +249,13 @@ def compute_stats(
     ]
     if not plans:
         return {}
-    sql, params = _query(plans, top_k)
-    con = duckdb.connect(":memory:", config={"enable_external_access": False})
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET enable_progress_bar = false")
-        con.register("__fl_stats", table.select(names) if isinstance(table, pa.Table) else table)
-        row = con.sql(sql, params=params or None).to_arrow_table().to_pylist()[0]
-    finally:
-        con.close()
-    return {p.name: _column_stats(p, row) for p in plans}
+    found = (engine or default_engine()).column_stats(
+        table, [p.request for p in plans], top_k=top_k
+    )
+    return {p.name: _column_stats(p, found.columns[p.name], found.rows) for p in plans}
 
 
-# -- query building -------------------------------------------------------------------------------
+# -- planning -------------------------------------------------------------------------------
 @dataclass
 class _Plan:
     i: int
@@ -271,6 +266,17 @@ class _Plan:
     edge_probs: list[float] = field(default_factory=list)
     probs: list[float] = field(default_factory=list)  # every quantile the query computes
     categories: list[str] = field(default_factory=list)
+
+    @property
+    def request(self) -> StatsColumn:
+        return StatsColumn(
+            self.name,
+            self.kind,
+            probs=tuple(self.probs),
+            edges=None if self.edges is None else tuple(self.edges),
+            edge_probs=tuple(self.edge_probs),
+            categories=tuple(self.categories),
+        )
 
 
 def _plan(i: int, name: str, dtype: pa.DataType, reference: ReferenceBins, bins: int) -> _Plan:
@@ -294,127 +300,51 @@ def _plan(i: int, name: str, dtype: pa.DataType, reference: ReferenceBins, bins:
     return plan
 
 
-def _query(plans: list[_Plan], top_k: int) -> tuple[str, dict[str, Any]]:
-    src, qs, aggs, tops = [], [], ["count(*) AS n"], []
-    params: dict[str, Any] = {}
-    for p in plans:
-        col, c, v = q(p.name), f"c{p.i}", f"v{p.i}"
-        if p.kind == "numeric":
-            src.append(f"{col} AS {c}")
-            src.append(f"CASE WHEN isfinite({col}::DOUBLE) THEN {col}::DOUBLE END AS {v}")
-            qs.append(f"quantile_cont({v}, [{', '.join(map(repr, p.probs))}]) AS q{p.i}")
-            if p.edges is not None:
-                params[f"e{p.i}"] = p.edges
-                edges = [f"$e{p.i}[{k + 1}]" for k in range(len(p.edges))]
-            else:
-                at = {prob: k for k, prob in enumerate(p.probs)}
-                edges = [f"__fl_q.q{p.i}[{at[prob] + 1}]" for prob in p.edge_probs]
-            aggs += [
-                f"count({v}) AS f{p.i}",
-                f"min({v}) AS min{p.i}",
-                f"max({v}) AS max{p.i}",
-                f"avg({v}) AS mean{p.i}",
-                f"stddev_samp({v}) AS std{p.i}",
-                f"histogram({_bucket(v, edges)}) AS h{p.i}",
-            ]
-        elif p.kind == "categorical":
-            src.append(f"{col}::VARCHAR AS {c}")
-            wanted = ""
-            if p.categories:
-                params[f"k{p.i}"] = p.categories
-                wanted = f" OR list_contains($k{p.i}, {c})"
-            tops.append(
-                f"(SELECT list({{'value': v, 'count': n}} ORDER BY n DESC, v) FROM "
-                f"(SELECT {c} AS v, count(*) AS n FROM __fl_src WHERE {c} IS NOT NULL "
-                f"GROUP BY {c} QUALIFY row_number() OVER (ORDER BY count(*) DESC, {c}) <= "
-                f"{int(top_k)}{wanted})) AS top{p.i}"
-            )
-        else:
-            src.append(f"{col} AS {c}")
-            if p.kind == "temporal":
-                aggs += [f"min({c}) AS min{p.i}", f"max({c}) AS max{p.i}"]
-        aggs.append(f"count({c}) AS nn{p.i}")
-        if p.kind != "other":
-            aggs.append(f"approx_count_distinct({c}) AS d{p.i}")
-    ctes = [f"__fl_src AS (SELECT {', '.join(src)} FROM __fl_stats)"]
-    from_ = "__fl_src"
-    if qs:
-        ctes.append(f"__fl_q AS (SELECT {', '.join(qs)} FROM __fl_src)")
-        from_ += ", __fl_q"
-    ctes.append(f"__fl_agg AS (SELECT {', '.join(aggs)} FROM {from_})")
-    select = ["__fl_agg.*", *(["__fl_q.*"] if qs else []), *tops]
-    final_from = "__fl_agg" + (", __fl_q" if qs else "")
-    return f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM {final_from}", params
-
-
-def _bucket(v: str, edges: list[str]) -> str:
-    """Bin index: 0 below e_0, k for [e_(k-1), e_k), n for the closed last bin, n + 1 above.
-
-    A binary search written as nested CASEs: about log2(n) comparisons per value instead
-    of n / 2 for a flat chain.
-    """
-    n = len(edges) - 1
-
-    def inner(lo: int, hi: int) -> str:
-        # the bin among lo..hi (1-based) holding v, given e_(lo-1) <= v <= e_n
-        if lo == hi:
-            return str(lo)
-        mid = (lo + hi) // 2  # bins lo..mid lie below e_mid
-        return f"CASE WHEN {v} < {edges[mid]} THEN {inner(lo, mid)} ELSE {inner(mid + 1, hi)} END"
-
-    return (
-        f"CASE WHEN {v} IS NULL THEN NULL WHEN {v} < {edges[0]} THEN 0 "
-        f"WHEN {v} > {edges[n]} THEN {n + 1} ELSE {inner(1, n)} END"
-    )
-
-
 # -- results --------------------------------------------------------------------------------------
-def _column_stats(p: _Plan, row: Mapping[str, Any]) -> ColumnStats:
-    count = int(row["n"])
-    nonnull = int(row[f"nn{p.i}"])
+def _column_stats(p: _Plan, scan: ColumnScan, count: int) -> ColumnStats:
+    nonnull = scan.nonnull
     common: dict[str, Any] = {
         "kind": p.kind,
         "dtype": str(p.dtype),
         "count": count,
         "nulls": count - nonnull,
         # HyperLogLog can overshoot; more distinct values than values is never right
-        "distinct": None if p.kind == "other" else min(int(row[f"d{p.i}"]), nonnull),
+        "distinct": None if scan.distinct is None else min(scan.distinct, nonnull),
     }
     if p.kind == "numeric":
-        finite = int(row[f"f{p.i}"])
-        quantiles = row[f"q{p.i}"]
+        finite = scan.finite
         histogram = None
         if finite:
-            by_prob = dict(zip(p.probs, quantiles, strict=True))
+            by_prob = dict(zip(p.probs, scan.quantiles, strict=True))
             edges = p.edges if p.edges is not None else [by_prob[e] for e in p.edge_probs]
-            histogram = _histogram(edges, row[f"h{p.i}"])
+            histogram = _histogram(edges, scan.bins)
         return ColumnStats(
             **common,
             nonfinite=nonnull - finite,
-            min=_float(row[f"min{p.i}"]),
-            max=_float(row[f"max{p.i}"]),
-            mean=_float(row[f"mean{p.i}"]),
-            std=_float(row[f"std{p.i}"]),
+            min=_float(scan.min),
+            max=_float(scan.max),
+            mean=_float(scan.mean),
+            std=_float(scan.std),
             quantiles={k: float(by_prob[v]) for k, v in QUANTILES.items()} if finite else {},
             histogram=histogram,
         )
     if p.kind == "categorical":
-        listed = {str(e["value"]): int(e["count"]) for e in row[f"top{p.i}"] or []}
+        listed = dict(scan.top)
         frequencies = dict(listed)
         for cat in p.categories:
             frequencies.setdefault(cat, 0)  # asked for and absent: known to be zero
         return ColumnStats(**common, frequencies=frequencies, other=nonnull - sum(listed.values()))
     if p.kind == "temporal":
-        return ColumnStats(**common, min=_iso(row[f"min{p.i}"]), max=_iso(row[f"max{p.i}"]))
+        return ColumnStats(**common, min=_iso(scan.min), max=_iso(scan.max))
     return ColumnStats(**common)
 
 
-def _histogram(edges: Sequence[float], counts_by_bin: Any) -> Histogram:
-    """Counts from DuckDB's ``histogram`` map, with repeated edges merged: a zero-width
-    inner bin is empty; a zero-width last bin (values equal to the max) joins the one before."""
+def _histogram(edges: Sequence[float], counts_by_bin: Mapping[int, int]) -> Histogram:
+    """Counts from the scan's bin counts, with repeated edges merged: a zero-width inner
+    bin is empty; a zero-width last bin (values equal to the max) joins the one before."""
     n = len(edges) - 1
     raw = np.zeros(n + 2, dtype=np.int64)
-    for k, c in counts_by_bin or []:
+    for k, c in counts_by_bin.items():
         raw[int(k)] = int(c)
     e = np.asarray(edges, dtype=np.float64)
     unique = np.unique(e)

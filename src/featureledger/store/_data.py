@@ -215,7 +215,9 @@ class DataService:
         if fg.contract is None:
             return _Gate(batch, None, None, "unchecked", batch.num_rows)
         reference = self._contract_reference(fg)
-        report = evaluate(fg.contract, batch, now=datetime.now(UTC), reference=reference)
+        report = evaluate(
+            fg.contract, batch, now=datetime.now(UTC), reference=reference, engine=self.engine
+        )
         if report.ok:
             return _Gate(batch, None, report, "passed", batch.num_rows)
         if fg.policy == "warn":
@@ -358,7 +360,9 @@ class DataService:
         if fg.contract is None:
             raise NotFoundError(f"feature group {fg.name!r} has no contract")
         data = self.read(fg)
-        return evaluate(fg.contract, data, now=datetime.now(UTC), reference=None)
+        return evaluate(
+            fg.contract, data, now=datetime.now(UTC), reference=None, engine=self.engine
+        )
 
     def compact(self, group: str | FeatureGroup, *, version: int | None = None) -> DataVersion:
         """Rewrite a group's files into fewer, key-sorted ones: a new version, same content."""

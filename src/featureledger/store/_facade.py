@@ -27,7 +27,7 @@ from featureledger.monitoring import (
     Monitor,
     SkewReport,
 )
-from featureledger.offline import DuckDBEngine, OfflineEngine
+from featureledger.offline import OfflineEngine, create_engine
 from featureledger.offline.conform import NaivePolicy
 from featureledger.online import OnlineStore
 from featureledger.registry import (
@@ -77,11 +77,7 @@ class FeatureStore:
         self.config = config or RepoConfig.load(self.repo)
         self.registry: RegistryBackend = SQLRegistry(self.config.registry_url(self.repo))
         off = self.config.offline
-        self.engine: OfflineEngine = DuckDBEngine(
-            temp_directory=self.config.resolve(self.repo, off.temp_directory),
-            memory_limit=off.memory_limit,
-            threads=off.threads,
-        )
+        self.engine: OfflineEngine = create_engine(self.config, self.repo)
         naive: NaivePolicy = "utc" if self.config.naive_timestamps == "utc" else "error"
         registry, engine, config, repo_path = self.registry, self.engine, self.config, self.repo
         tables = self._tables = Tables(self.config.resolve(self.repo, off.path))
@@ -148,6 +144,7 @@ class FeatureStore:
         self._lineage = LineageService(registry=registry)
         statistics = self._statistics = StatisticsService(
             registry=registry,
+            engine=engine,
             config=config,
             tables=tables,
             catalog=catalog,
@@ -160,6 +157,7 @@ class FeatureStore:
         logs = self._logs = FeatureLogs(tables=tables, catalog=catalog)
         self._monitoring = MonitoringService(
             registry=registry,
+            engine=engine,
             repo=repo_path,
             catalog=catalog,
             records=records,

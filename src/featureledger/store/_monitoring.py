@@ -48,6 +48,7 @@ from featureledger.monitoring import (
     skew,
 )
 from featureledger.monitoring.metrics import STATUS_RANK
+from featureledger.offline.base import OfflineEngine
 from featureledger.offline.logs import REQUEST_TIME
 from featureledger.registry import ModelRecord, RegistryBackend, TrainingDatasetRecord
 from featureledger.store._catalog import Catalog
@@ -154,6 +155,7 @@ class MonitoringService:
         self,
         *,
         registry: RegistryBackend,
+        engine: OfflineEngine,
         repo: Path,
         catalog: Catalog,
         records: VersionRecords,
@@ -163,6 +165,7 @@ class MonitoringService:
         logs: FeatureLogs,
     ) -> None:
         self.registry = registry
+        self.engine = engine
         self.repo = repo
         self.catalog = catalog
         self.records = records
@@ -193,7 +196,12 @@ class MonitoringService:
             theirs = set(cur.features)
             features = [f for f in ref.features if f in theirs]
         return drift(
-            ref.data, cur.data, features=features, reference_id=ref.label, current_id=cur.label
+            ref.data,
+            cur.data,
+            features=features,
+            reference_id=ref.label,
+            current_id=cur.label,
+            engine=self.engine,
         )
 
     def _side(self, text: str, now: datetime) -> _Side:
@@ -420,6 +428,7 @@ class MonitoringService:
                     features=features,
                     reference_id=reference,
                     current_id=current,
+                    engine=self.engine,
                 )
         context = MonitorContext(reference=reference, current=current, now=when)
         finding = evaluate_monitor(monitor, value, context)
@@ -582,6 +591,7 @@ class MonitoringService:
                 features=_view_features(fv),
                 reference_id=seen.reference,
                 current_id=served.describe(when),
+                engine=self.engine,
             )
             seen.skew = self.skew(fv, start=start, end=end)
         else:
@@ -653,6 +663,7 @@ class MonitoringService:
             features=[f for f in _view_features(fv) if f in current],
             reference_id=str(record.identity),
             current_id=", ".join(labels) or "no data",
+            engine=self.engine,
         )
 
     def skew(
@@ -710,4 +721,12 @@ class MonitoringService:
                     history = history.append_column(
                         feature, pa.nulls(history.num_rows, offline.schema.field(feature).type)
                     )
-        return skew(offline, served, keys, features, request_time=REQUEST_TIME, history=history)
+        return skew(
+            offline,
+            served,
+            keys,
+            features,
+            request_time=REQUEST_TIME,
+            history=history,
+            engine=self.engine,
+        )

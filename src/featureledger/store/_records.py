@@ -253,7 +253,6 @@ class VersionRecords:
             if found is None:
                 raise NotFoundError(f"{ident} is not recorded")
             return {
-                k: (v.isoformat() if isinstance(v, datetime) else v)
-                for k, v in vars(found).items()
+                k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(found).items()
             }
         raise NotFoundError(f"{ident.kind} identities are not recorded by this store yet")

@@ -23,6 +23,7 @@ from featureledger.monitoring import (
     stats_from_json,
     stats_to_json,
 )
+from featureledger.offline.base import OfflineEngine
 from featureledger.registry import DataVersion, RegistryBackend, TrainingDatasetRecord
 from featureledger.store._catalog import Catalog
 from featureledger.store._records import VersionRecords
@@ -99,6 +100,7 @@ class StatisticsService:
         self,
         *,
         registry: RegistryBackend,
+        engine: OfflineEngine,
         config: RepoConfig,
         tables: Tables,
         catalog: Catalog,
@@ -106,6 +108,7 @@ class StatisticsService:
         training: TrainingService,
     ) -> None:
         self.registry = registry
+        self.engine = engine
         self.config = config
         self.tables = tables
         self.catalog = catalog
@@ -168,7 +171,9 @@ class StatisticsService:
                 data = pads.dataset(record.output_path, format="parquet")
             else:
                 data = self.training.rows(record)
-            stats = compute_stats(data, reference_bins=self._training_bins(record))
+            stats = compute_stats(
+                data, reference_bins=self._training_bins(record), engine=self.engine
+            )
         self.registry.put_stats(str(ident), stats_to_json(stats))
         return dict(stats)
 
@@ -197,7 +202,7 @@ class StatisticsService:
             reference = bins_of(self._stats_of(baseline.identity))
         table = self.tables.table(fg.name, major)
         data = pads.dataset(table.files(ident.data), format="parquet")
-        return dict(compute_stats(data, reference_bins=reference))
+        return dict(compute_stats(data, reference_bins=reference, engine=self.engine))
 
     def _baseline(self, group: str, major: int) -> DataVersion | None:
         """The group's first non-empty version: its bins are every version's bins."""

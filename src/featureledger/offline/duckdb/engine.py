@@ -1,4 +1,4 @@
-"""The embedded offline engine: DuckDB over the Parquet files of pinned Delta snapshots."""
+"""`DuckDBEngine`: the `OfflineEngine` port on an embedded DuckDB database."""
 
 from __future__ import annotations
 
@@ -7,55 +7,36 @@ import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import duckdb
-import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from featureledger.offline.base import ROW_COLUMN, PitSource
+from featureledger.definitions.contract import Rule
+from featureledger.offline.base import (
+    ROW_COLUMN,
+    ContractScan,
+    PitSource,
+    StatsColumn,
+    StatsScan,
+)
+from featureledger.offline.duckdb import contracts, skew, stats
+from featureledger.offline.duckdb._sql import count_keys as _count_keys
+from featureledger.offline.duckdb._sql import lit as _lit
+from featureledger.offline.duckdb._sql import positions as _positions
+from featureledger.offline.duckdb._sql import q
+
+if TYPE_CHECKING:
+    from featureledger.config import RepoConfig
 
 _POS = "__fl_pos"
 
 
-def q(name: str) -> str:
-    """Quote an identifier for DuckDB."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _count_keys(
-    con: duckdb.DuckDBPyConnection,
-    scan: str,
-    keys: Sequence[str],
-    *,
-    also: str = "",
-    filtered: str = "",
-    params: Sequence[object] = (),
-) -> tuple[Any, ...]:
-    """``count(*)``, the HyperLogLog estimate of distinct keys, then the ``also`` columns,
-    of ``scan`` (``filtered``: a WHERE clause with ``params``)."""
-    hashed = ", ".join(q(k) for k in keys)
-    return tuple(
-        con.sql(
-            f"SELECT count(*), approx_count_distinct(hash({hashed})){also} FROM {scan} "
-            f"{filtered}",
-            params=list(params) or None,
-        ).fetchall()[0]
-    )
-
-
-def _positions(n: int) -> pa.Array:
-    """0..n-1 as int64, built by numpy (``pa.array(range(n))`` boxes n Python ints)."""
-    return pa.array(np.arange(n, dtype=np.int64))
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 class DuckDBEngine:
-    """Runs de-duplication, key matching and point-in-time joins in DuckDB."""
+    """The `OfflineEngine` port in DuckDB: one in-memory database per engine reading the
+    snapshots' Parquet files; contract and statistics scans run on sandboxed connections."""
 
     name = "duckdb"
 
@@ -82,6 +63,21 @@ class DuckDBEngine:
         # left open until interpreter shutdown, DuckDB's teardown sometimes aborts the
         # process ("terminate called without an active exception", exit code 134)
         weakref.finalize(self, self._db.close)
+
+    @classmethod
+    def from_config(cls, config: RepoConfig, repo: Path) -> DuckDBEngine:
+        """The engine ``config.offline`` describes (memory limit, threads, spill folder)."""
+        off = config.offline
+        return cls(
+            temp_directory=config.resolve(repo, off.temp_directory),
+            memory_limit=off.memory_limit,
+            threads=off.threads,
+        )
+
+    def close(self) -> None:
+        """Drop the footer cache. The database itself is closed at interpreter exit (see
+        ``__init__``): closing it earlier is what aborted processes."""
+        self._footers.clear()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         # one cursor per operation: DuckDB connections are not shared across threads
@@ -289,6 +285,45 @@ class DuckDBEngine:
         out = con.sql(query, params=used or None).to_arrow_table()
         con.close()
         return out
+
+    # -- profiling, checking, skew ------------------------------------------------------------
+    def column_stats(
+        self, data: pa.Table | pads.Dataset, columns: Sequence[StatsColumn], *, top_k: int
+    ) -> StatsScan:
+        """One statistics scan (`stats.scan`), on a sandboxed connection."""
+        return stats.scan(data, columns, top_k)
+
+    def contract_scan(self, table: pa.Table, rules: Sequence[Rule]) -> ContractScan:
+        """Every rule's measurements in one query (`contracts.scan`), sandboxed."""
+        return contracts.scan(table, rules)
+
+    def skew_pairs(
+        self,
+        offline: pa.Table,
+        online: pa.Table,
+        join: Sequence[str],
+        features: Sequence[str],
+        *,
+        tolerance: float,
+        event_time: str | None = None,
+        history: pa.Table | None = None,
+        history_time: str = "event_time",
+        request_time: str | None = None,
+        entity_keys: Sequence[str] = (),
+    ) -> pa.Table:
+        """Served rows beside recomputed ones (`skew.pairs`), sandboxed."""
+        return skew.pairs(
+            offline,
+            online,
+            join,
+            features,
+            tolerance=tolerance,
+            event_time=event_time,
+            history=history,
+            history_time=history_time,
+            request_time=request_time,
+            entity_keys=entity_keys,
+        )
 
     # -- comparing versions ----------------------------------------------------------------------
     def diff(
