@@ -204,14 +204,15 @@ class FeatureStore:
         """Finish background work and release connections.
 
         Waits for the statistics of recent writes, writes queued feature logs and
-        token-use audit entries, and closes the online store and the lineage sink. The
-        store stays usable: what was closed opens again on next use.
+        token-use audit entries, and closes the online store, the lineage sink and the
+        engine's caches. The store stays usable: what was closed opens again on next use.
         """
         self._statistics.wait()
         self._logs.flush()
         self._access.flush_token_audit()
         self._online.close()
         self._runs.close()
+        self.engine.close()
 
     def __enter__(self) -> Self:
         return self
