@@ -1,4 +1,10 @@
-"""The embedded offline engine: DuckDB over the Parquet files of pinned Delta snapshots."""
+"""The embedded offline engine: DuckDB over the Parquet files of pinned Delta snapshots.
+
+Local snapshots are scanned by DuckDB's own ``read_parquet``. Snapshots in object storage
+are handed to DuckDB as pyarrow datasets read through the storage's Arrow filesystem
+(DuckDB's httpfs extension is not used: it is downloaded at run time), so filters and
+column selection are still pushed into the scan.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,19 @@ import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from featureledger.errors import StorageError
 from featureledger.offline.base import ROW_COLUMN, PitSource
+
+if TYPE_CHECKING:
+    from featureledger.storage import Storage
 
 _POS = "__fl_pos"
 
@@ -45,6 +56,11 @@ def _count_keys(
     )
 
 
+def _remote(uri: str) -> bool:
+    scheme = urlsplit(uri).scheme
+    return len(scheme) > 1 and scheme != "file"
+
+
 def _positions(n: int) -> pa.Array:
     """0..n-1 as int64, built by numpy (``pa.array(range(n))`` boxes n Python ints)."""
     return pa.array(np.arange(n, dtype=np.int64))
@@ -65,7 +81,10 @@ class DuckDBEngine:
         temp_directory: str | Path | None = None,
         memory_limit: str | None = None,
         threads: int | None = None,
+        storage: Storage | None = None,
     ) -> None:
+        #: reaches snapshots whose files are object-store URIs (s3://...)
+        self.storage = storage
         config: dict[str, str | bool | int | float | list[str]] = {}
         if memory_limit:
             config["memory_limit"] = memory_limit
@@ -99,6 +118,8 @@ class DuckDBEngine:
         window and join operators above it (1M rows: 0.55 -> 1.13 s to keep the latest row
         per key), so it is added only when some file's footer differs from the snapshot.
         """
+        if files and _remote(files[0]):
+            return self._remote_scan(con, alias, files, schema)
         if files and all(self._holds(f, schema) for f in files):
             listed = ", ".join(_lit(f) for f in files)
             return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
@@ -110,6 +131,28 @@ class DuckDBEngine:
             f"(SELECT * FROM read_parquet([{listed}], union_by_name = true, "
             f"hive_partitioning = false) UNION ALL BY NAME SELECT * FROM {q(alias + '_empty')})"
         )
+
+    def _remote_scan(
+        self, con: duckdb.DuckDBPyConnection, alias: str, files: Sequence[str], schema: pa.Schema
+    ) -> str:
+        """A pyarrow dataset over object-store files, registered as a DuckDB view; the
+        dataset's schema reads missing columns as NULL and widens narrower ones."""
+        import pyarrow.dataset as pads
+
+        if self.storage is None or self.storage.local:
+            raise StorageError(
+                f"{files[0]} is in object storage but this engine was built without a "
+                "storage to reach it; pass storage=open_storage(url, options)",
+                uri=files[0],
+            )
+        dataset = pads.dataset(
+            [self.storage.arrow_path(f) for f in files],
+            schema=schema,
+            format="parquet",
+            filesystem=self.storage.arrow_filesystem(),
+        )
+        con.register(alias + "_remote", dataset)
+        return q(alias + "_remote")
 
     def _holds(self, path: str, schema: pa.Schema) -> bool:
         """Whether the Parquet file holds every column of ``schema`` in its type."""
@@ -525,6 +568,8 @@ class DuckDBEngine:
         """Microseconds from the earliest to the latest ``column`` value in ``files``, read
         from the row groups' statistics; None when some row group has none. `_use_range`'s
         scan then only counts keys, which halves its cost (size l: 0.03 s a group)."""
+        if _remote(files[0]):
+            return None  # DuckDB cannot open object-store footers itself
         listed = ", ".join(_lit(f) for f in files)
         complete, span = con.sql(
             "SELECT count(*) > 0 AND count(lo) = count(*) AND count(hi) = count(*), "
