@@ -66,6 +66,7 @@ class DeltaGroupTable:
         self.path = Path(self.uri)
         self.storage = storage if storage is not None else open_storage(self.uri)
         self._options = self.storage.storage_options
+        self._head: DeltaTable | None = None
 
     def __repr__(self) -> str:
         return f"DeltaGroupTable({self.uri!r})"
@@ -109,8 +110,21 @@ class DeltaGroupTable:
         return after  # the operation had nothing to commit (an empty delete or optimize)
 
     def table(self, version: int | None = None) -> DeltaTable:
+        """The table at ``version`` (latest when None).
+
+        On object storage the latest snapshot is kept and brought up to date from the
+        log entries added since (a fresh load reads every entry since the last
+        checkpoint, one request each), so a writer retrying after a lost race pays for
+        the new commits only.
+        """
+        if self.remote and self._head is not None:
+            if version is None:
+                self._head.update_incremental()
+                return self._head
+            if self._head.version() == version:
+                return self._head
         try:
-            return DeltaTable(self.uri, version=version, storage_options=self._options or None)
+            loaded = DeltaTable(self.uri, version=version, storage_options=self._options or None)
         except TableNotFoundError as exc:
             raise NotFoundError(f"no Delta table at {self.uri}") from exc
         except Exception as exc:
@@ -120,6 +134,9 @@ class DeltaGroupTable:
                     f"(latest is {self.latest_version()})"
                 ) from exc
             raise
+        if self.remote and version is None:
+            self._head = loaded
+        return loaded
 
     def latest_version(self) -> int:
         return self.table().version()

@@ -46,6 +46,8 @@ class WriteOutcome:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the parent version the write was built on
     parent: int | None = None
+    #: tries `write_with_retry` needed (another writer's commit landed first on the others)
+    attempts: int = 1
 
 
 def write_batch(
@@ -215,6 +217,7 @@ def write_with_retry(
                 run_id=run_id,
                 where=where,
             )
+            out.attempts = attempt + 1
             return out, content
         except ConcurrentWriteError:
             if attempt == attempts - 1:
