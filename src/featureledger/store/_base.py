@@ -24,7 +24,9 @@ from featureledger.errors import (
 from featureledger.hashing import ContentHash, schema_hash
 from featureledger.offline import DeltaGroupTable, DuckDBEngine
 from featureledger.offline.conform import NaivePolicy
+from featureledger.offline.delta import group_table_uri
 from featureledger.registry import DataVersion, DefinitionRecord, RunRecord, SQLRegistry
+from featureledger.storage import open_storage
 from featureledger.versioning.integrity import check_files, recorded_files
 from featureledger.versioning.provenance import (
     current_user,
@@ -73,10 +75,14 @@ class _StoreBase:
         self.config = config or RepoConfig.load(self.repo)
         self.registry = SQLRegistry(self.config.registry_url(self.repo))
         off = self.config.offline
+        self._storage = open_storage(
+            self.config.location(self.repo, off.path), self.config.storage.to_options()
+        )
         self.engine = DuckDBEngine(
             temp_directory=self.config.resolve(self.repo, off.temp_directory),
             memory_limit=off.memory_limit,
             threads=off.threads,
+            storage=self._storage,
         )
         self._offline_root = self.config.resolve(self.repo, off.path)
         self._lineage_sink: Any = None
@@ -142,7 +148,7 @@ class _StoreBase:
         return self.registry.definitions(kind)
 
     def _table(self, group: str, major: int) -> DeltaGroupTable:
-        return DeltaGroupTable(self._offline_root / group / f"v{major}")
+        return DeltaGroupTable(group_table_uri(self._storage, group, major), self._storage)
 
     def versions(self, group: str | FeatureGroup, *, major: int | None = None) -> list[DataVersion]:
         """Every data version of a group's definition major version, oldest first."""

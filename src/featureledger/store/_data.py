@@ -247,7 +247,9 @@ class _DataMixin(_DefinitionsMixin):
         )
 
     def _quarantine_table(self, fg: FeatureGroup) -> DeltaGroupTable:
-        return DeltaGroupTable(self._offline_root / fg.name / f"v{fg.version or 1}_quarantine")
+        return DeltaGroupTable(
+            self._storage.uri(fg.name, f"v{fg.version or 1}_quarantine"), self._storage
+        )
 
     def _quarantine_rows(self, fg: FeatureGroup, rows: pa.Table, run_id: str) -> None:
         n = rows.num_rows

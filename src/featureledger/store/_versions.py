@@ -213,7 +213,7 @@ class _VersionsMixin(_TrainingMixin):
                 "content": dv.content.to_dict(),
                 "rows": dv.rows,
                 "schema_hash": dv.schema_hash,
-                "storage_uri": table.path.resolve().as_uri(),
+                "storage_uri": table.uri if table.remote else table.path.resolve().as_uri(),
                 "files": {
                     p: known[p]["sha256"] for p in self._snapshot_paths(table, number) if p in known
                 },
