@@ -95,8 +95,9 @@ class DeltaGroupTable:
         meta = {RUN_KEY: run_id, COMMIT_KEY: token}
         if content is not None:
             meta[CONTENT_KEY] = json.dumps(content.to_dict())
-        retries = {"max_commit_retries": 0} if strict else {}
-        return CommitProperties(custom_metadata=meta, **retries), token
+        if strict:  # land right after the snapshot read, or fail
+            return CommitProperties(custom_metadata=meta, max_commit_retries=0), token
+        return CommitProperties(custom_metadata=meta), token
 
     def _landed(self, token: str, after: int) -> int:
         """The version a commit landed at: under the local lock the latest; on object
