@@ -37,11 +37,11 @@ class OfflineConfig:
 class StorageConfig:
     """How to reach object storage named by ``s3://`` paths (no credentials here)."""
 
-    #: e.g. http://127.0.0.1:9000 for MinIO or moto_server; unset: AWS S3 (or AWS_ENDPOINT_URL)
-    endpoint_url: str | None = None
+    #: URL such as http://127.0.0.1:9000 (MinIO, moto_server); unset: AWS S3 or AWS_ENDPOINT_URL
+    endpoint: str | None = None
     #: unset: AWS_REGION, else us-east-1
     region: str | None = None
-    #: plain HTTP to the endpoint; unset: allowed when endpoint_url starts with http://
+    #: plain HTTP to the endpoint; unset: allowed when endpoint starts with http://
     allow_http: bool | None = None
     #: further deltalake object-store options, e.g. AWS_S3_ALLOW_UNSAFE_RENAME for a
     #: server without conditional put (docs/storage.md)
@@ -52,7 +52,7 @@ class StorageConfig:
         out: dict[str, Any] = {
             k: v
             for k, v in (
-                ("endpoint_url", self.endpoint_url),
+                ("endpoint_url", self.endpoint),
                 ("region", self.region),
                 ("allow_http", self.allow_http),
             )

@@ -133,7 +133,7 @@ def test_config_takes_s3_paths_and_refuses_secrets_in_the_file(tmp_path: Path) -
         {
             "offline": {"path": "s3://bucket/repo/offline"},
             "training_path": "s3://bucket/repo/training/",
-            "storage": {"endpoint_url": "http://127.0.0.1:9000", "region": "eu-west-1"},
+            "storage": {"endpoint": "http://127.0.0.1:9000", "region": "eu-west-1"},
         }
     )
     assert config.location(tmp_path, config.offline.path) == "s3://bucket/repo/offline"

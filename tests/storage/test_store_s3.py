@@ -48,7 +48,7 @@ def store(tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> 
     FeatureStore.init(repo)
     config = yaml.safe_load((repo / "featureledger.yaml").read_text())
     config["offline"]["path"] = f"s3://{make_bucket(s3_endpoint)}/team/offline"
-    config["storage"] = {"endpoint_url": s3_endpoint, "region": REGION}
+    config["storage"] = {"endpoint": s3_endpoint, "region": REGION}
     (repo / "featureledger.yaml").write_text(yaml.safe_dump(config))
     s = FeatureStore(repo)
     s.apply([USER, GROUP, VIEW])

@@ -116,7 +116,8 @@ class DeltaGroupTable:
         On object storage the latest snapshot is kept and brought up to date from the
         log entries added since (a fresh load reads every entry since the last
         checkpoint, one request each), so a writer retrying after a lost race pays for
-        the new commits only.
+        the new commits only. The kept object is shared: a later ``table()`` call on
+        this instance moves it to the newest version.
         """
         if self.remote and self._head is not None:
             if version is None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from featureledger.config import CONFIG_FILE, STATE_DIR, RepoConfig
+from featureledger.config import CONFIG_FILE, STATE_DIR, OfflineConfig, RepoConfig, is_remote_path
 from featureledger.contracts import contract_from_yaml, contract_to_yaml
 from featureledger.definitions import Entity, FeatureGroup, FeatureView, VersionId
 from featureledger.errors import (
@@ -84,7 +84,10 @@ class _StoreBase:
             threads=off.threads,
             storage=self._storage,
         )
-        self._offline_root = self.config.resolve(self.repo, off.path)
+        # feature logs stay on local disk (under the default path) when tables are remote
+        self._offline_root = self.config.resolve(
+            self.repo, OfflineConfig.path if is_remote_path(off.path) else off.path
+        )
         self._lineage_sink: Any = None
         self._naive: NaivePolicy = "utc" if self.config.naive_timestamps == "utc" else "error"
 
