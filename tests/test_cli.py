@@ -400,8 +400,14 @@ def test_stats_drift_and_report_commands(repo: Path, tmp_path: Path) -> None:
     same = invoke("drift", "feature_group/stats@v1#1", "feature_group/stats@v1#1", "--repo", repo)
     assert same.exit_code == 0
     picked = invoke(
-        "drift", "feature_group/stats@v1#1", "feature_group/stats@v1#2", "--features", "spend",
-        "--json", "--repo", repo,
+        "drift",
+        "feature_group/stats@v1#1",
+        "feature_group/stats@v1#2",
+        "--features",
+        "spend",
+        "--json",
+        "--repo",
+        repo,
     )
     assert list(json.loads(picked.output)["features"]) == ["spend"]
     out = tmp_path / "r.html"

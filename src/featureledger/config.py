@@ -2,6 +2,9 @@
 
 Every setting has a working default, so an empty file (or none) gives the embedded
 store: SQLite registry, Delta tables on local disk, DuckDB, SQLite online store.
+``offline.path`` and ``training_path`` may be ``s3://bucket/prefix``; the ``storage``
+section then says how to reach the object store. Credentials never go in this file:
+they come from the AWS_* environment variables.
 """
 
 from __future__ import annotations
@@ -29,6 +32,46 @@ class OfflineConfig:
     pit_strategy: str = "auto"
     threads: int | None = None
     temp_directory: str = f"{STATE_DIR}/tmp"
+
+
+@dataclass
+class StorageConfig:
+    """How to reach object storage named by ``s3://`` paths (no credentials here)."""
+
+    #: URL such as http://127.0.0.1:9000 (MinIO, moto_server); unset: AWS S3 or AWS_ENDPOINT_URL
+    endpoint: str | None = None
+    #: unset: AWS_REGION, else us-east-1
+    region: str | None = None
+    #: plain HTTP to the endpoint; unset: allowed when endpoint starts with http://
+    allow_http: bool | None = None
+    #: further deltalake object-store options, e.g. AWS_S3_ALLOW_UNSAFE_RENAME for a
+    #: server without conditional put (docs/storage.md)
+    options: dict[str, str] = field(default_factory=dict)
+
+    def to_options(self) -> dict[str, Any]:
+        """The options `open_storage` takes for an ``s3://`` URL."""
+        out: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("endpoint_url", self.endpoint),
+                ("region", self.region),
+                ("allow_http", self.allow_http),
+            )
+            if v is not None
+        }
+        if self.options:
+            out["extra"] = dict(self.options)
+        return out
+
+
+#: words that mark a setting as a credential, which must come from the environment
+_SECRET_WORDS = ("SECRET", "ACCESS_KEY", "TOKEN", "PASSWORD", "CREDENTIAL")
+
+
+def is_remote_path(value: str) -> bool:
+    """Whether a configured path names an object store (``s3://...``)."""
+    scheme, sep, _ = value.partition("://")
+    return bool(sep) and len(scheme) > 1 and scheme != "file"
 
 
 @dataclass
@@ -68,6 +111,7 @@ class RepoConfig:
     online: OnlineConfig = field(default_factory=OnlineConfig)
     lineage: LineageConfig = field(default_factory=LineageConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     #: "error" refuses naive timestamps; "utc" reads them as UTC
     naive_timestamps: str = "error"
     #: where training-set entity frames are kept for reproduction
@@ -113,6 +157,7 @@ class RepoConfig:
                     "online": OnlineConfig,
                     "lineage": LineageConfig,
                     "monitoring": MonitoringConfig,
+                    "storage": StorageConfig,
                 }.get(key)
                 if kind is RepoConfig and nested is not None:
                     args[key] = build(nested, value or {}, key + ".")
@@ -138,11 +183,23 @@ class RepoConfig:
                 f"{where}: monitoring.stats_on_write must be one of {', '.join(STATS_ON_WRITE)}, "
                 f"got {config.monitoring.stats_on_write!r}"
             )
+        secret = [k for k in config.storage.options if any(w in k.upper() for w in _SECRET_WORDS)]
+        if secret:
+            raise ConfigError(
+                f"{where}: storage.options {secret} look like credentials; remove them and "
+                "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_SESSION_TOKEN) in the "
+                "environment instead, so no secret is kept in the repository"
+            )
         return config
 
     def resolve(self, repo: Path, value: str) -> Path:
         path = Path(value)
         return path if path.is_absolute() else repo / path
+
+    def location(self, repo: Path, value: str) -> str:
+        """A configured path as a storage URL: object-store URLs as they are, local paths
+        resolved against the repository."""
+        return value.rstrip("/") if is_remote_path(value) else str(self.resolve(repo, value))
 
     def registry_url(self, repo: Path) -> str:
         prefix = "sqlite:///"

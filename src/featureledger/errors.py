@@ -22,7 +22,8 @@ the exception so callers can act on them without parsing text.
     ├── TokenError               an API token is missing, unknown or revoked
     ├── AccessDeniedError        a valid API token may not do what was asked
     ├── ConcurrentWriteError     another writer committed first (retryable)
-    └── IntegrityError           stored data does not match its recorded checksums
+    ├── IntegrityError           stored data does not match its recorded checksums
+    └── StorageError             object storage refused or failed a request
 """
 
 from __future__ import annotations
@@ -141,6 +142,15 @@ class ConcurrentWriteError(FeatureLedgerError):
 
 class IntegrityError(FeatureLedgerError):
     """Stored data does not match the checksums recorded when it was committed."""
+
+
+class StorageError(FeatureLedgerError):
+    """A local path or object store refused or failed a request (never carries secrets)."""
+
+    def __init__(self, message: str, *, uri: str, retryable: bool = False) -> None:
+        self.uri = uri
+        self.retryable = retryable
+        super().__init__(message)
 
 
 class ContractViolation(DataError):

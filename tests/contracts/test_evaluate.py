@@ -36,11 +36,11 @@ NOW = datetime(2024, 6, 1, tzinfo=UTC)
 TS = pa.timestamp("us", tz="UTC")
 
 
-def run(rule: Rule, table: pa.Table | None = None, *, key=(), reference=None, now=NOW,
-        **columns):
+def run(rule: Rule, table: pa.Table | None = None, *, key=(), reference=None, now=NOW, **columns):
     table = pa.table(columns) if table is None else table
-    contract = Contract("ds", rules=[] if rule.slo else [rule], slos=[rule] if rule.slo else [],
-                        key=key)
+    contract = Contract(
+        "ds", rules=[] if rule.slo else [rule], slos=[rule] if rule.slo else [], key=key
+    )
     report = evaluate(contract, table, now=now, reference=reference)
     return report, report[rule.name]
 
@@ -187,23 +187,33 @@ def test_row_count_bounds_per_batch():
 
 # -- SQL predicates -------------------------------------------------------------------------------
 def test_cross_column_check_fails_only_false_rows():
-    report, r = run(Check("amount >= 0 OR refunded"),
-                    amount=[5.0, -1.0, -2.0, None, None],
-                    refunded=[False, True, False, False, True])
+    report, r = run(
+        Check("amount >= 0 OR refunded"),
+        amount=[5.0, -1.0, -2.0, None, None],
+        refunded=[False, True, False, False, True],
+    )
     assert (r.failed, rows_of(r)) == (1, [2])
     assert r.columns == ("amount", "refunded")
     assert report.invalid_rows.tolist() == [2]
 
 
 def test_custom_sql_predicate_with_functions():
-    _, r = run(Check("length(code) = 3 AND upper(code) = code", name="code_shape"),
-               code=["ABC", "abc", "ABCD", None])
+    _, r = run(
+        Check("length(code) = 3 AND upper(code) = code", name="code_shape"),
+        code=["ABC", "abc", "ABCD", None],
+    )
     assert (r.name, r.failed, rows_of(r)) == ("code_shape", 2, [1, 2])
 
 
 def test_a_check_that_cannot_run_fails_alone_and_the_rest_still_evaluates():
-    contract = Contract("ds", rules=[Check("no_such_column > 1"), Range("a", 0, 1),
-                                     Check("a > 'not a number'", name="bad_cast")])
+    contract = Contract(
+        "ds",
+        rules=[
+            Check("no_such_column > 1"),
+            Range("a", 0, 1),
+            Check("a > 'not a number'", name="bad_cast"),
+        ],
+    )
     report = evaluate(contract, pa.table({"a": [0.5, 2.0]}), now=NOW)
     bad = report["check(no_such_column > 1)"]
     assert bad.status == "failed" and "could not evaluate" in bad.error
@@ -292,13 +302,15 @@ def test_ingestion_delay_counts_late_rows_without_marking_them_invalid():
 
 # -- schema rules ---------------------------------------------------------------------------------
 def test_declared_columns_must_exist_with_a_lossless_type():
-    contract = Contract("ds", columns=[Column("a", "int64"), Column("b", "int32"), "c",
-                                       Column("d", "float64")])
+    contract = Contract(
+        "ds", columns=[Column("a", "int64"), Column("b", "int32"), "c", Column("d", "float64")]
+    )
     t = pa.table({"a": pa.array([1], pa.int32()), "b": pa.array([1.5]), "c": ["x"]})
     report = evaluate(contract, t, now=NOW)
     assert report["type(a)"].status == "passed"
     assert report["type(b)"].status == "failed" and report["type(b)"].observed == {
-        "type": "float64"}
+        "type": "float64"
+    }
     assert report["type(c)"].status == "passed"
     assert report["type(d)"].status == "failed" and "missing" in report["type(d)"].message
     assert not report.splittable
@@ -316,24 +328,33 @@ def test_rules_on_a_missing_column_fail_with_an_error_and_others_still_run():
 def contract_with_severities() -> Contract:
     return Contract(
         "tx",
-        columns=[Column("id", "int64", nullable=False), Column("amount", "float64"),
-                 Column("country", "string")],
-        rules=[Range("amount", 0, 100), AllowedValues("country", ["DE"], severity="warn"),
-               RowCount(min=1)],
+        columns=[
+            Column("id", "int64", nullable=False),
+            Column("amount", "float64"),
+            Column("country", "string"),
+        ],
+        rules=[
+            Range("amount", 0, 100),
+            AllowedValues("country", ["DE"], severity="warn"),
+            RowCount(min=1),
+        ],
         key=["id"],
     )
 
 
-BATCH = pa.table({
-    "id": pa.array([1, 2, None, 4, 5, 6, 7, 8], pa.int64()),
-    "amount": [1.0, -5.0, 3.0, 500.0, 2.0, 3.0, -1.0, -2.0],
-    "country": ["DE", "DE", "FR", "DE", "FR", "DE", "DE", "DE"],
-})
+BATCH = pa.table(
+    {
+        "id": pa.array([1, 2, None, 4, 5, 6, 7, 8], pa.int64()),
+        "amount": [1.0, -5.0, 3.0, 500.0, 2.0, 3.0, -1.0, -2.0],
+        "country": ["DE", "DE", "FR", "DE", "FR", "DE", "DE", "DE"],
+    }
+)
 
 
 def test_warn_failures_do_not_fail_the_report_or_mark_rows():
-    contract = Contract("tx", columns=["country"],
-                        rules=[AllowedValues("country", ["DE"], severity="warn")])
+    contract = Contract(
+        "tx", columns=["country"], rules=[AllowedValues("country", ["DE"], severity="warn")]
+    )
     report = evaluate(contract, BATCH.select(["country"]), now=NOW)
     assert report.ok and report.errors == ()
     assert [w.name for w in report.warnings] == ["allowed_values(country)"]
@@ -361,8 +382,9 @@ def test_report_lists_errors_warnings_and_invalid_rows():
 
 
 def test_examples_are_capped():
-    report = evaluate(Contract("ds", rules=[Range("a", 0)]), pa.table({"a": [-1] * 20}),
-                      now=NOW, max_examples=3)
+    report = evaluate(
+        Contract("ds", rules=[Range("a", 0)]), pa.table({"a": [-1] * 20}), now=NOW, max_examples=3
+    )
     assert rows_of(report["range(a)"]) == [0, 1, 2]
     assert report["range(a)"].failed == 20
 
@@ -396,8 +418,11 @@ def test_a_clean_batch_splits_into_everything_and_nothing():
 
 
 def test_a_passing_batch_needs_no_second_query_and_has_no_row_failures():
-    contract = Contract("ds", columns=[Column("a", "int64", nullable=False)],
-                        rules=[Range("a", 0, 10), Unique(["a"])])
+    contract = Contract(
+        "ds",
+        columns=[Column("a", "int64", nullable=False)],
+        rules=[Range("a", 0, 10), Unique(["a"])],
+    )
     report = evaluate(contract, pa.table({"a": [1, 2, 3]}), now=NOW)
     assert report.ok and report.row_failures is None and len(report.invalid_rows) == 0
     assert all(r.examples == () for r in report.results)
@@ -425,8 +450,14 @@ def test_to_dict_is_strict_json_and_reads_back():
     data = report.to_dict()
     text = json.dumps(data, allow_nan=False)
     assert data["ok"] is False and data["invalid_rows"] == 1
-    assert data["summary"] == {"rules": 2, "passed": 0, "failed": 2, "skipped": 0,
-                               "errors": 2, "warnings": 0}
+    assert data["summary"] == {
+        "rules": 2,
+        "passed": 0,
+        "failed": 2,
+        "skipped": 0,
+        "errors": 2,
+        "warnings": 0,
+    }
     assert data["results"][0]["examples"][0]["values"]["a"] == "NaN"
     back = ValidationReport.from_dict(json.loads(text))
     assert back.to_dict() == data
@@ -437,8 +468,9 @@ def test_to_dict_is_strict_json_and_reads_back():
 def test_str_is_a_readable_table():
     text = str(evaluate(contract_with_severities(), BATCH, now=NOW))
     lines = text.splitlines()
-    assert lines[0] == ("contract tx: FAILED on 8 row(s): 2 error(s), 1 warning(s), "
-                        "7 rule(s); 5 invalid row(s)")
+    assert lines[0] == (
+        "contract tx: FAILED on 8 row(s): 2 error(s), 1 warning(s), 7 rule(s); 5 invalid row(s)"
+    )
     assert any(line.startswith("  FAIL range(amount)") for line in lines)
     assert any(line.startswith("  WARN allowed_values(country)") for line in lines)
     assert any(line.startswith("  ok   row_count") for line in lines)
@@ -457,18 +489,33 @@ def test_every_rule_in_one_contract_on_a_larger_batch():
     rng = np.random.default_rng(3)
     amount = rng.uniform(0, 100, n)
     amount[[10, 20_000, 199_999]] = -1.0
-    t = pa.table({
-        "id": np.arange(n), "amount": amount,
-        "country": rng.choice(["DE", "FR", "IT"], n),
-        "t": pa.array(np.full(n, int(NOW.timestamp() * 1e6)), pa.int64()).cast(TS),
-    })
+    t = pa.table(
+        {
+            "id": np.arange(n),
+            "amount": amount,
+            "country": rng.choice(["DE", "FR", "IT"], n),
+            "t": pa.array(np.full(n, int(NOW.timestamp() * 1e6)), pa.int64()).cast(TS),
+        }
+    )
     contract = Contract(
-        "big", columns=[Column("id", "int64", nullable=False), Column("amount", "float64"),
-                        "country", Column("t", "timestamp", nullable=False)],
-        rules=[Range("amount", 0, 100), MaxNullFraction("amount", 0.01),
-               AllowedValues("country", ["DE", "FR", "IT"]), Regex("country", "[A-Z]{2}"),
-               Unique(), Cardinality("country", 1, 3), RowCount(1), Check("amount < 1000"),
-               Distribution("amount", max_psi=0.2)],
+        "big",
+        columns=[
+            Column("id", "int64", nullable=False),
+            Column("amount", "float64"),
+            "country",
+            Column("t", "timestamp", nullable=False),
+        ],
+        rules=[
+            Range("amount", 0, 100),
+            MaxNullFraction("amount", 0.01),
+            AllowedValues("country", ["DE", "FR", "IT"]),
+            Regex("country", "[A-Z]{2}"),
+            Unique(),
+            Cardinality("country", 1, 3),
+            RowCount(1),
+            Check("amount < 1000"),
+            Distribution("amount", max_psi=0.2),
+        ],
         slos=[Freshness("t", "1h"), IngestionDelay("t", "t", "1s")],
         key=["id"],
     )

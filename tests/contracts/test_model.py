@@ -107,9 +107,14 @@ def test_durations_format_and_parse_back_exactly(td):
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("2h", timedelta(hours=2)), ("1d12h", timedelta(days=1, hours=12)),
-     ("250ms", timedelta(milliseconds=250)), ("1.5h", timedelta(minutes=90)),
-     ("1h 30m", timedelta(minutes=90)), ("15us", timedelta(microseconds=15))],
+    [
+        ("2h", timedelta(hours=2)),
+        ("1d12h", timedelta(days=1, hours=12)),
+        ("250ms", timedelta(milliseconds=250)),
+        ("1.5h", timedelta(minutes=90)),
+        ("1h 30m", timedelta(minutes=90)),
+        ("15us", timedelta(microseconds=15)),
+    ],
 )
 def test_duration_spellings(text, expected):
     assert parse_duration(text) == expected
@@ -124,11 +129,16 @@ def test_columns_imply_type_and_not_null_rules():
 
 def test_rules_keep_a_canonical_order_column_rules_first():
     c = Contract(
-        "ds", columns=["a", "b"],
+        "ds",
+        columns=["a", "b"],
         rules=[RowCount(min=1), Range("b", 0), Unique(["a", "b"]), NotNull("a"), Range("a", 1)],
     )
     assert [r.name for r in c.rules] == [
-        "not_null(a)", "range(a)", "range(b)", "row_count", "unique(a, b)",
+        "not_null(a)",
+        "range(a)",
+        "range(b)",
+        "row_count",
+        "unique(a, b)",
     ]
 
 
@@ -141,8 +151,10 @@ def test_rules_keep_a_canonical_order_column_rules_first():
         (lambda: Contract("ds", key=["a", "a"]), "repeats"),
         (lambda: Contract("ds", rules=[Unique()]), "has no key"),
         (lambda: Contract("ds", rules=[Range("a", 0), Range("a", 1)]), "two rules are named"),
-        (lambda: Contract("ds", columns=[Column("a", nullable=False)], rules=[NotNull("a")]),
-         "already says"),
+        (
+            lambda: Contract("ds", columns=[Column("a", nullable=False)], rules=[NotNull("a")]),
+            "already says",
+        ),
         (lambda: Contract("ds", rules=[Freshness("t", "1h")]), "go in slos"),
         (lambda: Contract("ds", slos=[Range("a", 0)]), "slos must be"),
         (lambda: Contract("bad-name"), "not allowed"),
@@ -164,10 +176,17 @@ def test_warn_not_null_on_a_nullable_column_is_fine_and_rules_are_found_by_name(
 
 def test_contract_from_a_feature_group_takes_columns_key_and_metadata():
     user = Entity("user", join_keys=["user_id"])
-    fg = FeatureGroup("user_stats", user, features=["f0", "f1"], created_time="created",
-                      owner="risk", description="stats")
-    c = Contract.from_feature_group(fg, rules=[Range("f0", 0)],
-                                    slos=[Freshness("event_timestamp", "1d")])
+    fg = FeatureGroup(
+        "user_stats",
+        user,
+        features=["f0", "f1"],
+        created_time="created",
+        owner="risk",
+        description="stats",
+    )
+    c = Contract.from_feature_group(
+        fg, rules=[Range("f0", 0)], slos=[Freshness("event_timestamp", "1d")]
+    )
     assert c.column_names == ("user_id", "event_timestamp", "created", "f0", "f1")
     assert c.key == ("user_id", "event_timestamp")
     assert not c.column("user_id").nullable and not c.column("event_timestamp").nullable

@@ -40,11 +40,24 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "contracts.md"
 
 # -- random contracts -----------------------------------------------------------------------------
 names = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True)
-text = st.text(st.characters(categories=("L", "N", "P", "Zs"), exclude_characters="\x85"),
-               max_size=12)
+text = st.text(
+    st.characters(categories=("L", "N", "P", "Zs"), exclude_characters="\x85"), max_size=12
+)
 tags = st.dictionaries(names, text, max_size=2)
-dtypes = st.sampled_from([None, "int64", "int32", "float64", "float32", "string", "bool", "date",
-                          "timestamp", "list<float32>"])
+dtypes = st.sampled_from(
+    [
+        None,
+        "int64",
+        "int32",
+        "float64",
+        "float32",
+        "string",
+        "bool",
+        "date",
+        "timestamp",
+        "list<float32>",
+    ]
+)
 severity = st.sampled_from(["error", "warn"])
 rule_name = st.one_of(st.just(""), text.filter(lambda s: s.strip() != ""))
 ints = st.integers(-(10**15), 10**15)
@@ -73,8 +86,22 @@ def bounds(draw, kind=None):
 def rules_for(draw, cols: list[str]):
     col = st.sampled_from(cols)
     common = {"severity": draw(severity), "name": draw(rule_name)}
-    kind = draw(st.sampled_from(["not_null", "null_fraction", "range", "allowed", "regex",
-                                 "unique", "cardinality", "row_count", "check", "dist"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "not_null",
+                "null_fraction",
+                "range",
+                "allowed",
+                "regex",
+                "unique",
+                "cardinality",
+                "row_count",
+                "check",
+                "dist",
+            ]
+        )
+    )
     if kind == "not_null":
         return NotNull(draw(col), **common)
     if kind == "null_fraction":
@@ -83,12 +110,14 @@ def rules_for(draw, cols: list[str]):
         low, high = draw(bounds())
         return Range(draw(col), low, high, **common)
     if kind == "allowed":
-        values = draw(st.lists(st.one_of(scalars.map(lambda s: s[1]), st.booleans()),
-                               min_size=1, max_size=4))
+        values = draw(
+            st.lists(st.one_of(scalars.map(lambda s: s[1]), st.booleans()), min_size=1, max_size=4)
+        )
         return AllowedValues(draw(col), values, **common)
     if kind == "regex":
-        return Regex(draw(col), draw(st.sampled_from(["[a-z]+", r"\d{3}-\d{2}", ".*@.*", "x"])),
-                     **common)
+        return Regex(
+            draw(col), draw(st.sampled_from(["[a-z]+", r"\d{3}-\d{2}", ".*@.*", "x"])), **common
+        )
     if kind == "unique":
         return Unique(draw(st.lists(col, min_size=1, max_size=3, unique=True)), **common)
     if kind == "cardinality":
@@ -99,17 +128,27 @@ def rules_for(draw, cols: list[str]):
     if kind == "check":
         expr = draw(st.sampled_from(["a >= 0 OR refunded", "x < y", "length(s) = 3"]))
         return Check(expr, **common)
-    return Distribution(draw(col), max_psi=draw(st.none() | st.floats(0, 10)),
-                        max_ks=draw(st.floats(0, 1)), bins=draw(st.integers(2, 50)), **common)
+    return Distribution(
+        draw(col),
+        max_psi=draw(st.none() | st.floats(0, 10)),
+        max_ks=draw(st.floats(0, 1)),
+        bins=draw(st.integers(2, 50)),
+        **common,
+    )
 
 
 @st.composite
 def contracts(draw):
     cols = draw(st.lists(names, min_size=1, max_size=5, unique=True))
     columns = [
-        Column(c, draw(dtypes), nullable=draw(st.booleans()), description=draw(text),
-               classification=draw(st.sampled_from(["public", "internal", "pii", "sensitive"])),
-               tags=draw(tags))
+        Column(
+            c,
+            draw(dtypes),
+            nullable=draw(st.booleans()),
+            description=draw(text),
+            classification=draw(st.sampled_from(["public", "internal", "pii", "sensitive"])),
+            tags=draw(tags),
+        )
         for c in cols
     ]
     key = draw(st.lists(st.sampled_from(cols), max_size=2, unique=True))
@@ -118,20 +157,38 @@ def contracts(draw):
         rules.append(Unique())
     slos = []
     if draw(st.booleans()):
-        slos.append(Freshness(draw(st.sampled_from(cols)), draw(durations),
-                              severity=draw(severity)))
+        slos.append(
+            Freshness(draw(st.sampled_from(cols)), draw(durations), severity=draw(severity))
+        )
     if draw(st.booleans()):
-        slos.append(IngestionDelay(draw(st.sampled_from(cols)), draw(st.sampled_from(cols)),
-                                   draw(durations), name=draw(rule_name)))
+        slos.append(
+            IngestionDelay(
+                draw(st.sampled_from(cols)),
+                draw(st.sampled_from(cols)),
+                draw(durations),
+                name=draw(rule_name),
+            )
+        )
     try:
-        return Contract(draw(names), columns=columns, rules=rules, slos=slos, key=key,
-                        owner=draw(text), description=draw(text), tags=draw(tags))
+        return Contract(
+            draw(names),
+            columns=columns,
+            rules=rules,
+            slos=slos,
+            key=key,
+            owner=draw(text),
+            description=draw(text),
+            tags=draw(tags),
+        )
     except DefinitionError:
         reject()  # e.g. two rules that derive the same name
 
 
-ROUND_TRIP = settings(max_examples=100, deadline=None,
-                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+ROUND_TRIP = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 @ROUND_TRIP
@@ -165,8 +222,19 @@ def test_the_documented_examples_parse():
     main = contracts_read[0]
     assert main.dataset == "transactions"
     assert {r.kind for r in main.all_rules} >= {
-        "type", "not_null", "range", "allowed_values", "regex", "unique", "row_count", "check",
-        "max_null_fraction", "cardinality", "distribution", "freshness", "ingestion_delay",
+        "type",
+        "not_null",
+        "range",
+        "allowed_values",
+        "regex",
+        "unique",
+        "row_count",
+        "check",
+        "max_null_fraction",
+        "cardinality",
+        "distribution",
+        "freshness",
+        "ingestion_delay",
     }
 
 
@@ -190,15 +258,26 @@ def test_load_contract_reads_a_path(tmp_path):
     [
         ("apiVersion: featureledger/v2\ndataset: a\n", "apiVersion"),
         ("apiVersion: featureledger/v1\ndataset: a\nowners: x\n", "unknown key"),
-        ("apiVersion: featureledger/v1\ndataset: a\nschema:\n- name: a\n  properties:\n"
-         "  - name: c\n    quality:\n    - rule: ranges\n      min: 0\n", "unknown quality rule"),
-        ("apiVersion: featureledger/v1\ndataset: a\nschema:\n- name: a\n  properties:\n"
-         "  - name: c\n    quality:\n    - rule: range\n      minimum: 0\n", "no setting"),
+        (
+            "apiVersion: featureledger/v1\ndataset: a\nschema:\n- name: a\n  properties:\n"
+            "  - name: c\n    quality:\n    - rule: ranges\n      min: 0\n",
+            "unknown quality rule",
+        ),
+        (
+            "apiVersion: featureledger/v1\ndataset: a\nschema:\n- name: a\n  properties:\n"
+            "  - name: c\n    quality:\n    - rule: range\n      minimum: 0\n",
+            "no setting",
+        ),
         ("apiVersion: featureledger/v1\ndataset: a\nschema:\n- name: b\n", "must match"),
-        ("apiVersion: featureledger/v1\ndataset: a\nslaProperties:\n- rule: range\n",
-         "unknown slaProperties rule"),
-        ("apiVersion: featureledger/v1\ndataset: a\nschema:\n- name: a\n  quality:\n"
-         "  - min: 1\n", "needs a 'rule:'"),
+        (
+            "apiVersion: featureledger/v1\ndataset: a\nslaProperties:\n- rule: range\n",
+            "unknown slaProperties rule",
+        ),
+        (
+            "apiVersion: featureledger/v1\ndataset: a\nschema:\n- name: a\n  quality:\n"
+            "  - min: 1\n",
+            "needs a 'rule:'",
+        ),
         ("a: [unclosed", "does not parse"),
     ],
 )
@@ -288,8 +367,11 @@ slaProperties:
 
 def test_hand_written_odcs_imports_what_featureledger_can_enforce():
     c = from_odcs(ODCS)
-    assert (c.dataset, c.owner, c.description) == ("orders", "daustin",
-                                                   "Orders placed on the web shop.")
+    assert (c.dataset, c.owner, c.description) == (
+        "orders",
+        "daustin",
+        "Orders placed on the web shop.",
+    )
     assert c.key == ("order_id", "placed_at")
     assert c.column("order_id").dtype == pa.string() and not c.column("order_id").nullable
     assert c.column("order_id").classification == "sensitive"
@@ -300,22 +382,24 @@ def test_hand_written_odcs_imports_what_featureledger_can_enforce():
     by_name = {r.name: r for r in c.all_rules}
     assert by_name["unique(order_id)"] == Unique(["order_id"])
     assert by_name["range(amount)"] == Range("amount", 0, 10000)
-    assert by_name["max_null_fraction(amount)"] == MaxNullFraction("amount", 0.05,
-                                                                   severity="warn")
+    assert by_name["max_null_fraction(amount)"] == MaxNullFraction("amount", 0.05, severity="warn")
     assert by_name["allowed_values(status)"] == AllowedValues("status", ["placed", "shipped"])
     assert by_name["regex(email)"] == Regex("email", "[^@]+@[^@]+")
     assert by_name["row_count"] == RowCount(min=1)
-    assert by_name["no_negative_shipped"] == Check("NOT (amount < 0 AND status = 'shipped')",
-                                                   name="no_negative_shipped")
+    assert by_name["no_negative_shipped"] == Check(
+        "NOT (amount < 0 AND status = 'shipped')", name="no_negative_shipped"
+    )
     assert by_name["freshness(placed_at)"] == Freshness("placed_at", "2h")
     assert by_name["ingestion_delay(placed_at, loaded_at)"] == IngestionDelay(
-        "placed_at", "loaded_at", "1d")
+        "placed_at", "loaded_at", "1d"
+    )
 
 
 def test_odcs_items_featureledger_cannot_enforce_are_listed_or_dropped():
     doc = yaml.safe_load(ODCS)
-    doc["schema"][0]["quality"].append({"type": "custom", "engine": "soda",
-                                        "implementation": "type: duplicate_percent"})
+    doc["schema"][0]["quality"].append(
+        {"type": "custom", "engine": "soda", "implementation": "type: duplicate_percent"}
+    )
     doc["slaProperties"].append({"property": "throughput", "value": 10})
     with pytest.raises(DefinitionError) as info:
         from_odcs(doc)
@@ -327,11 +411,19 @@ def test_odcs_items_featureledger_cannot_enforce_are_listed_or_dropped():
 
 def test_odcs_export_uses_standard_terms_for_other_tools():
     contract = Contract(
-        "tx", columns=[Column("id", "int64", nullable=False), Column("amount", "float64")],
-        rules=[Range("amount", 0, 100), NotNull("amount", severity="warn"),
-               Unique(["id"]), RowCount(1, 10), Check("amount > 0", name="positive"),
-               Distribution("amount", max_psi=0.2)],
-        slos=[Freshness("id", "1d")], key=["id"], owner="risk",
+        "tx",
+        columns=[Column("id", "int64", nullable=False), Column("amount", "float64")],
+        rules=[
+            Range("amount", 0, 100),
+            NotNull("amount", severity="warn"),
+            Unique(["id"]),
+            RowCount(1, 10),
+            Check("amount > 0", name="positive"),
+            Distribution("amount", max_psi=0.2),
+        ],
+        slos=[Freshness("id", "1d")],
+        key=["id"],
+        owner="risk",
     )
     doc = yaml.safe_load(to_odcs(contract))
     props = {p["name"]: p for p in doc["schema"][0]["properties"]}
@@ -340,7 +432,8 @@ def test_odcs_export_uses_standard_terms_for_other_tools():
     assert amount_q["not_null(amount)"]["metric"] == "nullValues"
     assert amount_q["not_null(amount)"]["severity"] == "warning"
     assert amount_q["range(amount)"]["query"] == (
-        "SELECT COUNT(*) FROM {object} WHERE {property} < 0 OR {property} > 100")
+        "SELECT COUNT(*) FROM {object} WHERE {property} < 0 OR {property} > 100"
+    )
     assert amount_q["distribution(amount)"]["engine"] == "featureledger"
     table_q = {q["name"]: q for q in doc["schema"][0]["quality"]}
     assert table_q["row_count"]["mustBeBetween"] == [1, 10]
@@ -349,13 +442,13 @@ def test_odcs_export_uses_standard_terms_for_other_tools():
     assert doc["slaProperties"][0]["property"] == "freshness"
     assert (doc["slaProperties"][0]["value"], doc["slaProperties"][0]["unit"]) == (1, "d")
     # without featureledger's exact forms, the standard terms alone still read back
-    for item in [*props["amount"]["quality"], *doc["schema"][0]["quality"],
-                 *doc["slaProperties"]]:
+    for item in [*props["amount"]["quality"], *doc["schema"][0]["quality"], *doc["slaProperties"]]:
         item.pop("customProperties")
     plain = from_odcs(doc)
     # a SQL count reads back as the row predicate it states
-    assert plain.rule("range(amount)") == Check("NOT (amount < 0 OR amount > 100)",
-                                                name="range(amount)")
+    assert plain.rule("range(amount)") == Check(
+        "NOT (amount < 0 OR amount > 100)", name="range(amount)"
+    )
     assert plain.rule("not_null(amount)").severity == "warn"
     assert plain.rule("row_count") == RowCount(1, 10)
     assert plain.rule("positive") == Check("amount > 0", name="positive")

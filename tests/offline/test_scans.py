@@ -462,9 +462,9 @@ def test_an_unknown_engine_is_refused_with_the_known_ones(tmp_path: Path) -> Non
 def test_a_factory_may_be_a_callable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     made: list[Path] = []
 
-    def factory(config: RepoConfig, repo: Path) -> OfflineEngine:
+    def factory(config: RepoConfig, repo: Path, storage: Any) -> OfflineEngine:
         made.append(repo)
-        return engine_factory("duckdb")(config, repo)
+        return engine_factory("duckdb")(config, repo, storage)
 
     monkeypatch.setitem(ENGINES, "mine", factory)
     config = RepoConfig.from_dict({"offline": {"engine": "mine"}})

@@ -1,7 +1,16 @@
 """Feature-group storage on Delta Lake: one table per group definition major version.
 
 Every commit carries ``featureledger.run`` in its commit metadata, so a commit can be
-matched to the run that wrote it even if the process died before recording it.
+matched to the run that wrote it even if the process died before recording it, and
+``featureledger.commit`` (a fresh token), so a writer on object storage can find the
+version its own commit landed at.
+
+Tables live on a `Storage`: a local folder, where writers are serialized by an
+``flock`` beside the table, or an object store, where there is no lock: Delta's
+conditional put of the next log entry decides which writer wins. A write given
+``parent=`` is then built on that snapshot and may only land directly after it
+(``max_commit_retries=0``), so the caller's content-hash update from the parent stays
+exact, and `ConcurrentWriteError` tells it to recompute from the new latest version.
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ import contextlib
 import fcntl
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,10 +30,14 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from featureledger.errors import ConcurrentWriteError, NotFoundError
-from featureledger.hashing import file_sha256
+from featureledger.errors import ConcurrentWriteError, NotFoundError, StorageError
+from featureledger.hashing import ContentHash
+from featureledger.storage import Storage, is_remote, object_sha256, open_storage
 
 RUN_KEY = "featureledger.run"
+COMMIT_KEY = "featureledger.commit"
+#: the content hash of the version a commit makes, when its writer knew it
+CONTENT_KEY = "featureledger.content"
 
 #: table locks the current thread holds (lock path -> depth), so `lock` is re-entrant
 _HELD = threading.local()
@@ -37,33 +51,82 @@ class Commit:
     run_id: str | None
     added: list[dict[str, Any]]
     removed: list[str]
+    content: ContentHash | None = None
+    token: str | None = None
 
 
 class DeltaGroupTable:
-    """One feature group version's Delta table on local disk."""
+    """One feature group version's Delta table, on local disk or in object storage."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.uri = str(self.path)
+    def __init__(self, uri: str | Path, storage: Storage | None = None) -> None:
+        text = str(uri)
+        self.remote = is_remote(text)
+        self.uri = text.rstrip("/") if self.remote else str(Path(text))
+        #: the local folder; for a remote table only a name (nothing is written there)
+        self.path = Path(self.uri)
+        self.storage = storage if storage is not None else open_storage(self.uri)
+        self._options = self.storage.storage_options
+        self._head: DeltaTable | None = None
+
+    def __repr__(self) -> str:
+        return f"DeltaGroupTable({self.uri!r})"
 
     # -- lifecycle ------------------------------------------------------------------------------
     def exists(self) -> bool:
-        return DeltaTable.is_deltatable(self.uri)
+        return DeltaTable.is_deltatable(self.uri, storage_options=self._options or None)
 
     def create(self, schema: pa.Schema, run_id: str) -> int:
         """Create the empty table (data version 0)."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        if not self.remote:
+            self.path.mkdir(parents=True, exist_ok=True)
         DeltaTable.create(
             self.uri,
             schema,
             mode="error",
-            commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
+            storage_options=self._options or None,
+            commit_properties=self._props(run_id)[0],
         )
         return 0
 
+    def _props(
+        self, run_id: str, content: ContentHash | None = None, *, strict: bool = False
+    ) -> tuple[CommitProperties, str]:
+        token = uuid.uuid4().hex
+        meta = {RUN_KEY: run_id, COMMIT_KEY: token}
+        if content is not None:
+            meta[CONTENT_KEY] = json.dumps(content.to_dict())
+        if strict:  # land right after the snapshot read, or fail
+            return CommitProperties(custom_metadata=meta, max_commit_retries=0), token
+        return CommitProperties(custom_metadata=meta), token
+
+    def _landed(self, token: str, after: int) -> int:
+        """The version a commit landed at: under the local lock the latest; on object
+        storage the first version after ``after`` that carries the commit's token."""
+        latest = self.latest_version()
+        if not self.remote:
+            return latest
+        for version in range(after + 1, latest + 1):
+            if self.commit(version).token == token:
+                return version
+        return after  # the operation had nothing to commit (an empty delete or optimize)
+
     def table(self, version: int | None = None) -> DeltaTable:
+        """The table at ``version`` (latest when None).
+
+        On object storage the latest snapshot is kept and brought up to date from the
+        log entries added since (a fresh load reads every entry since the last
+        checkpoint, one request each), so a writer retrying after a lost race pays for
+        the new commits only. The kept object is shared: a later ``table()`` call on
+        this instance moves it to the newest version.
+        """
+        if self.remote and self._head is not None:
+            if version is None:
+                self._head.update_incremental()
+                return self._head
+            if self._head.version() == version:
+                return self._head
         try:
-            return DeltaTable(self.uri, version=version)
+            loaded = DeltaTable(self.uri, version=version, storage_options=self._options or None)
         except TableNotFoundError as exc:
             raise NotFoundError(f"no Delta table at {self.uri}") from exc
         except Exception as exc:
@@ -73,9 +136,12 @@ class DeltaGroupTable:
                     f"(latest is {self.latest_version()})"
                 ) from exc
             raise
+        if self.remote and version is None:
+            self._head = loaded
+        return loaded
 
     def latest_version(self) -> int:
-        return DeltaTable(self.uri).version()
+        return self.table().version()
 
     def version_at(self, when: datetime) -> int:
         """The latest version committed at or before ``when``."""
@@ -95,8 +161,14 @@ class DeltaGroupTable:
         """Serialize writers to this table across processes on one machine.
 
         Re-entrant within a thread. With ``blocking=False`` it yields False instead of
-        waiting when another thread or process holds the lock.
+        waiting when another thread or process holds the lock. On object storage there
+        is nothing to lock: it yields True at once (commits rely on Delta's conditional
+        put, see the module docstring) and ``blocking=False`` yields False, since live
+        writers may be between their commit and recording it.
         """
+        if self.remote:
+            yield blocking
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.parent / f".{self.path.name}.lock"
         held: dict[str, int] = _HELD.__dict__.setdefault("paths", {})
@@ -133,13 +205,17 @@ class DeltaGroupTable:
 
     def commit(self, version: int) -> Commit:
         """What the commit of ``version`` added and removed, from its log entry."""
-        log = self.path / "_delta_log" / f"{version:020d}.json"
-        if not log.exists():
-            raise NotFoundError(f"{self.uri}: no commit log for version {version}")
+        log = f"{self.uri}/_delta_log/{version:020d}.json"
+        try:
+            text = self.storage.read_bytes(log).decode()
+        except StorageError as exc:
+            if self.storage.exists(log):
+                raise
+            raise NotFoundError(f"{self.uri}: no commit log for version {version}") from exc
         info: dict[str, Any] = {}
         added: list[dict[str, Any]] = []
         removed: list[str] = []
-        for line in log.read_text().splitlines():
+        for line in text.splitlines():
             if not line.strip():
                 continue
             action = json.loads(line)
@@ -157,7 +233,19 @@ class DeltaGroupTable:
         run = (info.get(RUN_KEY) or info.get("userMetadata", {}) or {}) if info else None
         if isinstance(run, dict):
             run = run.get(RUN_KEY)
-        return Commit(version, ts, info.get("operation", "?"), run, added, removed)
+        content = None
+        if info.get(CONTENT_KEY):
+            content = ContentHash.from_dict(json.loads(info[CONTENT_KEY]))
+        return Commit(
+            version,
+            ts,
+            info.get("operation", "?"),
+            run,
+            added,
+            removed,
+            content,
+            info.get(COMMIT_KEY),
+        )
 
     def commits(self) -> list[Commit]:
         latest = self.latest_version()
@@ -167,94 +255,159 @@ class DeltaGroupTable:
         """SHA-256 and size of each added data file, keyed by its path in the table."""
         out = {}
         for a in added:
-            path = self.path / a["path"]
+            uri = f"{self.uri}/{a['path']}"
+            info = self.storage.info(uri)
             out[a["path"]] = {
-                "sha256": file_sha256(str(path)),
+                "sha256": object_sha256(self.storage, uri),
                 "size": a["size"],
                 # lets reads trust an untouched file without re-hashing it
-                "mtime_ns": path.stat().st_mtime_ns,
+                "mtime_ns": info.mtime_ns if info else None,
             }
         return out
 
     # -- writing --------------------------------------------------------------------------------
-    def append(self, data: pa.Table, run_id: str, *, schema_mode: str | None = None) -> int:
-        return self._write(data, "append", run_id, schema_mode=schema_mode)
+    # ``parent``: build the write on that version and land directly after it or raise
+    # ConcurrentWriteError (object storage; under the local lock the latest is the parent).
+    # ``content``: the content hash of the version being made, kept in its commit.
+    def append(
+        self,
+        data: pa.Table,
+        run_id: str,
+        *,
+        schema_mode: str | None = None,
+        parent: int | None = None,
+        content: ContentHash | None = None,
+    ) -> int:
+        return self._write(data, "append", run_id, schema_mode, parent, content)
 
     def delete(self, predicate: str | None) -> int:
         """Delete rows matching ``predicate`` (all without one) in a new version."""
-        self.table().delete(predicate)
-        return self.latest_version()
-
-    def overwrite(self, data: pa.Table, run_id: str, *, schema_mode: str | None = None) -> int:
-        return self._write(data, "overwrite", run_id, schema_mode=schema_mode)
-
-    def _write(self, data: pa.Table, mode: str, run_id: str, schema_mode: str | None = None) -> int:
+        dt = self.table()
+        before = dt.version()
+        props, token = self._props("")
         try:
-            write_deltalake(  # type: ignore[call-overload]
-                self.uri,
-                data,
-                mode=mode,
-                schema_mode=schema_mode,
-                commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
-            )
+            dt.delete(predicate, commit_properties=props)
         except CommitFailedError as exc:
-            raise ConcurrentWriteError(
-                f"{self.uri}: another writer committed first ({exc}); nothing was written by "
-                "this call. Try again."
-            ) from exc
-        return self.latest_version()
+            raise self._conflict(exc) from exc
+        return self._landed(token, before)
 
-    def merge(self, data: pa.Table, keys: list[str], run_id: str, prune: str = "") -> int:
+    def overwrite(
+        self,
+        data: pa.Table,
+        run_id: str,
+        *,
+        schema_mode: str | None = None,
+        parent: int | None = None,
+        content: ContentHash | None = None,
+    ) -> int:
+        return self._write(data, "overwrite", run_id, schema_mode, parent, content)
+
+    def _conflict(self, exc: Exception) -> ConcurrentWriteError:
+        return ConcurrentWriteError(
+            f"{self.uri}: another writer committed first ({exc}); nothing was written by "
+            "this call. Try again."
+        )
+
+    def _base(self, parent: int | None) -> tuple[DeltaTable, bool]:
+        """The snapshot a write builds on, and whether it must land right after it."""
+        strict = parent is not None and self.remote
+        return self.table(parent if strict else None), strict
+
+    def _write(
+        self,
+        data: pa.Table,
+        mode: str,
+        run_id: str,
+        schema_mode: str | None = None,
+        parent: int | None = None,
+        content: ContentHash | None = None,
+    ) -> int:
+        target: DeltaTable | str = self.uri
+        strict, read = False, -1
+        if self.remote:
+            try:
+                target, strict = self._base(parent)
+                read = target.version()
+            except NotFoundError:
+                if parent is not None:
+                    raise  # the write creates the table only when no parent is expected
+        props, token = self._props(run_id, content, strict=strict)
+        try:
+            if isinstance(target, DeltaTable):
+                write_deltalake(  # type: ignore[call-overload]
+                    target, data, mode=mode, schema_mode=schema_mode, commit_properties=props
+                )
+            else:
+                write_deltalake(  # type: ignore[call-overload]
+                    target,
+                    data,
+                    mode=mode,
+                    schema_mode=schema_mode,
+                    commit_properties=props,
+                    storage_options=self._options or None,
+                )
+        except CommitFailedError as exc:
+            raise self._conflict(exc) from exc
+        return read + 1 if strict else self._landed(token, read)
+
+    def merge(
+        self,
+        data: pa.Table,
+        keys: list[str],
+        run_id: str,
+        prune: str = "",
+        *,
+        parent: int | None = None,
+        content: ContentHash | None = None,
+    ) -> int:
         """Replace rows matching ``keys`` and insert the rest, in one commit."""
         predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
         if prune:
             predicate += f" AND {prune}"
+        base, strict = self._base(parent)
+        read = base.version()
+        props, token = self._props(run_id, content, strict=strict)
         try:
             (
-                self.table()
-                .merge(
+                base.merge(
                     data,
                     predicate=predicate,
                     source_alias="s",
                     target_alias="t",
-                    commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
+                    commit_properties=props,
                 )
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
                 .execute()
             )
         except CommitFailedError as exc:
-            raise ConcurrentWriteError(
-                f"{self.uri}: another writer committed first ({exc}); nothing was written by "
-                "this call. Try again."
-            ) from exc
-        return self.latest_version()
+            raise self._conflict(exc) from exc
+        return read + 1 if strict else self._landed(token, read)
 
     def optimize(self, sort_by: list[str], run_id: str) -> int | None:
         """Rewrite small files into large ones sorted by ``sort_by``; None if nothing changed.
 
         The rows stay the same: the commit is marked as not changing data.
         """
-        before = self.latest_version()
-        if len(self.files(before)) <= 1:  # z_order would rewrite a lone file for nothing
+        dt = self.table()
+        before = dt.version()
+        if len(dt.file_uris()) <= 1:  # z_order would rewrite a lone file for nothing
             return None
-        self.table().optimize.z_order(
-            sort_by, commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id})
-        )
-        after = self.latest_version()
-        return None if after == before else after
+        props, token = self._props(run_id)
+        dt.optimize.z_order(sort_by, commit_properties=props)
+        landed = self._landed(token, before)
+        return None if landed == before else landed
 
     def restore(self, version: int, run_id: str) -> int:
         """Commit a new version whose files are exactly those of ``version``."""
+        dt = self.table()
+        before = dt.version()
+        props, token = self._props(run_id)
         try:
-            self.table().restore(
-                version, commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id})
-            )
+            dt.restore(version, commit_properties=props)
         except CommitFailedError as exc:
-            raise ConcurrentWriteError(
-                f"{self.uri}: another writer committed first ({exc}); try again"
-            ) from exc
-        return self.latest_version()
+            raise self._conflict(exc) from exc
+        return self._landed(token, before)
 
     def vacuum(self, retention_hours: int, keep: list[int], dry_run: bool) -> list[str]:
         """Delete files no longer referenced by the latest version nor by ``keep`` versions,
@@ -271,12 +424,17 @@ class DeltaGroupTable:
     def add_columns(self, fields: list[pa.Field], run_id: str) -> int:
         from deltalake.schema import Field as DeltaField
 
-        self.table().alter.add_columns(
-            [DeltaField.from_arrow(f) for f in fields],
-            commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
-        )
-        return self.latest_version()
+        dt = self.table()
+        before = dt.version()
+        props, token = self._props(run_id)
+        dt.alter.add_columns([DeltaField.from_arrow(f) for f in fields], commit_properties=props)
+        return self._landed(token, before)
 
 
 def group_table_path(root: str | Path, group: str, major: int) -> Path:
     return Path(root) / group / f"v{major}"
+
+
+def group_table_uri(storage: Storage, group: str, major: int) -> str:
+    """Where a group major version's table lives under ``storage``'s root."""
+    return storage.uri(group, f"v{major}")

@@ -1,7 +1,7 @@
 """Engines by name: ONE dict of lazy factories, so a heavy driver is imported only when a
 repository configured with it opens.
 
-A factory is a callable ``(config, repo) -> OfflineEngine`` or the ``"module:attribute"``
+A factory is a callable ``(config, repo, storage) -> OfflineEngine`` or the ``"module:attribute"``
 path of one. Adding an engine is one module implementing `OfflineEngine` (its settings read
 from ``config.offline``) plus its entry here; the conformance suite in ``tests/offline/``
 then runs against it.
@@ -20,15 +20,16 @@ from featureledger.errors import ConfigError
 if TYPE_CHECKING:
     from featureledger.config import RepoConfig
     from featureledger.offline.base import OfflineEngine
+    from featureledger.storage import Storage
 
-EngineFactory: TypeAlias = "str | Callable[[RepoConfig, Path], OfflineEngine]"
+EngineFactory: TypeAlias = "str | Callable[[RepoConfig, Path, Storage | None], OfflineEngine]"
 
 ENGINES: dict[str, EngineFactory] = {
     "duckdb": "featureledger.offline.duckdb:DuckDBEngine.from_config",
 }
 
 
-def engine_factory(name: str) -> Callable[[RepoConfig, Path], OfflineEngine]:
+def engine_factory(name: str) -> Callable[[RepoConfig, Path, Storage | None], OfflineEngine]:
     """The factory registered as ``name``, imported now if given as a path."""
     try:
         factory = ENGINES[name]
@@ -47,9 +48,12 @@ def engine_factory(name: str) -> Callable[[RepoConfig, Path], OfflineEngine]:
     return found
 
 
-def create_engine(config: RepoConfig, repo: str | Path) -> OfflineEngine:
-    """The engine ``config.offline.engine`` names, set up from ``config`` for ``repo``."""
-    return engine_factory(config.offline.engine)(config, Path(repo))
+def create_engine(
+    config: RepoConfig, repo: str | Path, storage: Storage | None = None
+) -> OfflineEngine:
+    """The engine ``config.offline.engine`` names, set up from ``config`` for ``repo``;
+    ``storage`` is where remote snapshots are read from (the repository's table storage)."""
+    return engine_factory(config.offline.engine)(config, Path(repo), storage)
 
 
 @functools.cache

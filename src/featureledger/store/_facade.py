@@ -13,7 +13,7 @@ from typing import Any, Literal, Self
 
 import pyarrow as pa
 
-from featureledger.config import CONFIG_FILE, STATE_DIR, RepoConfig
+from featureledger.config import CONFIG_FILE, STATE_DIR, OfflineConfig, RepoConfig, is_remote_path
 from featureledger.contracts import ValidationReport
 from featureledger.contracts.gates import Gate
 from featureledger.definitions import Definition, Entity, FeatureGroup, FeatureView, VersionId
@@ -42,6 +42,7 @@ from featureledger.registry import (
     TrainingDatasetRecord,
     ValidationRecord,
 )
+from featureledger.storage import Storage, open_storage
 from featureledger.store._catalog import Catalog
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService, Plan
@@ -77,10 +78,17 @@ class FeatureStore:
         self.config = config or RepoConfig.load(self.repo)
         self.registry: RegistryBackend = SQLRegistry(self.config.registry_url(self.repo))
         off = self.config.offline
-        self.engine: OfflineEngine = create_engine(self.config, self.repo)
+        self.storage: Storage = open_storage(
+            self.config.location(self.repo, off.path), self.config.storage.to_options()
+        )
+        self.engine: OfflineEngine = create_engine(self.config, self.repo, self.storage)
         naive: NaivePolicy = "utc" if self.config.naive_timestamps == "utc" else "error"
         registry, engine, config, repo_path = self.registry, self.engine, self.config, self.repo
-        tables = self._tables = Tables(self.config.resolve(self.repo, off.path))
+        # feature logs stay on local disk (under the default path) when tables are remote
+        logs_root = self.config.resolve(
+            self.repo, OfflineConfig.path if is_remote_path(off.path) else off.path
+        )
+        tables = self._tables = Tables(self.storage, logs_root)
         runs = self._runs = Runs(registry=registry, config=config, repo=repo_path)
         catalog = self._catalog = Catalog(registry=registry)
         records = self._records = VersionRecords(registry=registry, tables=tables, catalog=catalog)

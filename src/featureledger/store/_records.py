@@ -161,7 +161,11 @@ class VersionRecords:
         records = [r for r in self.registry.data_versions(fg.name, major) if r.version <= version]
         snapshot = [uri[len(table.uri.rstrip("/")) + 1 :] for uri in table.files(version)]
         problems = check_files(
-            table.path, snapshot, recorded_files(r.files for r in records), full=full
+            table.uri,
+            snapshot,
+            recorded_files(r.files for r in records),
+            full=full,
+            storage=table.storage,
         )
         if problems and not full:
             ident = VersionId("feature_group", fg.name, major, version)

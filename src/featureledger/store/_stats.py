@@ -201,7 +201,9 @@ class StatisticsService:
         if baseline is not None and baseline.version != ident.data:
             reference = bins_of(self._stats_of(baseline.identity))
         table = self.tables.table(fg.name, major)
-        data = pads.dataset(table.files(ident.data), format="parquet")
+        fs, files = table.storage.arrow_filesystem(), table.files(ident.data)
+        paths = [table.storage.arrow_path(f) for f in files]
+        data = pads.dataset(paths, format="parquet", filesystem=fs)
         return dict(compute_stats(data, reference_bins=reference, engine=self.engine))
 
     def _baseline(self, group: str, major: int) -> DataVersion | None:

@@ -249,7 +249,7 @@ class VersionService:
                 "content": dv.content.to_dict(),
                 "rows": dv.rows,
                 "schema_hash": dv.schema_hash,
-                "storage_uri": table.path.resolve().as_uri(),
+                "storage_uri": table.uri if table.remote else table.path.resolve().as_uri(),
                 "files": {
                     p: known[p]["sha256"]
                     for p in self.records.snapshot_paths(table, number)

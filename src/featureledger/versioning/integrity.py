@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from featureledger.hashing import file_sha256
+from featureledger.storage import Storage, object_sha256, open_storage
 
 # files whose bytes were hashed in this process and found intact, by (path, size, mtime_ns)
 _VERIFIED: set[tuple[str, int, int]] = set()
@@ -50,33 +49,42 @@ def recorded_files(
 
 
 def check_files(
-    root: Path, snapshot: Iterable[str], recorded: Mapping[str, Mapping[str, Any]], *, full: bool
+    root: Path | str,
+    snapshot: Iterable[str],
+    recorded: Mapping[str, Mapping[str, Any]],
+    *,
+    full: bool,
+    storage: Storage | None = None,
 ) -> list[str]:
-    """Problems with the files of a snapshot; ``full`` re-hashes every file's bytes.
+    """Problems with the files of a snapshot under ``root`` (a folder or an object-store
+    URI read through ``storage``); ``full`` re-hashes every file's bytes.
 
     Without ``full`` a file whose size and modification time equal those recorded at
-    commit is trusted; any other file is re-hashed and compared with its SHA-256.
+    commit is trusted; any other file is re-hashed and compared with its SHA-256. Object
+    stores keep modification times in whole seconds, so only ``full`` is proof there
+    against a same-size rewrite within the second of the commit.
     """
+    store = storage if storage is not None else open_storage(str(root))
+    base = str(root).rstrip("/")
     problems = []
     for rel in snapshot:
-        path = root / rel
+        uri = f"{base}/{rel}"
         meta = recorded.get(rel)
         if meta is None:
             problems.append(f"{rel}: not recorded by any featureledger commit")
             continue
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
+        info = store.info(uri)
+        if info is None:
             problems.append(f"{rel}: missing (deleted, or removed by vacuum)")
             continue
-        key = (str(path), st.st_size, st.st_mtime_ns)
-        if st.st_size != meta.get("size"):
-            problems.append(f"{rel}: size {st.st_size} differs from {meta.get('size')} recorded")
+        key = (uri, info.size, info.mtime_ns or 0)
+        if info.size != meta.get("size"):
+            problems.append(f"{rel}: size {info.size} differs from {meta.get('size')} recorded")
             continue
-        trusted = not full and st.st_mtime_ns == meta.get("mtime_ns")
+        trusted = not full and info.mtime_ns is not None and info.mtime_ns == meta.get("mtime_ns")
         if trusted or (not full and key in _VERIFIED):
             continue
-        if file_sha256(str(path)) != meta.get("sha256"):
+        if object_sha256(store, uri) != meta.get("sha256"):
             problems.append(f"{rel}: SHA-256 differs from the one recorded at commit (modified)")
         else:
             _VERIFIED.add(key)

@@ -1,12 +1,18 @@
 """Commit a batch as one data version, keeping storage unique on (key, event time).
 
-The caller holds the table's write lock and passes the parent version's record. The
-content hash of the new version is the parent's plus the rows added minus the rows
-removed, so its cost follows the batch, not the table.
+The caller passes the parent version and its content hash: on local disk it holds the
+table's write lock; on object storage there is none, and `write_with_retry` repeats the
+whole write (matching, hashing, commit) from the new latest version whenever another
+writer's commit landed first. The content hash of the new version is the parent's plus
+the rows added minus the rows removed, so its cost follows the batch, not the table; it
+is kept in the commit itself too, so the next writer finds its parent's hash there.
 """
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -16,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featureledger.definitions.feature_group import FeatureGroup
-from featureledger.errors import KeyConflictError
+from featureledger.errors import ConcurrentWriteError, KeyConflictError
 from featureledger.hashing import ContentHash, content_hash, row_values
 from featureledger.offline.base import OfflineEngine
 from featureledger.offline.delta import DeltaGroupTable
@@ -38,6 +44,10 @@ class WriteOutcome:
     unchanged: int = 0
     superseded: int = 0
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the parent version the write was built on
+    parent: int | None = None
+    #: tries `write_with_retry` needed (another writer's commit landed first on the others)
+    attempts: int = 1
 
 
 def write_batch(
@@ -66,8 +76,10 @@ def write_batch(
                 dropped,
                 unchanged=batch.num_rows,
             )
-        version = table.overwrite(batch, run_id)
-        return _finish(table, version, "overwrite", added, parent_content, rows_in, dropped)
+        version = table.overwrite(batch, run_id, **_strict(table, parent_version, added))
+        return _finish(
+            table, version, "overwrite", added, parent_content, rows_in, dropped, parent_version
+        )
 
     files = candidate_files(table, parent_version, group, batch)
     time_range = _time_range(group, batch)
@@ -75,15 +87,19 @@ def write_batch(
         files, group.arrow_schema, batch, group.unique_key, time_range
     )
     if existing.num_rows == 0:
-        version = table.append(batch, run_id)
+        added = content_hash(batch)
+        version = table.append(
+            batch, run_id, **_strict(table, parent_version, parent_content + added)
+        )
         return _finish(
             table,
             version,
             "append" if mode == "append" else "upsert",
-            content_hash(batch),
+            added,
             ContentHash(),
             rows_in,
             dropped,
+            parent_version,
         )
     if mode == "append":
         examples = existing.select(list(group.unique_key)).slice(0, 3).to_pylist()
@@ -115,23 +131,26 @@ def write_batch(
             dropped,
             unchanged=unchanged,
             superseded=superseded,
+            parent=parent_version,
         )
     removed_rows = existing.filter(pa.array(replace))
+    added, removed = content_hash(to_write), content_hash(removed_rows)
+    content = parent_content + added - removed
     if removed_rows.num_rows == 0:
-        version = table.append(to_write, run_id)
+        version = table.append(to_write, run_id, **_strict(table, parent_version, content))
     else:
-        version = table.merge(to_write, list(group.unique_key), run_id)
-    out = _finish(
-        table,
-        version,
-        "upsert",
-        content_hash(to_write),
-        content_hash(removed_rows),
-        rows_in,
-        dropped,
-    )
+        version = table.merge(
+            to_write, list(group.unique_key), run_id, **_strict(table, parent_version, content)
+        )
+    out = _finish(table, version, "upsert", added, removed, rows_in, dropped, parent_version)
     out.unchanged, out.superseded = unchanged, superseded
     return out
+
+
+def _strict(table: DeltaGroupTable, parent: int, content: ContentHash) -> dict[str, Any]:
+    """Pin a commit to land right after ``parent`` and carry its content hash: on object
+    storage, where no lock orders writers (local writers hold the table lock)."""
+    return {"parent": parent, "content": content} if table.remote else {}
 
 
 def _finish(
@@ -142,11 +161,69 @@ def _finish(
     removed: ContentHash,
     rows_in: int,
     dropped: int,
+    parent: int,
 ) -> WriteOutcome:
     commit = table.commit(version)
     return WriteOutcome(
-        version, operation, added, removed, rows_in, dropped, files=table.checksums(commit.added)
+        version,
+        operation,
+        added,
+        removed,
+        rows_in,
+        dropped,
+        files=table.checksums(commit.added),
+        parent=parent,
     )
+
+
+def logged_parent(table: DeltaGroupTable) -> tuple[int, ContentHash]:
+    """The latest version and its content hash, as its commit recorded it (recomputed
+    from the rows when the commit carries none: written before hashes were logged)."""
+    version = table.latest_version()
+    content = table.commit(version).content
+    return version, content if content is not None else rebuild_content(table, version)
+
+
+def write_with_retry(
+    table: DeltaGroupTable,
+    engine: OfflineEngine,
+    group: FeatureGroup,
+    batch: pa.Table,
+    mode: Mode,
+    *,
+    run_id: str,
+    where: str,
+    parent: Callable[[], tuple[int, ContentHash]] | None = None,
+    attempts: int = 50,
+) -> tuple[WriteOutcome, ContentHash]:
+    """`write_batch` on the latest version, again from the new latest one each time
+    another writer commits first; returns the outcome and its parent's content hash.
+
+    ``parent`` gives (version, content hash) to build on; by default the table's own
+    log (`logged_parent`). Waits grow with jitter so colliding writers spread out.
+    """
+    read_parent = parent or (lambda: logged_parent(table))
+    for attempt in range(attempts):
+        version, content = read_parent()
+        try:
+            out = write_batch(
+                table,
+                engine,
+                group,
+                batch,
+                mode,
+                parent_version=version,
+                parent_content=content,
+                run_id=run_id,
+                where=where,
+            )
+            out.attempts = attempt + 1
+            return out, content
+        except ConcurrentWriteError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0, min(2.0, 0.02 * 2**attempt)))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _time_range(group: FeatureGroup, batch: pa.Table) -> tuple[str, object, object] | None:
