@@ -24,7 +24,13 @@ from featureledger.errors import (
 from featureledger.hashing import ContentHash, schema_hash
 from featureledger.offline import DeltaGroupTable, DuckDBEngine
 from featureledger.offline.conform import NaivePolicy
-from featureledger.registry import DataVersion, DefinitionRecord, RunRecord, SQLRegistry
+from featureledger.registry import (
+    DataVersion,
+    DefinitionRecord,
+    RegistryBackend,
+    RunRecord,
+    open_registry,
+)
 from featureledger.versioning.integrity import check_files, recorded_files
 from featureledger.versioning.provenance import (
     current_user,
@@ -71,7 +77,7 @@ class _StoreBase:
     def __init__(self, repo: str | Path = ".", *, config: RepoConfig | None = None) -> None:
         self.repo = Path(repo).resolve()
         self.config = config or RepoConfig.load(self.repo)
-        self.registry = SQLRegistry(self.config.registry_url(self.repo))
+        self.registry: RegistryBackend = open_registry(self.config.registry_url(self.repo))
         off = self.config.offline
         self.engine = DuckDBEngine(
             temp_directory=self.config.resolve(self.repo, off.temp_directory),
