@@ -35,7 +35,9 @@ from featureledger.registry.schema import audit_table, meta_table
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def definition(name: str, semver: str, kind: str = "feature_group", **spec: object) -> DefinitionRecord:
+def definition(
+    name: str, semver: str, kind: str = "feature_group", **spec: object
+) -> DefinitionRecord:
     major, minor, patch = (int(p) for p in semver.split("."))
     return DefinitionRecord(
         kind=kind,
@@ -252,7 +254,9 @@ def test_data_versions_round_trip_in_order(registry: RegistryBackend) -> None:
         registry.add_data_version(data_version("stats", 1, 2))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     lane_a=st.integers(0, 2**64 - 1),
     lane_b=st.integers(0, 2**64 - 1),
@@ -338,7 +342,9 @@ def test_models_and_deployments_are_numbered_per_name(registry: RegistryBackend)
     ]
     assert registry.models("b")[1] == model("b", 2)
     assert registry.models("c") == []
-    seqs = [registry.add_deployment(deployment(n, v)).seq for n, v in [("x", 1), ("y", 1), ("x", 2)]]
+    seqs = [
+        registry.add_deployment(deployment(n, v)).seq for n, v in [("x", 1), ("y", 1), ("x", 2)]
+    ]
     assert seqs == [1, 1, 2]
     assert [(d.name, d.seq, d.model_version) for d in registry.deployments()] == [
         ("x", 1, 1),
@@ -362,7 +368,17 @@ def test_a_failed_insert_gives_its_number_back(registry: RegistryBackend) -> Non
 def test_validations_filter_by_version(registry: RegistryBackend) -> None:
     def report(run: str, version: int | None, minute: int) -> ValidationRecord:
         return ValidationRecord(
-            run, "g", 1, version, "passed", "reject", 5, 5, 0, {"rules": [run]}, None,
+            run,
+            "g",
+            1,
+            version,
+            "passed",
+            "reject",
+            5,
+            5,
+            0,
+            {"rules": [run]},
+            None,
             T0 + timedelta(minutes=minute),
         )
 
@@ -479,7 +495,7 @@ def test_a_newer_schema_is_refused(registry_url: str) -> None:
     with reg.engine.begin() as conn:  # type: ignore[attr-defined]
         conn.execute(meta_table.update().values(value="999"))
     reg.close()
-    with pytest.raises(ConfigError, match="newer than this featureledger.*upgrade featureledger"):
+    with pytest.raises(ConfigError, match=r"newer than this featureledger.*upgrade featureledger"):
         open_registry(registry_url)
 
 
@@ -488,7 +504,7 @@ def test_an_unknown_revision_is_refused(registry_url: str) -> None:
     with reg.engine.begin() as conn:  # type: ignore[attr-defined]
         conn.execute(sa.text("UPDATE fl_alembic_version SET version_num = '0999'"))
     reg.close()
-    with pytest.raises(ConfigError, match="0999.*upgrade featureledger"):
+    with pytest.raises(ConfigError, match=r"0999.*upgrade featureledger"):
         open_registry(registry_url)
 
 

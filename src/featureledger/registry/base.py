@@ -269,9 +269,7 @@ class RegistryBackend(Protocol):
         return it numbered; numbers are 1, 2, ... per (view, major), gap-free."""
         ...
 
-    def training_datasets(
-        self, view: str, major: int | None = None
-    ) -> list[TrainingDatasetRecord]:
+    def training_datasets(self, view: str, major: int | None = None) -> list[TrainingDatasetRecord]:
         """The training sets of a view (one major), by major then number."""
         ...
 
