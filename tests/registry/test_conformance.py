@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import multiprocessing
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -513,3 +515,31 @@ def test_unreachable_postgres_names_no_password(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot be reached") as info:
         open_registry(url)
     assert "hunter2" not in str(info.value) and "bob:***@" in str(info.value)
+
+
+# -- many writers -----------------------------------------------------------------------------
+
+
+def _draw(url: str, me: int, start_at: float) -> list[tuple[int, int, int]]:
+    time.sleep(max(0.0, start_at - time.time()))
+    reg = open_registry(url)
+    drawn = []
+    for i in range(10):
+        td = reg.add_training_dataset(training("shared")).number
+        mv = reg.add_model(model("shared")).version
+        seq = reg.audit(f"p{me}", "draw", f"p{me}/{i}", {"td": td, "model": mv}).seq
+        drawn.append((td, mv, seq))
+    reg.close()
+    return drawn
+
+
+@pytest.mark.subprocess
+def test_concurrent_writers_draw_unique_gap_free_numbers(registry: RegistryBackend) -> None:
+    url = registry.engine.url.render_as_string(hide_password=False)  # type: ignore[attr-defined]
+    with multiprocessing.get_context("fork").Pool(8) as pool:
+        results = pool.starmap(_draw, [(url, me, time.time() + 1.0) for me in range(8)])
+    drawn = [d for per_process in results for d in per_process]
+    for position in range(3):
+        assert sorted(d[position] for d in drawn) == list(range(1, 81))
+    assert [t.number for t in registry.training_datasets("shared")] == list(range(1, 81))
+    assert registry.audit_verify() == []
