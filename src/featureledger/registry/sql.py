@@ -613,15 +613,17 @@ def _next_number(conn: sa.Connection, scope: str, name: str) -> int:
 def _insert(conn: sa.Connection, table: sa.Table, values: dict[str, Any]) -> Any:
     # both dialects spell ON CONFLICT alike, but SQLAlchemy keeps one insert() per dialect
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise ConfigError(
-            f"the registry supports SQLite and PostgreSQL, not {conn.dialect.name}; "
-            "use a sqlite:/// or postgresql+psycopg:// URL"
-        )
-    return insert(table).values(**values)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).values(**values)
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table).values(**values)
+    raise ConfigError(
+        f"the registry supports SQLite and PostgreSQL, not {conn.dialect.name}; "
+        "use a sqlite:/// or postgresql+psycopg:// URL"
+    )
 
 
 def _replace(conn: sa.Connection, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:

@@ -1,7 +1,8 @@
 """Alembic environment of the registry migrations.
 
 featureledger runs them itself when a registry is opened (registry/migrate.py passes its
-connection in). The `alembic` command works too, given ``-x url=...`` or sqlalchemy.url.
+connection in). Maintainers can use the `alembic` command with the alembic.ini beside this
+file: ``alembic -c src/featureledger/registry/migrations/alembic.ini -x url=URL current``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ else:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
         "sqlalchemy.url"
     )
+    if not url:
+        raise SystemExit("give the registry URL: alembic -c .../alembic.ini -x url=URL ...")
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         context.configure(connection=conn, version_table=VERSION_TABLE)
