@@ -510,6 +510,13 @@ def test_an_unknown_revision_is_refused(registry_url: str) -> None:
         open_registry(registry_url)
 
 
+def test_plain_postgresql_urls_use_psycopg(postgres_database: str) -> None:
+    reg = open_registry(postgres_database.replace("postgresql+psycopg://", "postgresql://"))
+    assert reg.url.startswith("postgresql+psycopg://")
+    assert reg.audit("ana", "open", "registry", {}).seq == 1
+    reg.close()
+
+
 def test_unreachable_postgres_names_no_password(tmp_path: Path) -> None:
     url = f"postgresql+psycopg://bob:hunter2@/fl?host={tmp_path}&connect_timeout=2"
     with pytest.raises(ConfigError, match="cannot be reached") as info:

@@ -155,6 +155,8 @@ class SQLRegistry:
     """Registry tables behind SQLAlchemy Core; one instance per store."""
 
     def __init__(self, url: str) -> None:
+        if url.startswith("postgresql://"):  # SQLAlchemy would pick psycopg2, not installed
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         #: the URL with any password masked: safe to print, log and put in errors
         self.url = mask_url(url)
         is_sqlite = url.startswith("sqlite")
