@@ -168,8 +168,8 @@ class SQLRegistry:
             )
         except Exception as exc:  # malformed URLs, missing drivers
             raise ConfigError(
-                f"registry URL {self.url!r} cannot be opened: {exc}; check the `registry:` "
-                "setting (and for PostgreSQL: pip install 'featureledger[postgres]')"
+                f"registry URL {self.url!r} cannot be opened: {mask_url(str(exc))}; check the "
+                "`registry:` setting (and for PostgreSQL: pip install 'featureledger[postgres]')"
             ) from exc
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -179,8 +179,8 @@ class SQLRegistry:
         except sa.exc.OperationalError as exc:  # server down, wrong credentials, no database
             self.engine.dispose()
             raise ConfigError(
-                f"registry {self.url} cannot be reached: {str(exc.orig).strip()}; check that "
-                "the database server runs and the `registry:` URL is right"
+                f"registry {self.url} cannot be reached: {mask_url(str(exc.orig).strip())}; "
+                "check that the database server runs and the `registry:` URL is right"
             ) from exc
         except BaseException:
             self.engine.dispose()
