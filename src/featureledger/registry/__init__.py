@@ -1,5 +1,14 @@
-"""Metadata: definitions, data versions, runs, training datasets and the audit trail."""
+"""Metadata: definitions, data versions, runs, training datasets and the audit trail.
 
+`open_registry(url)` picks the backend from the URL's scheme (``sqlite:///...``,
+``postgresql+psycopg://...``); every backend implements `RegistryBackend`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from featureledger.errors import ConfigError
 from featureledger.registry.base import (
     AuditEntry,
     DataVersion,
@@ -11,10 +20,37 @@ from featureledger.registry.base import (
     TokenRecord,
     TrainingDatasetRecord,
     ValidationRecord,
+    mask_url,
 )
 from featureledger.registry.sql import SQLRegistry
 
+
+def _sql(url: str) -> RegistryBackend:
+    return SQLRegistry(url)
+
+
+#: URL scheme (the part before ``+driver``) -> a factory that opens that backend
+BACKENDS: dict[str, Callable[[str], RegistryBackend]] = {
+    "sqlite": _sql,
+    "postgresql": _sql,
+}
+
+
+def open_registry(url: str) -> RegistryBackend:
+    """Open (and migrate to the newest schema) the registry at ``url``."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower() if ":" in url else ""
+    factory = BACKENDS.get(scheme)
+    if factory is None:
+        raise ConfigError(
+            f"registry URL {mask_url(url)!r} has no supported scheme; use one of "
+            f"{', '.join(f'{s}://' for s in BACKENDS)} (e.g. sqlite:///.featureledger/registry.db"
+            " or postgresql+psycopg://user:password@host/db) in the `registry:` setting"
+        )
+    return factory(url)
+
+
 __all__ = [
+    "BACKENDS",
     "AuditEntry",
     "DataVersion",
     "DefinitionRecord",
@@ -26,4 +62,6 @@ __all__ = [
     "TokenRecord",
     "TrainingDatasetRecord",
     "ValidationRecord",
+    "mask_url",
+    "open_registry",
 ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from featureledger.definitions.identity import VersionId
 from featureledger.hashing import ContentHash
@@ -192,59 +193,196 @@ class TokenRecord:
         return self.revoked_at is None
 
 
+@runtime_checkable
 class RegistryBackend(Protocol):
-    """What the store needs from a metadata backend."""
+    """Where the store records its books: every method the store and the CLI call on a registry.
 
-    def add_definition(self, record: DefinitionRecord) -> None: ...
-    def definitions(self, kind: str, name: str | None = None) -> list[DefinitionRecord]: ...
+    Records are immutable once added unless a method says otherwise. Lists come back in the
+    order stated, times as UTC-aware datetimes. Adding a record whose key exists raises the
+    backend's integrity error (``sqlalchemy.exc.IntegrityError`` for `SQLRegistry`). Numbered
+    series are gap-free and unique per series even with many writer processes at once.
+    """
+
+    #: the backend's location with any password masked: safe to print and log
+    url: str
+
+    def close(self) -> None:
+        """Release connections; a later call reconnects."""
+        ...
+
+    # -- definitions ----------------------------------------------------------------------------
+    def add_definition(self, record: DefinitionRecord) -> None:
+        """Record one definition version; its (kind, name, major, minor, patch) is its key."""
+        ...
+
+    def definitions(self, kind: str, name: str | None = None) -> list[DefinitionRecord]:
+        """Every version of ``kind`` (of one ``name``), by name then numeric semver."""
+        ...
+
     def latest_definition(
         self, kind: str, name: str, major: int | None = None
-    ) -> DefinitionRecord | None: ...
+    ) -> DefinitionRecord | None:
+        """The highest version (within ``major``), or None if nothing is registered."""
+        ...
 
-    def add_data_version(self, record: DataVersion) -> None: ...
-    def data_versions(self, group: str, major: int) -> list[DataVersion]: ...
-    def data_version(self, group: str, major: int, version: int) -> DataVersion | None: ...
-    def all_data_versions(self) -> list[DataVersion]: ...
+    def get_definition(self, kind: str, name: str, major: int | None) -> DefinitionRecord:
+        """Like `latest_definition`; raises NotFoundError naming the registered ones."""
+        ...
 
-    def start_run(self, record: RunRecord) -> None: ...
-    def finish_run(self, run_id: str, status: str, outputs: list[str], error: str = "") -> None: ...
-    def run(self, run_id: str) -> RunRecord | None: ...
-    def runs(self) -> list[RunRecord]: ...
+    # -- data versions --------------------------------------------------------------------------
+    def add_data_version(self, record: DataVersion) -> None:
+        """Record a committed Delta version; (group, major, version) is recorded once."""
+        ...
 
-    def add_training_dataset(self, record: TrainingDatasetRecord) -> TrainingDatasetRecord: ...
-    def training_datasets(
-        self, view: str, major: int | None = None
-    ) -> list[TrainingDatasetRecord]: ...
+    def data_versions(self, group: str, major: int) -> list[DataVersion]:
+        """The versions of one group major version, oldest first (empty if none)."""
+        ...
 
-    def add_validation(self, record: ValidationRecord) -> None: ...
+    def data_version(self, group: str, major: int, version: int) -> DataVersion | None:
+        """One data version, or None."""
+        ...
+
+    def all_data_versions(self) -> list[DataVersion]:
+        """Every data version of every group, by group, major, version."""
+        ...
+
+    # -- runs -----------------------------------------------------------------------------------
+    def start_run(self, record: RunRecord) -> None:
+        """Record a run as it starts; its id is its key."""
+        ...
+
+    def finish_run(self, run_id: str, status: str, outputs: list[str], error: str = "") -> None:
+        """Set a run's status, outputs, error and end time (an unknown id changes nothing)."""
+        ...
+
+    def run(self, run_id: str) -> RunRecord | None:
+        """One run, or None."""
+        ...
+
+    def runs(self) -> list[RunRecord]:
+        """Every run, oldest start first."""
+        ...
+
+    # -- training datasets ----------------------------------------------------------------------
+    def add_training_dataset(self, record: TrainingDatasetRecord) -> TrainingDatasetRecord:
+        """Store ``record`` under its view's next number (``record.number`` is ignored) and
+        return it numbered; numbers are 1, 2, ... per (view, major), gap-free."""
+        ...
+
+    def training_datasets(self, view: str, major: int | None = None) -> list[TrainingDatasetRecord]:
+        """The training sets of a view (one major), by major then number."""
+        ...
+
+    # -- validation reports ---------------------------------------------------------------------
+    def add_validation(self, record: ValidationRecord) -> None:
+        """Record one ingest's contract report; its run id is its key."""
+        ...
+
     def validations(
         self, group: str, major: int, version: int | None = None
-    ) -> list[ValidationRecord]: ...
+    ) -> list[ValidationRecord]:
+        """The reports of a group major version (of one data version), oldest first."""
+        ...
 
+    # -- materializations -----------------------------------------------------------------------
     def add_materialization(
         self, group: str, major: int, store: str, version: int, rows: int, mode: str, run_id: str
-    ) -> None: ...
-    def last_materialized(self, group: str, major: int, store: str) -> int | None: ...
+    ) -> None:
+        """Record that ``version`` was copied to online ``store``; the same version again
+        replaces the earlier record."""
+        ...
 
+    def last_materialized(self, group: str, major: int, store: str) -> int | None:
+        """The version the online copy is complete up to; None if never materialized or
+        last rebuilt for a time window only (mode ``window-rebuild``)."""
+        ...
+
+    def latest_materializations(self, store: str) -> list[dict[str, Any]]:
+        """Per group and major, the newest materialized version into ``store``: dicts with
+        ``group``, ``major``, ``version`` and ``at``."""
+        ...
+
+    # -- monitor findings -----------------------------------------------------------------------
     def add_finding(
         self, monitor: str, target: str, status: str, blocking: bool, finding: dict[str, Any]
-    ) -> int: ...
-    def open_findings(self, monitor: str | None = None) -> list[dict[str, Any]]: ...
-    def resolve_findings(self, monitor: str, resolution: str) -> int: ...
+    ) -> int:
+        """Record an open finding; returns its id (increasing, unique)."""
+        ...
 
-    def put_stats(self, identity: str, stats_json: str) -> None: ...
-    def get_stats(self, identity: str) -> str | None: ...
+    def open_findings(self, monitor: str | None = None) -> list[dict[str, Any]]:
+        """Unresolved findings (of one monitor), oldest first: the finding dict plus ``id``
+        and ``blocking``."""
+        ...
 
-    def add_model(self, record: ModelRecord) -> ModelRecord: ...
-    def models(self, name: str | None = None) -> list[ModelRecord]: ...
-    def add_deployment(self, record: DeploymentRecord) -> DeploymentRecord: ...
-    def deployments(self, name: str | None = None) -> list[DeploymentRecord]: ...
+    def resolve_findings(self, monitor: str, resolution: str) -> int:
+        """Close every open finding of ``monitor``; returns how many were closed."""
+        ...
 
-    def add_token(self, record: TokenRecord) -> None: ...
-    def token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
-    def tokens(self) -> list[TokenRecord]: ...
-    def revoke_token(self, token_id: str) -> TokenRecord | None: ...
+    # -- statistics -----------------------------------------------------------------------------
+    def put_stats(self, identity: str, stats_json: str) -> None:
+        """Keep the statistics JSON of an immutable identity, replacing any earlier copy."""
+        ...
 
-    def audit(self, user: str, action: str, obj: str, details: dict[str, Any]) -> AuditEntry: ...
-    def audit_log(self, obj: str | None = None) -> list[AuditEntry]: ...
-    def audit_verify(self) -> list[str]: ...
+    def get_stats(self, identity: str) -> str | None:
+        """The statistics JSON kept for ``identity``, or None."""
+        ...
+
+    # -- models and deployments -----------------------------------------------------------------
+    def add_model(self, record: ModelRecord) -> ModelRecord:
+        """Store ``record`` as its name's next version (``record.version`` is ignored) and
+        return it numbered; versions are 1, 2, ... per name, gap-free."""
+        ...
+
+    def models(self, name: str | None = None) -> list[ModelRecord]:
+        """Registered models (of one name), by name then version."""
+        ...
+
+    def add_deployment(self, record: DeploymentRecord) -> DeploymentRecord:
+        """Append a move of a deployment pointer under its name's next ``seq`` (1, 2, ...
+        gap-free; ``record.seq`` is ignored) and return it numbered."""
+        ...
+
+    def deployments(self, name: str | None = None) -> list[DeploymentRecord]:
+        """Deployment moves (of one name), by name then seq: the last per name is current."""
+        ...
+
+    # -- API tokens -----------------------------------------------------------------------------
+    def add_token(self, record: TokenRecord) -> None:
+        """Record a token; its id and its secret's hash are each unique."""
+        ...
+
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        """The token with this SHA-256 secret hash (revoked ones too), or None."""
+        ...
+
+    def tokens(self) -> list[TokenRecord]:
+        """Every token, revoked ones included, oldest first."""
+        ...
+
+    def revoke_token(self, token_id: str) -> TokenRecord | None:
+        """Mark a token revoked (a second revoke keeps the first time); None if unknown."""
+        ...
+
+    # -- audit trail ----------------------------------------------------------------------------
+    def audit(self, user: str, action: str, obj: str, details: dict[str, Any]) -> AuditEntry:
+        """Append an entry: seq 1, 2, ... gap-free, its SHA-256 covering the previous hash."""
+        ...
+
+    def audit_log(self, obj: str | None = None) -> list[AuditEntry]:
+        """Entries by seq; with ``obj``, those whose object starts with it."""
+        ...
+
+    def audit_verify(self) -> list[str]:
+        """Problems in the chain (edited, missing or unlinked entries); empty when intact."""
+        ...
+
+
+# user:password@ up to the last @ before the host (a stray @ in a password stays hidden), and
+# a password given as a query parameter
+_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^/?#]*@")
+_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (``postgresql://u:***@host/db``)."""
+    return _PASSWORD_PARAM.sub(r"\1***", _PASSWORD.sub(r"\1***@", url))

@@ -1,4 +1,11 @@
-"""The SQLAlchemy registry: SQLite by default, PostgreSQL for teams."""
+"""The SQLAlchemy registry: SQLite by default, PostgreSQL for teams.
+
+Numbered series (training sets per view, model versions, deployment moves, the audit
+sequence) draw their next number from a row of ``fl_counters`` in the same transaction as
+the record they number: an ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` that locks
+the row, so concurrent writers of one series queue on it (PostgreSQL row lock; SQLite's
+database-wide ``BEGIN IMMEDIATE`` lock) and a rolled-back insert takes its number back.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from sqlalchemy import event
 
 from featureledger.errors import ConfigError, NotFoundError
 from featureledger.hashing import ContentHash
+from featureledger.registry import migrate
 from featureledger.registry.base import (
     AuditEntry,
     DataVersion,
@@ -23,196 +31,46 @@ from featureledger.registry.base import (
     TokenRecord,
     TrainingDatasetRecord,
     ValidationRecord,
+    mask_url,
 )
-
-#: bumped with every change to the tables below; checked on open
-SCHEMA_VERSION = 2  # 2: fl_tokens
-
-metadata = sa.MetaData()
-
-meta_table = sa.Table(
-    "fl_meta",
+from featureledger.registry.schema import (
+    SCHEMA_VERSION,
+    audit_table,
+    counters_table,
+    data_versions_table,
+    definitions_table,
+    deployments_table,
+    findings_table,
+    materializations_table,
+    meta_table,
     metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
+    models_table,
+    runs_table,
+    stats_table,
+    tokens_table,
+    training_table,
+    validations_table,
 )
 
-definitions_table = sa.Table(
-    "fl_definitions",
-    metadata,
-    sa.Column("kind", sa.String(32), primary_key=True),
-    sa.Column("name", sa.String(128), primary_key=True),
-    sa.Column("major", sa.Integer, primary_key=True),
-    sa.Column("minor", sa.Integer, primary_key=True),
-    sa.Column("patch", sa.Integer, primary_key=True),
-    sa.Column("spec", sa.Text, nullable=False),
-    sa.Column("spec_hash", sa.String(64), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("created_by", sa.String(128), nullable=False),
-    sa.Column("reasons", sa.Text, nullable=False, default="[]"),
-)
-
-data_versions_table = sa.Table(
-    "fl_data_versions",
-    metadata,
-    sa.Column("group_name", sa.String(128), primary_key=True),
-    sa.Column("major", sa.Integer, primary_key=True),
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("operation", sa.String(32), nullable=False),
-    sa.Column("rows", sa.BigInteger, nullable=False),
-    sa.Column("rows_added", sa.BigInteger, nullable=False),
-    sa.Column("rows_removed", sa.BigInteger, nullable=False),
-    sa.Column("content", sa.Text, nullable=False),
-    sa.Column("schema_hash", sa.String(64), nullable=False),
-    sa.Column("files", sa.Text, nullable=False),
-    sa.Column("run_id", sa.String(64)),
-    sa.Column("user_name", sa.String(128), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("note", sa.Text, nullable=False, default=""),
-)
-
-runs_table = sa.Table(
-    "fl_runs",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("user_name", sa.String(128), nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("ended_at", sa.DateTime(timezone=True)),
-    sa.Column("params", sa.Text, nullable=False),
-    sa.Column("inputs", sa.Text, nullable=False),
-    sa.Column("outputs", sa.Text, nullable=False),
-    sa.Column("code_hash", sa.String(64), nullable=False),
-    sa.Column("env_hash", sa.String(64), nullable=False),
-    sa.Column("error", sa.Text, nullable=False, default=""),
-)
-
-training_table = sa.Table(
-    "fl_training_datasets",
-    metadata,
-    sa.Column("view", sa.String(128), primary_key=True),
-    sa.Column("major", sa.Integer, primary_key=True),
-    sa.Column("number", sa.Integer, primary_key=True),
-    sa.Column("pins", sa.Text, nullable=False),
-    sa.Column("entity_hash", sa.String(64), nullable=False),
-    sa.Column("content", sa.Text, nullable=False),
-    sa.Column("rows", sa.BigInteger, nullable=False),
-    sa.Column("columns", sa.Text, nullable=False),
-    sa.Column("entity_path", sa.Text, nullable=False),
-    sa.Column("output_path", sa.Text),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("user_name", sa.String(128), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("params", sa.Text, nullable=False),
-)
-
-validations_table = sa.Table(
-    "fl_validations",
-    metadata,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("group_name", sa.String(128), nullable=False, index=True),
-    sa.Column("major", sa.Integer, nullable=False),
-    sa.Column("version", sa.Integer),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("policy", sa.String(16), nullable=False),
-    sa.Column("rows_in", sa.BigInteger, nullable=False),
-    sa.Column("rows_published", sa.BigInteger, nullable=False),
-    sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
-    sa.Column("report", sa.Text, nullable=False),
-    sa.Column("rejected_path", sa.Text),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-materializations_table = sa.Table(
-    "fl_materializations",
-    metadata,
-    sa.Column("group_name", sa.String(128), primary_key=True),
-    sa.Column("major", sa.Integer, primary_key=True),
-    sa.Column("store", sa.String(300), primary_key=True),
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("rows", sa.BigInteger, nullable=False),
-    sa.Column("mode", sa.String(16), nullable=False),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-)
-
-findings_table = sa.Table(
-    "fl_findings",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("monitor", sa.String(128), nullable=False, index=True),
-    sa.Column("target", sa.String(300), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("blocking", sa.Boolean, nullable=False),
-    sa.Column("finding", sa.Text, nullable=False),
-    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("resolved_at", sa.DateTime(timezone=True)),
-    sa.Column("resolution", sa.Text),
-)
-
-stats_table = sa.Table(
-    "fl_stats",
-    metadata,
-    sa.Column("identity", sa.String(300), primary_key=True),
-    sa.Column("stats", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-models_table = sa.Table(
-    "fl_models",
-    metadata,
-    sa.Column("name", sa.String(128), primary_key=True),
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("artifact_path", sa.Text, nullable=False),
-    sa.Column("artifact_hash", sa.String(64), nullable=False),
-    sa.Column("training_dataset", sa.Text),
-    sa.Column("metrics", sa.Text, nullable=False),
-    sa.Column("gates", sa.Text, nullable=False),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("user_name", sa.String(128), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("description", sa.Text, nullable=False, default=""),
-)
-
-deployments_table = sa.Table(
-    "fl_deployments",
-    metadata,
-    sa.Column("name", sa.String(128), primary_key=True),
-    sa.Column("seq", sa.Integer, primary_key=True),
-    sa.Column("model", sa.String(128), nullable=False),
-    sa.Column("model_version", sa.Integer, nullable=False),
-    sa.Column("action", sa.String(32), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("user_name", sa.String(128), nullable=False),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-)
-
-tokens_table = sa.Table(
-    "fl_tokens",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("views", sa.Text, nullable=False),
-    sa.Column("purpose", sa.Text, nullable=False),
-    sa.Column("created_by", sa.String(128), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("revoked_at", sa.DateTime(timezone=True)),
-)
-
-audit_table = sa.Table(
-    "fl_audit",
-    metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("user_name", sa.String(128), nullable=False),
-    sa.Column("action", sa.String(64), nullable=False),
-    sa.Column("object", sa.Text, nullable=False),
-    sa.Column("details", sa.Text, nullable=False),
-    sa.Column("prev_hash", sa.String(64), nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False),
-)
+__all__ = [  # the tables stay importable from here, as before the schema module existed
+    "SCHEMA_VERSION",
+    "SQLRegistry",
+    "audit_table",
+    "counters_table",
+    "data_versions_table",
+    "definitions_table",
+    "deployments_table",
+    "findings_table",
+    "materializations_table",
+    "meta_table",
+    "metadata",
+    "models_table",
+    "runs_table",
+    "stats_table",
+    "tokens_table",
+    "training_table",
+    "validations_table",
+]
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -297,7 +155,10 @@ class SQLRegistry:
     """Registry tables behind SQLAlchemy Core; one instance per store."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        if url.startswith("postgresql://"):  # SQLAlchemy would pick psycopg2, not installed
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        #: the URL with any password masked: safe to print, log and put in errors
+        self.url = mask_url(url)
         is_sqlite = url.startswith("sqlite")
         try:
             self.engine = sa.create_engine(
@@ -306,30 +167,31 @@ class SQLRegistry:
                 pool_pre_ping=not is_sqlite,
             )
         except Exception as exc:  # malformed URLs, missing drivers
-            raise ConfigError(f"registry URL {url!r} cannot be opened: {exc}") from exc
+            raise ConfigError(
+                f"registry URL {self.url!r} cannot be opened: {mask_url(str(exc))}; check the "
+                "`registry:` setting (and for PostgreSQL: pip install 'featureledger[postgres]')"
+            ) from exc
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
-        metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
-            ).first()
-            if row is None:
-                conn.execute(
-                    meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"registry {url} has schema version {row[0]}, newer than this featureledger "
-                    f"understands ({SCHEMA_VERSION}); upgrade featureledger"
-                )
-            elif int(row[0]) < SCHEMA_VERSION:  # every change so far only added tables
-                conn.execute(
-                    meta_table.update()
-                    .where(meta_table.c.key == "schema_version")
-                    .values(value=str(SCHEMA_VERSION))
-                )
+        try:
+            migrate.upgrade(self.engine, self.url)
+        except sa.exc.OperationalError as exc:  # server down, wrong credentials, no database
+            self.engine.dispose()
+            raise ConfigError(
+                f"registry {self.url} cannot be reached: {mask_url(str(exc.orig).strip())}; "
+                "check that the database server runs and the `registry:` URL is right"
+            ) from exc
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLRegistry({self.url!r})"
+
+    def close(self) -> None:
+        """Close the pooled connections; the registry can still be used (it reconnects)."""
+        self.engine.dispose()
 
     # -- definitions --------------------------------------------------------------------------
     def add_definition(self, record: DefinitionRecord) -> None:
@@ -436,9 +298,7 @@ class SQLRegistry:
         """Store ``record`` under the next free number for its view; returns it numbered."""
         t = training_table
         with self.engine.begin() as conn:
-            number = _next_number(
-                conn, t.c.number, t.c.view == record.view, t.c.major == record.major
-            )
+            number = _next_number(conn, "training_dataset", f"{record.view}@v{record.major}")
             conn.execute(t.insert().values(**_TRAINING.to_row(record, number=number)))
         return replace(record, number=number)
 
@@ -472,27 +332,21 @@ class SQLRegistry:
         self, group: str, major: int, store: str, version: int, rows: int, mode: str, run_id: str
     ) -> None:
         """Record a materialization; a later one of the same version replaces the record."""
-        t = materializations_table
         with self.engine.begin() as conn:
-            conn.execute(
-                t.delete().where(
-                    t.c.group_name == group,
-                    t.c.major == major,
-                    t.c.store == store,
-                    t.c.version == version,
-                )
-            )
-            conn.execute(
-                t.insert().values(
-                    group_name=group,
-                    major=major,
-                    store=store,
-                    version=version,
-                    rows=rows,
-                    mode=mode,
-                    run_id=run_id,
-                    at=datetime.now(UTC),
-                )
+            _replace(
+                conn,
+                materializations_table,
+                {
+                    "group_name": group,
+                    "major": major,
+                    "store": store,
+                    "version": version,
+                    "rows": rows,
+                    "mode": mode,
+                    "run_id": run_id,
+                    "at": datetime.now(UTC),
+                },
+                ["group_name", "major", "store", "version"],
             )
 
     def last_materialized(self, group: str, major: int, store: str) -> int | None:
@@ -583,11 +437,11 @@ class SQLRegistry:
     def put_stats(self, identity: str, stats_json: str) -> None:
         """Keep the statistics of an immutable identity (a data version, a training set)."""
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(stats_table).where(stats_table.c.identity == identity))
-            conn.execute(
-                stats_table.insert().values(
-                    identity=identity, stats=stats_json, created_at=datetime.now(UTC)
-                )
+            _replace(
+                conn,
+                stats_table,
+                {"identity": identity, "stats": stats_json, "created_at": datetime.now(UTC)},
+                ["identity"],
             )
 
     def get_stats(self, identity: str) -> str | None:
@@ -601,7 +455,7 @@ class SQLRegistry:
         """Store ``record`` as the next version of its model name; returns it numbered."""
         t = models_table
         with self.engine.begin() as conn:
-            version = _next_number(conn, t.c.version, t.c.name == record.name)
+            version = _next_number(conn, "model", record.name)
             conn.execute(t.insert().values(**_MODEL.to_row(record, version=version)))
         return replace(record, version=version)
 
@@ -617,7 +471,7 @@ class SQLRegistry:
     def add_deployment(self, record: DeploymentRecord) -> DeploymentRecord:
         t = deployments_table
         with self.engine.begin() as conn:
-            seq = _next_number(conn, t.c.seq, t.c.name == record.name)
+            seq = _next_number(conn, "deployment", record.name)
             conn.execute(t.insert().values(**_DEPLOYMENT.to_row(record, seq=seq)))
         return replace(record, seq=seq)
 
@@ -666,11 +520,13 @@ class SQLRegistry:
         t = audit_table
         at = datetime.now(UTC)
         with self.engine.begin() as conn:
+            seq = _next_number(conn, "audit", "")
+            # read after drawing the number: the counter row's lock orders the appends, so
+            # the entry before this one is committed and visible now
             last = conn.execute(
-                sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1)
+                sa.select(t.c.hash).where(t.c.seq < seq).order_by(t.c.seq.desc()).limit(1)
             ).first()
-            seq = 1 if last is None else last[0] + 1
-            prev = "0" * 64 if last is None else last[1]
+            prev = "0" * 64 if last is None else last[0]
             digest = _chain_hash(seq, at.isoformat(), user, action, obj, details, prev)
             conn.execute(
                 t.insert().values(
@@ -743,13 +599,41 @@ class SQLRegistry:
         return record
 
 
-def _next_number(conn: Any, column: Any, *where: Any) -> int:
-    """One more than the largest ``column`` among the rows matching ``where`` (1 if none).
+def _next_number(conn: sa.Connection, scope: str, name: str) -> int:
+    """Draw the next number of series (``scope``, ``name``): 1 for a new series.
 
-    Callers run it inside a write transaction (BEGIN IMMEDIATE on SQLite), so two writers
-    never draw the same number."""
-    current = conn.execute(sa.select(sa.func.max(column)).where(*where)).scalar()
-    return int(current or 0) + 1
+    Runs inside the caller's write transaction, which keeps the counter row locked until it
+    commits or rolls back (with the number), so numbers are unique and gap-free."""
+    t = counters_table
+    stmt = _insert(conn, t, {"scope": scope, "name": name, "value": 1})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["scope", "name"], set_={"value": t.c.value + 1}
+    ).returning(t.c.value)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def _insert(conn: sa.Connection, table: sa.Table, values: dict[str, Any]) -> Any:
+    # both dialects spell ON CONFLICT alike, but SQLAlchemy keeps one insert() per dialect
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).values(**values)
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table).values(**values)
+    raise ConfigError(
+        f"the registry supports SQLite and PostgreSQL, not {conn.dialect.name}; "
+        "use a sqlite:/// or postgresql+psycopg:// URL"
+    )
+
+
+def _replace(conn: sa.Connection, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
+    """Insert ``values``, or overwrite the row with the same ``keys``, in one statement (a
+    delete then insert would let two writers both insert)."""
+    stmt = _insert(conn, table, values)
+    update = {k: v for k, v in values.items() if k not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
 
 
 def _chain_hash(

@@ -37,10 +37,10 @@ from featureledger.registry import (
     DeploymentRecord,
     ModelRecord,
     RegistryBackend,
-    SQLRegistry,
     TokenRecord,
     TrainingDatasetRecord,
     ValidationRecord,
+    open_registry,
 )
 from featureledger.storage import Storage, open_storage
 from featureledger.store._catalog import Catalog
@@ -76,7 +76,7 @@ class FeatureStore:
     def __init__(self, repo: str | Path = ".", *, config: RepoConfig | None = None) -> None:
         self.repo = Path(repo).resolve()
         self.config = config or RepoConfig.load(self.repo)
-        self.registry: RegistryBackend = SQLRegistry(self.config.registry_url(self.repo))
+        self.registry: RegistryBackend = open_registry(self.config.registry_url(self.repo))
         off = self.config.offline
         self.storage: Storage = open_storage(
             self.config.location(self.repo, off.path), self.config.storage.to_options()
@@ -212,8 +212,9 @@ class FeatureStore:
         """Finish background work and release connections.
 
         Waits for the statistics of recent writes, writes queued feature logs and
-        token-use audit entries, and closes the online store, the lineage sink and the
-        engine's caches. The store stays usable: what was closed opens again on next use.
+        token-use audit entries, and closes the online store, the lineage sink, the
+        engine's caches and the registry's connections. The store stays usable: what
+        was closed opens again on next use.
         """
         self._statistics.wait()
         self._logs.flush()
@@ -221,6 +222,7 @@ class FeatureStore:
         self._online.close()
         self._runs.close()
         self.engine.close()
+        self.registry.close()
 
     def __enter__(self) -> Self:
         return self

@@ -1,0 +1,1 @@
+"""Numbered Alembic migrations of the registry schema (versions/NNNN_*.py)."""

@@ -1,0 +1,1 @@
+"""One module per revision; file names start with the revision number."""
