@@ -20,9 +20,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,6 +48,9 @@ from featureledger.definitions.contract import (
 )
 from featureledger.definitions.types import _normalize, is_widening, type_name
 from featureledger.errors import DataError, TimestampError
+
+if TYPE_CHECKING:
+    import duckdb
 
 MAX_EXAMPLES = 5
 _BATCH = "__fl_batch"
@@ -87,6 +89,8 @@ def evaluate(
         )
     ctx = _Context(contract, table, now, reference, max_examples)
     plans = [_compile(rule, i, ctx) for i, rule in enumerate(contract.all_rules)]
+    import duckdb  # here, not at the top: the CLI's light commands never evaluate
+
     con = duckdb.connect(":memory:", config={"enable_external_access": False})
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -273,6 +277,8 @@ def _select_items(plan: _Plan) -> list[str]:
 def _aggregate(con: duckdb.DuckDBPyConnection, plans: list[_Plan], ctx: _Context) -> int:
     """Run every rule's aggregates in one query and store them on the plans; returns the
     row count. A rule whose SQL cannot run is marked with its error and the rest re-run."""
+    import duckdb
+
     active = [p for p in plans if p.error is None and (p.fail or p.aggs)]
     try:
         row = _fetch_one(con, active, [f"count(*) AS {q('__fl_n')}"])

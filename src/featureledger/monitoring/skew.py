@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -207,6 +206,8 @@ def _join(
     history_time: str,
     entity_keys: list[str],
 ) -> pa.Table:
+    import duckdb  # here: the CLI's light commands import this module, never call it
+
     con = duckdb.connect(":memory:", config={"enable_external_access": False})
     try:
         con.execute("SET TimeZone = 'UTC'")

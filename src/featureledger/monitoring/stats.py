@@ -27,14 +27,15 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from featureledger.offline.duckdb import q
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 #: the quantiles every numeric column records, by name
 QUANTILES: Mapping[str, float] = {
@@ -249,6 +250,8 @@ def compute_stats(
     if not plans:
         return {}
     sql, params = _query(plans, top_k)
+    import duckdb  # here: the CLI's light commands import this module, never call it
+
     con = duckdb.connect(":memory:", config={"enable_external_access": False})
     try:
         con.execute("SET TimeZone = 'UTC'")

@@ -14,19 +14,29 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from featureledger.errors import ConcurrentWriteError, NotFoundError
 from featureledger.hashing import file_sha256
+
+if TYPE_CHECKING:
+    from deltalake import CommitProperties, DeltaTable
+
+# deltalake is imported by the methods that use it: the CLI's light commands (list, show)
+# import this module through the store but never open a table
 
 RUN_KEY = "featureledger.run"
 
 #: table locks the current thread holds (lock path -> depth), so `lock` is re-entrant
 _HELD = threading.local()
+
+
+def _commit(run_id: str) -> CommitProperties:
+    from deltalake import CommitProperties
+
+    return CommitProperties(custom_metadata={RUN_KEY: run_id})
 
 
 @dataclass(frozen=True)
@@ -48,20 +58,22 @@ class DeltaGroupTable:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def exists(self) -> bool:
+        from deltalake import DeltaTable
+
         return DeltaTable.is_deltatable(self.uri)
 
     def create(self, schema: pa.Schema, run_id: str) -> int:
         """Create the empty table (data version 0)."""
+        from deltalake import DeltaTable
+
         self.path.mkdir(parents=True, exist_ok=True)
-        DeltaTable.create(
-            self.uri,
-            schema,
-            mode="error",
-            commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
-        )
+        DeltaTable.create(self.uri, schema, mode="error", commit_properties=_commit(run_id))
         return 0
 
     def table(self, version: int | None = None) -> DeltaTable:
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
         try:
             return DeltaTable(self.uri, version=version)
         except TableNotFoundError as exc:
@@ -75,6 +87,8 @@ class DeltaGroupTable:
             raise
 
     def latest_version(self) -> int:
+        from deltalake import DeltaTable
+
         return DeltaTable(self.uri).version()
 
     def version_at(self, when: datetime) -> int:
@@ -189,13 +203,16 @@ class DeltaGroupTable:
         return self._write(data, "overwrite", run_id, schema_mode=schema_mode)
 
     def _write(self, data: pa.Table, mode: str, run_id: str, schema_mode: str | None = None) -> int:
+        from deltalake import write_deltalake
+        from deltalake.exceptions import CommitFailedError
+
         try:
             write_deltalake(  # type: ignore[call-overload]
                 self.uri,
                 data,
                 mode=mode,
                 schema_mode=schema_mode,
-                commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
+                commit_properties=_commit(run_id),
             )
         except CommitFailedError as exc:
             raise ConcurrentWriteError(
@@ -206,6 +223,8 @@ class DeltaGroupTable:
 
     def merge(self, data: pa.Table, keys: list[str], run_id: str, prune: str = "") -> int:
         """Replace rows matching ``keys`` and insert the rest, in one commit."""
+        from deltalake.exceptions import CommitFailedError
+
         predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
         if prune:
             predicate += f" AND {prune}"
@@ -217,7 +236,7 @@ class DeltaGroupTable:
                     predicate=predicate,
                     source_alias="s",
                     target_alias="t",
-                    commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
+                    commit_properties=_commit(run_id),
                 )
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
@@ -238,18 +257,16 @@ class DeltaGroupTable:
         before = self.latest_version()
         if len(self.files(before)) <= 1:  # z_order would rewrite a lone file for nothing
             return None
-        self.table().optimize.z_order(
-            sort_by, commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id})
-        )
+        self.table().optimize.z_order(sort_by, commit_properties=_commit(run_id))
         after = self.latest_version()
         return None if after == before else after
 
     def restore(self, version: int, run_id: str) -> int:
         """Commit a new version whose files are exactly those of ``version``."""
+        from deltalake.exceptions import CommitFailedError
+
         try:
-            self.table().restore(
-                version, commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id})
-            )
+            self.table().restore(version, commit_properties=_commit(run_id))
         except CommitFailedError as exc:
             raise ConcurrentWriteError(
                 f"{self.uri}: another writer committed first ({exc}); try again"
@@ -273,7 +290,7 @@ class DeltaGroupTable:
 
         self.table().alter.add_columns(
             [DeltaField.from_arrow(f) for f in fields],
-            commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
+            commit_properties=_commit(run_id),
         )
         return self.latest_version()
 

@@ -7,14 +7,16 @@ import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from featureledger.offline.base import ROW_COLUMN, PitSource
+
+if TYPE_CHECKING:
+    import duckdb
 
 _POS = "__fl_pos"
 
@@ -66,26 +68,37 @@ class DuckDBEngine:
         memory_limit: str | None = None,
         threads: int | None = None,
     ) -> None:
-        config: dict[str, str | bool | int | float | list[str]] = {}
+        self._config: dict[str, str | bool | int | float | list[str]] = {}
         if memory_limit:
-            config["memory_limit"] = memory_limit
+            self._config["memory_limit"] = memory_limit
         if threads:
-            config["threads"] = str(threads)
-        self._db = duckdb.connect(":memory:", config=config)
-        if temp_directory:
-            # spilling lets joins larger than memory finish instead of failing
-            Path(temp_directory).mkdir(parents=True, exist_ok=True)
-            self._db.execute(f"SET temp_directory = {_lit(str(temp_directory))}")
-        self._db.execute("SET TimeZone = 'UTC'")
+            self._config["threads"] = str(threads)
+        self._temp_directory = temp_directory
+        self._db: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self._footers: dict[str, pa.Schema] = {}
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        # connected on first use: commands that only read the registry (list, versions,
+        # show) then never import DuckDB, which costs a tenth of a second
+        import duckdb
+
+        db = duckdb.connect(":memory:", config=self._config)
+        if self._temp_directory:
+            # spilling lets joins larger than memory finish instead of failing
+            Path(self._temp_directory).mkdir(parents=True, exist_ok=True)
+            db.execute(f"SET temp_directory = {_lit(str(self._temp_directory))}")
+        db.execute("SET TimeZone = 'UTC'")
         # left open until interpreter shutdown, DuckDB's teardown sometimes aborts the
         # process ("terminate called without an active exception", exit code 134)
-        weakref.finalize(self, self._db.close)
+        weakref.finalize(self, db.close)
+        return db
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         # one cursor per operation: DuckDB connections are not shared across threads
         with self._lock:
+            if self._db is None:
+                self._db = self._connect()
             return self._db.cursor()
 
     def scan(

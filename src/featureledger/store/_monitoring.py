@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 
 from featureledger.contracts.gates import (
     Gate,
@@ -57,6 +56,9 @@ from featureledger.monitoring.metrics import STATUS_RANK
 from featureledger.registry import DataVersion, ModelRecord, TrainingDatasetRecord
 from featureledger.store._lineage import _LineageMixin
 from featureledger.versioning.provenance import current_user
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as pads
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +271,8 @@ class _MonitoringMixin(_LineageMixin):
             if rows is not None:
                 data = rows
             elif record.output_path and Path(record.output_path).exists():
+                import pyarrow.dataset as pads  # imports pandas: kept off the CLI's start
+
                 data = pads.dataset(record.output_path, format="parquet")
             else:
                 data = self._training_rows(record)
@@ -300,6 +304,8 @@ class _MonitoringMixin(_LineageMixin):
         if baseline is not None and baseline.version != ident.data:
             reference = bins_of(self._stats_of(baseline.identity))
         table = self._table(fg.name, major)
+        import pyarrow.dataset as pads  # imports pandas: kept off the CLI's start
+
         data = pads.dataset(table.files(ident.data), format="parquet")
         return dict(compute_stats(data, reference_bins=reference))
 
