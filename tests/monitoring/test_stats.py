@@ -13,7 +13,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from featureledger.monitoring import stats as stats_mod
 from featureledger.monitoring.stats import (
     QUANTILES,
     ColumnStats,
@@ -203,7 +202,8 @@ def test_one_query_per_table(monkeypatch):
         def __getattr__(self, name):
             return getattr(self._con, name)
 
-    monkeypatch.setattr(stats_mod.duckdb, "connect", lambda *a, **k: Counting(real(*a, **k)))
+    # compute_stats imports duckdb when it runs, so it finds the patched connect
+    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: Counting(real(*a, **k)))
     table = pa.table(
         {
             "a": rng.normal(size=100),
