@@ -475,6 +475,7 @@ EXIT_CLEANLY = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_processes_exit_cleanly(tmp_path: Path) -> None:
     """A script that used the store must exit 0, not abort in DuckDB's teardown."""

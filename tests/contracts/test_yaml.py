@@ -134,6 +134,7 @@ ROUND_TRIP = settings(max_examples=100, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
+@pytest.mark.slow
 @ROUND_TRIP
 @given(contracts())
 def test_featureledger_yaml_round_trips(contract):
@@ -142,6 +143,7 @@ def test_featureledger_yaml_round_trips(contract):
     assert load_contract(text) == contract
 
 
+@pytest.mark.slow
 @ROUND_TRIP
 @given(contracts())
 def test_odcs_round_trips(contract):
