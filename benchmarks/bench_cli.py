@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -93,7 +94,13 @@ def main() -> None:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-cli-"))
-    repo = build_repo(work)
+    try:
+        measure(args, build_repo(work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, repo: Path) -> None:
     here_path = os.pathsep.join(p for p in sys.path if p)
     fl = featureledger_cmd()
     light = {
