@@ -23,8 +23,12 @@ services:  ## install the servers the tests run against (redis-server, from Debi
 demo: $(STAMP)  ## run `featureledger demo` in a new temporary repository
 	$(VENV)/bin/featureledger demo $(DIR)
 
-test: $(STAMP) services  ## run the whole test suite
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+# one pytest-xdist worker per logical CPU (`-n logical`: unlike `-n auto` it does not drop to
+# physical cores when psutil happens to be installed, which halves the workers on SMT VMs);
+# each worker starts its own servers (tests/conftest.py says how). PYTEST_ARGS=-n0 runs
+# serially, e.g. to debug one test.
+test: $(STAMP) services  ## run the whole test suite, in parallel
+	$(PY) -m pytest -q -n logical $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
 	$(VENV)/bin/ruff check src tests benchmarks

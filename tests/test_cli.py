@@ -173,6 +173,7 @@ def test_show_parses_identities_and_reports_unknown_ones(repo: Path, tmp_path: P
     assert garbled.exit_code == 1 and "KIND/NAME" in garbled.output
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
     target = tmp_path / "demo"
     proc = subprocess.run(

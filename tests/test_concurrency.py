@@ -268,6 +268,7 @@ def test_sigkill_mid_ingest_leaves_the_previous_version_intact(
 CRASH_BEFORE_COMMIT = """
     # die after the data file is written but before the Delta log commit, as a power cut
     # or OOM kill would
+    import deltalake
     import pyarrow.parquet as pq
     import featureledger.offline.delta as delta
 
@@ -275,7 +276,8 @@ CRASH_BEFORE_COMMIT = """
         pq.write_table(data, os.path.join(uri, "part-00000-crashed.snappy.parquet"))
         os.kill(os.getpid(), signal.SIGKILL)
 
-    delta.write_deltalake = lambda uri, data, **kw: die(uri, data)  # append path
+    # the append path (offline/delta.py imports write_deltalake from deltalake when it writes)
+    deltalake.write_deltalake = lambda uri, data, **kw: die(uri, data)
     delta.DeltaGroupTable.merge = lambda self, data, *a, **kw: die(self.uri, data)  # upsert path
     users = list(range(5, 50)) if sys.argv[2] == "merge" else list(range(100, 150))
     store.ingest("stats", rows(users, 0, 10, 7))
@@ -473,6 +475,7 @@ EXIT_CLEANLY = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_processes_exit_cleanly(tmp_path: Path) -> None:
     """A script that used the store must exit 0, not abort in DuckDB's teardown."""

@@ -207,6 +207,7 @@ ENTITY_SCHEMA = pa.schema(
 )
 
 
+@pytest.mark.slow
 @settings(
     max_examples=40,
     deadline=None,

@@ -191,6 +191,7 @@ ROUND_TRIP = settings(
 )
 
 
+@pytest.mark.slow
 @ROUND_TRIP
 @given(contracts())
 def test_featureledger_yaml_round_trips(contract):
@@ -199,6 +200,7 @@ def test_featureledger_yaml_round_trips(contract):
     assert load_contract(text) == contract
 
 
+@pytest.mark.slow
 @ROUND_TRIP
 @given(contracts())
 def test_odcs_round_trips(contract):

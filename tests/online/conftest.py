@@ -1,12 +1,14 @@
 """Fixtures for the online store suite: every test runs once per backend.
 
-Redis is a real ``redis-server`` started for the session on a free port in a temporary
-directory (no persistence), never a mock. When the binary is missing the fixture fails
-and says how to install it: scripts/install-services.sh (CI runs it before the tests).
+Redis is a real ``redis-server`` started once per xdist worker on a free port in the
+worker's temporary directory (no persistence), never a mock. When the binary is missing the
+fixture fails and says how to install it: scripts/install-services.sh (CI runs it before the
+tests).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -15,33 +17,68 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
 from featureledger.online import OnlineStore, RedisOnlineStore, SQLiteOnlineStore
 
 BACKENDS = ["sqlite", "redis"]
+_PID = re.compile(rb"process_id:(\d+)\r\n")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _answers_ping(port: int) -> bool:
+def _server_pid(port: int) -> int | None:
+    """The pid of the Redis server on ``port`` (from INFO server), None when none answers."""
+    reply = b""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            s.sendall(b"INFO server\r\n")
+            while (found := _PID.search(reply)) is None:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return None
+                reply += chunk
     except OSError:
-        return False
+        return None
+    return int(found.group(1))
+
+
+def _start(binary: str, port: int, workdir: Path, log: IO[bytes]) -> subprocess.Popen[bytes] | None:
+    """A redis-server on ``port``, once it answers as itself; None when it does not start
+    (another worker may have taken the port since it was free)."""
+    proc = subprocess.Popen(
+        [
+            binary,
+            *("--port", str(port), "--bind", "127.0.0.1"),
+            *("--save", "", "--appendonly", "no", "--dir", str(workdir)),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _server_pid(port) == proc.pid:
+            return proc
+        time.sleep(0.02)
+    _stop(proc)
+    return None
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a redis-server started for this test session (one per xdist worker)."""
+def redis_url(
+    tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
+) -> Iterator[str]:
+    """URL of a redis-server started for this test session (one per xdist worker, in the
+    worker's own folder, on a free port; see tests/conftest.py)."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail(
@@ -51,52 +88,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytrace=False,
         )
     workdir = tmp_path_factory.mktemp("redis")
-    log = (workdir / "redis.log").open("wb")
-    proc: subprocess.Popen[bytes] | None = None
-    port = 0
-    for _attempt in range(3):  # another process may grab the free port before the server
-        port = _free_port()
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            if _answers_ping(port):
-                break
-            time.sleep(0.02)
-        if proc.poll() is None and _answers_ping(port):
-            break
-        proc.kill()
-        proc.wait()
+    with (workdir / "redis.log").open("wb") as log:
         proc = None
-    if proc is None:
-        log.close()
-        text = Path(workdir / "redis.log").read_text(errors="replace")[-2000:]
-        pytest.fail(f"redis-server did not start; its log ends with:\n{text}", pytrace=False)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
+        for _attempt in range(5):
+            port = free_port()
+            proc = _start(binary, port, workdir, log)
+            if proc is not None:
+                break
+        if proc is None:
+            log.flush()
+            text = (workdir / "redis.log").read_text(errors="replace")[-2000:]
+            pytest.fail(f"redis-server did not start; its log ends with:\n{text}", pytrace=False)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            _stop(proc)
 
 
 @pytest.fixture(params=BACKENDS)

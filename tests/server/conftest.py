@@ -1,8 +1,11 @@
-"""A real uvicorn server on a free loopback port, over a store with online data."""
+"""A real uvicorn server on a free loopback port, over a store with online data.
+
+The servers run in a thread of the worker that uses them (module scope), so each xdist worker
+has its own; tests/conftest.py says how server fixtures share the machine."""
 
 from __future__ import annotations
 
-import socket
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +13,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -51,12 +55,6 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=10)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def make_store(path: Path) -> FeatureStore:
     store = FeatureStore.init(path)
     store.apply([USER, STATS, PROFILE, SPEND, PROFILES])
@@ -77,25 +75,35 @@ def make_store(path: Path) -> FeatureStore:
     return store
 
 
+def _start(app: Any, free_port: Callable[[], int]) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """uvicorn in a thread on a free loopback port, once it has bound that port itself."""
+    for _attempt in range(5):
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        # ``started`` is set once uvicorn listens; a port another worker took since it was
+        # free makes uvicorn exit its thread instead, and another port is tried
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if server.started:
+            return server, thread, f"http://127.0.0.1:{port}"
+        server.should_exit = True
+        thread.join(10)
+    raise RuntimeError("the test server did not start (5 ports tried)")
+
+
 @contextmanager
-def run_server(store: FeatureStore, *, insecure: bool = False) -> Iterator[Server]:
+def run_server(
+    store: FeatureStore, *, free_port: Callable[[], int], insecure: bool = False
+) -> Iterator[Server]:
     app = create_app(store, insecure=insecure, max_entities=MAX_ENTITIES, max_body_bytes=MAX_BODY)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if httpx.get(url + "/health", timeout=0.5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
+    server, thread, url = _start(app, free_port)
     try:
+        assert httpx.get(url + "/health", timeout=10).status_code == 200
         yield Server(url, store)
     finally:
         server.should_exit = True
@@ -103,9 +111,11 @@ def run_server(store: FeatureStore, *, insecure: bool = False) -> Iterator[Serve
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
+) -> Iterator[Server]:
     store = make_store(tmp_path_factory.mktemp("serve") / "repo")
-    with run_server(store) as running:
+    with run_server(store, free_port=free_port) as running:
         yield running
 
 
@@ -116,9 +126,9 @@ def fresh_store(tmp_path: Path) -> FeatureStore:
 
 
 @pytest.fixture
-def serve() -> Callable[..., AbstractContextManager[Server]]:
+def serve(free_port: Callable[[], int]) -> Callable[..., AbstractContextManager[Server]]:
     """``with serve(store, insecure=True) as server:`` runs another server."""
-    return run_server
+    return functools.partial(run_server, free_port=free_port)
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,14 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # piped output (CI logs, files) gets a fixed wide layout instead of Rich's 80 columns
 _WIDTH = None if sys.stdout.isatty() else 150

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from featureledger.monitoring.metrics import (
     DEFAULT_THRESHOLDS,
@@ -35,6 +34,9 @@ from featureledger.monitoring.metrics import (
 )
 from featureledger.monitoring.stats import ColumnStats, bins_of, compute_stats
 from featureledger.offline import OfflineEngine
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 #: data (a table, or a dataset streamed from files) or its stored statistics
 Source: TypeAlias = "pa.Table | ds.Dataset | Mapping[str, ColumnStats]"
@@ -155,8 +157,10 @@ def drift(
     computes the statistics of table sides (default: an embedded DuckDB engine).
     """
     limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
-    ref_table = reference if isinstance(reference, pa.Table | ds.Dataset) else None
-    cur_table = current if isinstance(current, pa.Table | ds.Dataset) else None
+    # data is anything but a mapping of statistics (not checked against pyarrow.dataset's
+    # classes: importing that module costs pandas, and the CLI imports this one)
+    ref_table = None if isinstance(reference, Mapping) else reference
+    cur_table = None if isinstance(current, Mapping) else current
     ref_cols = _columns(reference)
     cur_cols = _columns(current)
     names = list(features) if features is not None else [c for c in ref_cols if c in cur_cols]
@@ -460,7 +464,7 @@ def _value_counts(table: pa.Table, name: str) -> dict[str, int]:
 
 
 def _columns(source: Source) -> list[str]:
-    return list(source.schema.names if isinstance(source, pa.Table | ds.Dataset) else source)
+    return list(source if isinstance(source, Mapping) else source.schema.names)
 
 
 def _only(stats: Mapping[str, ColumnStats], names: Sequence[str]) -> dict[str, ColumnStats]:

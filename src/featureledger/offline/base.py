@@ -19,11 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as pads
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as pads
 
 from featureledger.definitions.contract import Rule
 

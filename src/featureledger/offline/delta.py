@@ -24,15 +24,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from featureledger.errors import ConcurrentWriteError, NotFoundError, StorageError
 from featureledger.hashing import ContentHash
 from featureledger.storage import Storage, is_remote, object_sha256, open_storage
+
+if TYPE_CHECKING:
+    from deltalake import CommitProperties, DeltaTable
+
+
+def _dl() -> Any:
+    """deltalake, imported on first use: the CLI's light commands (list, show of an entity)
+    reach this module through the store but never open a table."""
+    import deltalake
+    import deltalake.exceptions
+
+    return deltalake
+
 
 RUN_KEY = "featureledger.run"
 COMMIT_KEY = "featureledger.commit"
@@ -73,13 +84,13 @@ class DeltaGroupTable:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def exists(self) -> bool:
-        return DeltaTable.is_deltatable(self.uri, storage_options=self._options or None)
+        return _dl().DeltaTable.is_deltatable(self.uri, storage_options=self._options or None)
 
     def create(self, schema: pa.Schema, run_id: str) -> int:
         """Create the empty table (data version 0)."""
         if not self.remote:
             self.path.mkdir(parents=True, exist_ok=True)
-        DeltaTable.create(
+        _dl().DeltaTable.create(
             self.uri,
             schema,
             mode="error",
@@ -96,8 +107,8 @@ class DeltaGroupTable:
         if content is not None:
             meta[CONTENT_KEY] = json.dumps(content.to_dict())
         if strict:  # land right after the snapshot read, or fail
-            return CommitProperties(custom_metadata=meta, max_commit_retries=0), token
-        return CommitProperties(custom_metadata=meta), token
+            return _dl().CommitProperties(custom_metadata=meta, max_commit_retries=0), token
+        return _dl().CommitProperties(custom_metadata=meta), token
 
     def _landed(self, token: str, after: int) -> int:
         """The version a commit landed at: under the local lock the latest; on object
@@ -126,8 +137,10 @@ class DeltaGroupTable:
             if self._head.version() == version:
                 return self._head
         try:
-            loaded = DeltaTable(self.uri, version=version, storage_options=self._options or None)
-        except TableNotFoundError as exc:
+            loaded = _dl().DeltaTable(
+                self.uri, version=version, storage_options=self._options or None
+            )
+        except _dl().exceptions.TableNotFoundError as exc:
             raise NotFoundError(f"no Delta table at {self.uri}") from exc
         except Exception as exc:
             if version is not None and "version" in str(exc).lower():
@@ -287,7 +300,7 @@ class DeltaGroupTable:
         props, token = self._props("")
         try:
             dt.delete(predicate, commit_properties=props)
-        except CommitFailedError as exc:
+        except _dl().exceptions.CommitFailedError as exc:
             raise self._conflict(exc) from exc
         return self._landed(token, before)
 
@@ -333,12 +346,12 @@ class DeltaGroupTable:
                     raise  # the write creates the table only when no parent is expected
         props, token = self._props(run_id, content, strict=strict)
         try:
-            if isinstance(target, DeltaTable):
-                write_deltalake(  # type: ignore[call-overload]
+            if isinstance(target, _dl().DeltaTable):
+                _dl().write_deltalake(
                     target, data, mode=mode, schema_mode=schema_mode, commit_properties=props
                 )
             else:
-                write_deltalake(  # type: ignore[call-overload]
+                _dl().write_deltalake(
                     target,
                     data,
                     mode=mode,
@@ -346,7 +359,7 @@ class DeltaGroupTable:
                     commit_properties=props,
                     storage_options=self._options or None,
                 )
-        except CommitFailedError as exc:
+        except _dl().exceptions.CommitFailedError as exc:
             raise self._conflict(exc) from exc
         return read + 1 if strict else self._landed(token, read)
 
@@ -380,7 +393,7 @@ class DeltaGroupTable:
                 .when_not_matched_insert_all()
                 .execute()
             )
-        except CommitFailedError as exc:
+        except _dl().exceptions.CommitFailedError as exc:
             raise self._conflict(exc) from exc
         return read + 1 if strict else self._landed(token, read)
 
@@ -405,7 +418,7 @@ class DeltaGroupTable:
         props, token = self._props(run_id)
         try:
             dt.restore(version, commit_properties=props)
-        except CommitFailedError as exc:
+        except _dl().exceptions.CommitFailedError as exc:
             raise self._conflict(exc) from exc
         return self._landed(token, before)
 

@@ -22,8 +22,10 @@ import pyarrow as pa
 from featureledger.definitions.types import TIMESTAMP
 from featureledger.online.codec import NO_TIME, RowSchema, TableLayout, micros
 
-# the tzinfo Arrow's to_pylist puts on UTC timestamps, so both paths give equal objects
-_EPOCH = datetime(1970, 1, 1, tzinfo=pa.array([0], TIMESTAMP).to_pylist()[0].tzinfo or UTC)
+# the tzinfo Arrow's to_pylist puts on UTC timestamps, so both paths give equal objects;
+# asked on first use (`_converter`): asking Arrow imports pandas, which CLI start-up avoids
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_FOUND = False
 _EPOCH_DAY = date(1970, 1, 1)
 _US = timedelta(microseconds=1)
 
@@ -73,6 +75,10 @@ def _converter(dtype: pa.DataType) -> Any:
     if pa.types.is_date32(dtype):
         return _to_date
     if dtype == TIMESTAMP:
+        global _EPOCH, _EPOCH_FOUND
+        if not _EPOCH_FOUND:
+            _EPOCH = _EPOCH.replace(tzinfo=pa.array([0], TIMESTAMP).to_pylist()[0].tzinfo or UTC)
+            _EPOCH_FOUND = True
         return _to_time
     return None
 

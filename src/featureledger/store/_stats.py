@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 
 from featureledger.config import RepoConfig
 from featureledger.definitions import FeatureView, VersionId
@@ -164,6 +163,8 @@ class StatisticsService:
             stats = self._group_stats(ident)
         else:
             record = self.training.record(ident)
+            import pyarrow.dataset as pads  # only when statistics are computed
+
             data: pa.Table | pads.Dataset
             if rows is not None:
                 data = rows
@@ -203,6 +204,8 @@ class StatisticsService:
         table = self.tables.table(fg.name, major)
         fs, files = table.storage.arrow_filesystem(), table.files(ident.data)
         paths = [table.storage.arrow_path(f) for f in files]
+        import pyarrow.dataset as pads
+
         data = pads.dataset(paths, format="parquet", filesystem=fs)
         return dict(compute_stats(data, reference_bins=reference, engine=self.engine))
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def q(name: str) -> str:
@@ -28,6 +30,8 @@ def positions(n: int) -> pa.Array:
 def sandbox() -> duckdb.DuckDBPyConnection:
     """A fresh connection that reads only what is registered on it: contract expressions
     and statistics over user data must not reach files or the network."""
+    import duckdb  # here, not at the top: commands that never scan data skip loading it
+
     con = duckdb.connect(":memory:", config={"enable_external_access": False})
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")

@@ -13,11 +13,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import duckdb
 
 from featureledger.definitions.contract import (
     AllowedValues,
@@ -190,6 +192,8 @@ def _select_items(plan: _Plan) -> list[str]:
 def _aggregate(con: duckdb.DuckDBPyConnection, plans: list[_Plan]) -> int:
     """Run every rule's aggregates in one query and store them on the plans; returns the
     row count. A rule whose SQL cannot run is marked with its error and the rest re-run."""
+    import duckdb
+
     active = [p for p in plans if p.error is None and (p.fail or p.aggs)]
     try:
         row = _fetch_one(con, active, [f"count(*) AS {q('__fl_n')}"])

@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import duckdb
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from featureledger.definitions.contract import Rule
@@ -37,6 +35,9 @@ from featureledger.offline.duckdb._sql import positions as _positions
 from featureledger.offline.duckdb._sql import q
 
 if TYPE_CHECKING:
+    import duckdb
+    import pyarrow.dataset as pads
+
     from featureledger.config import RepoConfig
     from featureledger.storage import Storage
 
@@ -64,22 +65,31 @@ class DuckDBEngine:
     ) -> None:
         #: reaches snapshots whose files are object-store URIs (s3://...)
         self.storage = storage
-        config: dict[str, str | bool | int | float | list[str]] = {}
+        self._config: dict[str, str | bool | int | float | list[str]] = {}
         if memory_limit:
-            config["memory_limit"] = memory_limit
+            self._config["memory_limit"] = memory_limit
         if threads:
-            config["threads"] = str(threads)
-        self._db = duckdb.connect(":memory:", config=config)
-        if temp_directory:
-            # spilling lets joins larger than memory finish instead of failing
-            Path(temp_directory).mkdir(parents=True, exist_ok=True)
-            self._db.execute(f"SET temp_directory = {_lit(str(temp_directory))}")
-        self._db.execute("SET TimeZone = 'UTC'")
+            self._config["threads"] = str(threads)
+        self._temp_directory = temp_directory
+        self._db: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self._footers: dict[str, pa.Schema] = {}
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        # connected on first use: commands that only read the registry (list, versions,
+        # show) then never import DuckDB, which costs a tenth of a second
+        import duckdb
+
+        db = duckdb.connect(":memory:", config=self._config)
+        if self._temp_directory:
+            # spilling lets joins larger than memory finish instead of failing
+            Path(self._temp_directory).mkdir(parents=True, exist_ok=True)
+            db.execute(f"SET temp_directory = {_lit(str(self._temp_directory))}")
+        db.execute("SET TimeZone = 'UTC'")
         # left open until interpreter shutdown, DuckDB's teardown sometimes aborts the
         # process ("terminate called without an active exception", exit code 134)
-        weakref.finalize(self, self._db.close)
+        weakref.finalize(self, db.close)
+        return db
 
     @classmethod
     def from_config(
@@ -103,6 +113,8 @@ class DuckDBEngine:
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         # one cursor per operation: DuckDB connections are not shared across threads
         with self._lock:
+            if self._db is None:
+                self._db = self._connect()
             return self._db.cursor()
 
     def scan(
@@ -141,6 +153,8 @@ class DuckDBEngine:
                 "storage to reach it; pass storage=open_storage(url, options)",
                 uri=files[0],
             )
+        import pyarrow.dataset as pads
+
         dataset = pads.dataset(
             [self.storage.arrow_path(f) for f in files],
             schema=schema,

@@ -8,10 +8,12 @@ only the needed columns.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as pads
 
 from featureledger.offline.base import ColumnScan, StatsColumn, StatsScan
 from featureledger.offline.duckdb._sql import q, sandbox
