@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import yaml
 
 from featureledger import Entity, FeatureGroup, FeatureStore, Field, content_hash
 from featureledger.store._records import VersionRecords
@@ -282,9 +283,9 @@ def test_an_open_runs_commit_is_recovered_after_the_grace_period(repo: Path) -> 
     assert v.version == 3 and v.rows == 13
     assert v.content == content_hash(store.read("stats"))
     assert [x.version for x in store.versions("stats")] == [0, 1, 3]
-    config = (repo / "featureledger.yaml").read_text()
-    config = config.replace("storage:", "storage:\n  recover_after: 0")
-    (repo / "featureledger.yaml").write_text(config)
+    config = yaml.safe_load((repo / "featureledger.yaml").read_text())
+    config["storage"]["recover_after"] = 0
+    (repo / "featureledger.yaml").write_text(yaml.safe_dump(config))
     later = FeatureStore(repo)
     versions = later.versions("stats")
     assert [x.version for x in versions] == [0, 1, 2, 3]
