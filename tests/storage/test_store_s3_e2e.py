@@ -107,7 +107,7 @@ def test_training_data_lives_in_the_bucket_and_reproduces_from_its_pins(
 ) -> None:
     td = store.training_data("v", ENTITIES)
     rec = td.record
-    assert rec.entity_path.startswith(f"{store.storage.root}/_training/v/v1/entities-")
+    assert rec.entity_path.startswith(f"{store.storage.root}/fl-training/v/v1/entities-")
     assert store.storage.exists(rec.entity_path)
     assert td.to_arrow().column("x").to_pylist() == [10.0, 2.0, 4.0, None]
     # an output kept in the bucket too, read back lazily
@@ -191,13 +191,13 @@ def test_model_artifacts_and_fitted_transforms_live_in_the_bucket(
     one = store.register_model("m", model, training_dataset=td)
     two = store.register_model("m", folder)
     for rec in (one, two):
-        assert rec.artifact_path.startswith(f"{store.storage.root}/_models/{rec.artifact_hash}/")
+        assert rec.artifact_path.startswith(f"{store.storage.root}/fl-models/{rec.artifact_hash}/")
         assert store._models.files.sha256(rec.artifact_path) == rec.artifact_hash
     assert store.storage.read_bytes(one.artifact_path) == model.read_bytes()
     # a second registration of the same bytes reuses the stored copy
     assert store.register_model("m", model).artifact_path == one.artifact_path
     fitted = store.fit_transforms("m_prep", td, [StandardScaler(["x"])])
-    assert fitted.artifact_path.startswith(f"{store.storage.root}/_models/")
+    assert fitted.artifact_path.startswith(f"{store.storage.root}/fl-models/")
     loaded = store.load_transforms(str(fitted.identity))
     assert loaded.to_json() == FeatureStore(store.repo).load_transforms("model/m_prep").to_json()
     store.storage.write_bytes(fitted.artifact_path, b'{"tampered": true}')
@@ -227,7 +227,7 @@ def test_a_rejected_batch_is_kept_in_the_bucket(
     with pytest.raises(ContractViolation, match="kept at s3://"):
         store.ingest("c", bad)
     (rejected,) = [v for v in store.validations("c") if v.status == "rejected"]
-    assert rejected.rejected_path.startswith(f"{store.storage.root}/_rejected/c/v1/")
+    assert rejected.rejected_path.startswith(f"{store.storage.root}/fl-rejected/c/v1/")
     kept = store._data.files.read_parquet(rejected.rejected_path)
     assert kept.column("amount").to_pylist() == [5.0, -3.0]
     no_local_data(store)

@@ -2,9 +2,9 @@
 artifacts and rejected batches.
 
 They live on local disk under the repository, or, when the repository's tables are in
-object storage (``offline.path: s3://...``), beside the tables under reserved prefixes
-(``_training/``, ``_models/``, ``_rejected/``; group names cannot start with ``_``), so
-every machine of a team reads the same ones. ``training_path: s3://...`` puts training
+object storage (``offline.path: s3://...``), beside the tables under prefixes no group
+table can take (``fl-training/``, ``fl-models/``, ``fl-rejected/``: names hold no ``-``),
+so every machine of a team reads the same ones. ``training_path: s3://...`` puts training
 sets in a place of their own. Pointer files, feature logs, the online store and
 ``apply.lock`` stay local (docs/storage.md).
 """
@@ -40,12 +40,12 @@ class StoreFiles:
         if is_remote_path(training):
             self.training_root = training.rstrip("/")
         elif remote and training == RepoConfig.training_path:
-            self.training_root = storage.uri("_training")
+            self.training_root = storage.uri("fl-training")
         else:
             self.training_root = str(config.resolve(repo, training))
         state = repo / STATE_DIR
-        self.models_root = storage.uri("_models") if remote else str(state / "models")
-        self.rejected_root = storage.uri("_rejected") if remote else str(state / "rejected")
+        self.models_root = storage.uri("fl-models") if remote else str(state / "models")
+        self.rejected_root = storage.uri("fl-rejected") if remote else str(state / "rejected")
 
     # -- locations ------------------------------------------------------------------------------
     @staticmethod
