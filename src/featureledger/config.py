@@ -47,6 +47,9 @@ class StorageConfig:
     #: further deltalake object-store options, e.g. AWS_S3_ALLOW_UNSAFE_RENAME for a
     #: server without conditional put (docs/storage.md)
     options: dict[str, str] = field(default_factory=dict)
+    #: seconds after which a commit left unrecorded on object storage is recovered even
+    #: when its writer may be alive on another machine (docs/storage.md, crash recovery)
+    recover_after: float = 900.0
 
     def to_options(self) -> dict[str, Any]:
         """The options `open_storage` takes for an ``s3://`` URL."""
@@ -182,6 +185,15 @@ class RepoConfig:
             raise ConfigError(
                 f"{where}: monitoring.stats_on_write must be one of {', '.join(STATS_ON_WRITE)}, "
                 f"got {config.monitoring.stats_on_write!r}"
+            )
+        if (
+            isinstance(config.storage.recover_after, bool)
+            or not isinstance(config.storage.recover_after, int | float)
+            or config.storage.recover_after < 0
+        ):
+            raise ConfigError(
+                f"{where}: storage.recover_after must be a number of seconds >= 0, got "
+                f"{config.storage.recover_after!r}"
             )
         secret = [k for k in config.storage.options if any(w in k.upper() for w in _SECRET_WORDS)]
         if secret:

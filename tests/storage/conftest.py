@@ -116,3 +116,34 @@ def local_storage(tmp_path: Path) -> Storage:
 def storage(request: pytest.FixtureRequest) -> Storage:
     """Each conformance test runs once per backend."""
     return request.getfixturevalue(f"{request.param}_storage")  # type: ignore[no-any-return]
+
+
+def make_s3_repo(repo: Path, endpoint: str, **settings: Any) -> str:
+    """A repository at ``repo`` whose tables live in a fresh bucket; the bucket's name.
+
+    ``settings`` are further top-level config entries; credentials stay in the environment
+    (the `aws_env` fixture).
+    """
+    import yaml
+
+    from featureledger import FeatureStore
+
+    FeatureStore.init(repo).close()
+    config = yaml.safe_load((repo / "featureledger.yaml").read_text())
+    bucket = make_bucket(endpoint)
+    config["offline"]["path"] = f"s3://{bucket}/team/offline"
+    config["storage"] = {"endpoint": endpoint, "region": REGION}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            config.setdefault(key, {}).update(value)
+        else:
+            config[key] = value
+    (repo / "featureledger.yaml").write_text(yaml.safe_dump(config))
+    return bucket
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's credentials in the environment (child processes inherit them)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["secret_access_key"])

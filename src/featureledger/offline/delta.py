@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -49,6 +51,9 @@ RUN_KEY = "featureledger.run"
 COMMIT_KEY = "featureledger.commit"
 #: the content hash of the version a commit makes, when its writer knew it
 CONTENT_KEY = "featureledger.content"
+#: "host:pid" of the process that made a commit, so a reader on the same host can tell
+#: whether that writer is gone (crash recovery on object storage, docs/storage.md)
+WRITER_KEY = "featureledger.writer"
 
 #: table locks the current thread holds (lock path -> depth), so `lock` is re-entrant
 _HELD = threading.local()
@@ -64,6 +69,13 @@ class Commit:
     removed: list[str]
     content: ContentHash | None = None
     token: str | None = None
+    #: "host:pid" of the writing process (None for commits made outside featureledger)
+    writer: str | None = None
+
+
+def writer_id() -> str:
+    """This process as a commit's writer: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class DeltaGroupTable:
@@ -103,7 +115,7 @@ class DeltaGroupTable:
         self, run_id: str, content: ContentHash | None = None, *, strict: bool = False
     ) -> tuple[CommitProperties, str]:
         token = uuid.uuid4().hex
-        meta = {RUN_KEY: run_id, COMMIT_KEY: token}
+        meta = {RUN_KEY: run_id, COMMIT_KEY: token, WRITER_KEY: writer_id()}
         if content is not None:
             meta[CONTENT_KEY] = json.dumps(content.to_dict())
         if strict:  # land right after the snapshot read, or fail
@@ -258,6 +270,7 @@ class DeltaGroupTable:
             removed,
             content,
             info.get(COMMIT_KEY),
+            info.get(WRITER_KEY),
         )
 
     def commits(self) -> list[Commit]:

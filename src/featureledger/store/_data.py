@@ -12,22 +12,22 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from featureledger.config import STATE_DIR
 from featureledger.contracts import Distribution, ValidationReport, evaluate
 from featureledger.definitions import FeatureGroup
 from featureledger.errors import DataError, NotFoundError
+from featureledger.hashing import ContentHash
 from featureledger.offline import DeltaGroupTable
 from featureledger.offline.base import OfflineEngine
 from featureledger.offline.conform import NaivePolicy, conform_batch, to_arrow
 from featureledger.registry import DataVersion, RegistryBackend, RunRecord, ValidationRecord
 from featureledger.store._catalog import Catalog
+from featureledger.store._files import StoreFiles
 from featureledger.store._records import VersionRecords
 from featureledger.store._runs import Runs
 from featureledger.store._tables import Tables
 from featureledger.versioning.provenance import current_user
-from featureledger.versioning.writer import MODES, Mode, rebuild_content, write_batch
+from featureledger.versioning.writer import MODES, Mode, rebuild_content, write_with_retry
 
 #: extra columns of quarantined rows: the run that held them back, and when
 QUARANTINE_RUN = "__fl_run"
@@ -66,7 +66,9 @@ class DataService:
         runs: Runs,
         repo: Path,
         naive: NaivePolicy,
+        files: StoreFiles,
     ) -> None:
+        self.files = files
         self.registry = registry
         self.engine = engine
         self.tables = tables
@@ -141,26 +143,28 @@ class DataService:
                     {"rows": gate.rows_held, "run": run.id},
                 )
                 return parent
+            # local disk: writers queue on the table lock. Object storage: the lock is a
+            # no-op; each try is pinned to land right after its parent, and a lost race
+            # is redone from the new head (versioning.writer.write_with_retry)
             with table.lock():
-                self.records.sync(fg, table)
-                parent = self.records.latest(fg.name, major)
-                out = write_batch(
-                    table,
-                    self.engine,
-                    fg,
-                    batch,
-                    mode,
-                    parent_version=parent.version,
-                    parent_content=parent.content,
-                    run_id=run.id,
-                    where=where,
+
+                def head() -> tuple[int, ContentHash]:
+                    self.records.sync(fg, table)
+                    return self.records.head(fg, table)
+
+                out, parent_content = write_with_retry(
+                    table, self.engine, fg, batch, mode, run_id=run.id, where=where, parent=head
                 )
+                assert out.parent is not None
                 if out.version is None:
+                    parent = self.registry.data_version(
+                        fg.name, major, out.parent
+                    ) or self.records.latest(fg.name, major)
                     self.record_validation(fg, run, gate, parent.version)
                     self.runs.finish(run.id, "unchanged", [str(parent.identity)])
                     return parent
-                if out.version == parent.version + 1:
-                    content = parent.content + out.added - out.removed
+                if out.version == out.parent + 1:
+                    content = parent_content + out.added - out.removed
                 else:  # someone committed outside featureledger in between: recount
                     self.records.sync(fg, table, below=out.version)
                     content = rebuild_content(table, out.version)
@@ -171,6 +175,8 @@ class DataService:
                     detail.append(f"{out.superseded} row(s) older than stored ones skipped")
                 if out.unchanged:
                     detail.append(f"{out.unchanged} row(s) already stored")
+                if out.attempts > 1:
+                    detail.append(f"written again after {out.attempts - 1} lost commit race(s)")
                 record = self.records.record(
                     fg,
                     table,
@@ -226,9 +232,8 @@ class DataService:
             valid, invalid = report.split(batch)
             return _Gate(valid, invalid, report, "quarantined", batch.num_rows)
         major = fg.version or 1
-        path = self.repo / STATE_DIR / "rejected" / fg.name / f"v{major}" / f"{run.id}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(batch, path)
+        path = self.files.rejected_uri(fg.name, major, run.id)
+        self.files.write_parquet(batch, path)
         gate = _Gate(
             batch.slice(0, 0), None, report, "rejected", batch.num_rows, rejected_path=str(path)
         )
@@ -379,12 +384,15 @@ class DataService:
             if new is None:
                 self.runs.finish(run.id, "unchanged", [str(parent.identity)])
                 return parent
+            # on object storage another writer's commit may have landed in between, and
+            # the compaction commit then holds its rows too: recount
+            same = new == parent.version + 1 or not table.remote
             record = self.records.record(
                 fg,
                 table,
                 new,
                 "compact",
-                parent.content,
+                parent.content if same else rebuild_content(table, new),
                 run.id,
                 user=user,
                 note=f"{files_before} files rewritten as {len(table.files(new))}, sorted by "

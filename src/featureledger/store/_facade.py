@@ -47,6 +47,7 @@ from featureledger.store._catalog import Catalog
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService, Plan
 from featureledger.store._feature_logs import FeatureLogs
+from featureledger.store._files import StoreFiles
 from featureledger.store._lineage import LineageService
 from featureledger.store._models import ModelService
 from featureledger.store._monitoring import MonitoringService, ReleaseCheck
@@ -89,9 +90,15 @@ class FeatureStore:
             self.repo, OfflineConfig.path if is_remote_path(off.path) else off.path
         )
         tables = self._tables = Tables(self.storage, logs_root)
+        files = StoreFiles(config=config, repo=repo_path, storage=self.storage)
         runs = self._runs = Runs(registry=registry, config=config, repo=repo_path)
         catalog = self._catalog = Catalog(registry=registry)
-        records = self._records = VersionRecords(registry=registry, tables=tables, catalog=catalog)
+        records = self._records = VersionRecords(
+            registry=registry,
+            tables=tables,
+            catalog=catalog,
+            recover_after=timedelta(seconds=self.config.storage.recover_after),
+        )
         definitions = self._definitions = DefinitionService(
             registry=registry, tables=tables, catalog=catalog, records=records, repo=repo_path
         )
@@ -104,6 +111,7 @@ class FeatureStore:
             runs=runs,
             repo=repo_path,
             naive=naive,
+            files=files,
         )
         training = self._training = TrainingService(
             registry=registry,
@@ -115,6 +123,7 @@ class FeatureStore:
             config=config,
             repo=repo_path,
             naive=naive,
+            files=files,
         )
         versioning = self._versioning = VersionService(
             registry=registry,
@@ -148,6 +157,7 @@ class FeatureStore:
             runs=runs,
             training=training,
             repo=repo_path,
+            files=files,
         )
         self._lineage = LineageService(registry=registry)
         statistics = self._statistics = StatisticsService(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from featureledger.config import STATE_DIR
 from featureledger.contracts.gates import Gate, evaluate_gates, summarize
 from featureledger.definitions import VersionId
 from featureledger.definitions.names import check_name
@@ -18,6 +16,7 @@ from featureledger.errors import GateError, IntegrityError, NotFoundError
 from featureledger.hashing import artifact_sha256
 from featureledger.registry import DeploymentRecord, ModelRecord, RegistryBackend
 from featureledger.store._catalog import Catalog
+from featureledger.store._files import StoreFiles
 from featureledger.store._records import VersionRecords
 from featureledger.store._runs import Runs
 from featureledger.store._training import TrainingData, TrainingService
@@ -41,7 +40,9 @@ class ModelService:
         runs: Runs,
         training: TrainingService,
         repo: Path,
+        files: StoreFiles,
     ) -> None:
+        self.files = files
         self.registry = registry
         self.catalog = catalog
         self.records = records
@@ -84,16 +85,8 @@ class ModelService:
         if failed:
             raise GateError(f"model/{name}", failed)
         digest = artifact_sha256(source)
-        store_dir = self.repo / STATE_DIR / "models" / digest
-        target = store_dir / source.name
-        if not target.exists():
-            store_dir.mkdir(parents=True, exist_ok=True)
-            tmp = store_dir / (source.name + ".partial")
-            if source.is_dir():
-                shutil.copytree(source, tmp)
-            else:
-                shutil.copy2(source, tmp)
-            tmp.rename(target)
+        target = self.files.model_uri(digest, source.name)
+        self.files.put(source, target)
         user = current_user()
         run = self.runs.start(
             "register-model", user, {"model": name}, inputs=[td_ident] if td_ident else []
@@ -168,12 +161,12 @@ class ModelService:
         if not found:
             raise NotFoundError(f"{identity} is not registered")
         record = found[-1]
-        if artifact_sha256(record.artifact_path) != record.artifact_hash:
+        if self.files.sha256(record.artifact_path) != record.artifact_hash:
             raise IntegrityError(
                 f"{record.identity}: the stored transforms do not match the "
                 "hash recorded at registration"
             )
-        return FittedTransforms.from_json(Path(record.artifact_path).read_text())
+        return FittedTransforms.from_json(self.files.read_bytes(record.artifact_path).decode())
 
     def _log_to_mlflow(self, record: ModelRecord) -> None:
         """When mlflow is installed and a run is active, tag it with what the model read."""

@@ -3,14 +3,17 @@ recovery of commits a dead writer left unrecorded, version resolution and file c
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from featureledger.definitions import FeatureGroup, VersionId
 from featureledger.errors import DataError, IntegrityError, MonitorBlockError, NotFoundError
 from featureledger.hashing import ContentHash, schema_hash
 from featureledger.offline import DeltaGroupTable
+from featureledger.offline.delta import Commit
 from featureledger.registry import DataVersion, RegistryBackend
 from featureledger.store._catalog import Catalog
 from featureledger.store._specs import group_from_spec
@@ -18,6 +21,25 @@ from featureledger.store._tables import Tables
 from featureledger.versioning.integrity import check_files, recorded_files
 from featureledger.versioning.provenance import current_user
 from featureledger.versioning.writer import rebuild_content
+
+
+def _writer_gone(writer: str | None) -> bool:
+    """True when ``writer`` ("host:pid") ran on this host and that process has ended.
+
+    A reused pid reads as alive, which only delays recovery until `recover_after`.
+    """
+    if not writer:
+        return False
+    host, _, pid = writer.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
 
 
 def _dv_dict(dv: DataVersion) -> dict[str, Any]:
@@ -40,10 +62,20 @@ def _dv_dict(dv: DataVersion) -> dict[str, Any]:
 class VersionRecords:
     """The registry's view of each group table's commits."""
 
-    def __init__(self, *, registry: RegistryBackend, tables: Tables, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        *,
+        registry: RegistryBackend,
+        tables: Tables,
+        catalog: Catalog,
+        recover_after: timedelta = timedelta(minutes=15),
+    ) -> None:
         self.registry = registry
         self.tables = tables
         self.catalog = catalog
+        #: on object storage: the age at which an unrecorded commit is recovered even
+        #: when its writer may still be alive on another machine
+        self.recover_after = recover_after
         #: called with every data version once it is recorded (statistics on write)
         self.listeners: list[Callable[[DataVersion], None]] = []
 
@@ -91,7 +123,15 @@ class VersionRecords:
             created_at=commit.timestamp,
             note=note,
         )
-        self.registry.add_data_version(record)
+        try:
+            self.registry.add_data_version(record)
+        except Exception:
+            # on object storage a reader may have recovered this commit just before its
+            # writer recorded it (or two readers recovered it at once): same commit, same run
+            found = self.registry.data_version(group.name, record.major, version)
+            if found is None or found.run_id != run_id:
+                raise
+            return found
         for listener in self.listeners:
             listener(record)
         return record
@@ -100,11 +140,13 @@ class VersionRecords:
         """Record Delta versions the registry lacks (a writer that died after committing).
 
         ``below`` stops before that version, which the caller is about to record itself.
+        On local disk this happens when no live writer holds the table's lock; on object
+        storage, where there is no lock, commit by commit as `recoverable` decides.
         """
         if not table.exists():
             return
         with table.lock(blocking=False) as locked:
-            if not locked:
+            if not locked and not table.remote:
                 # a live writer holds the table and records its own commit; recording it
                 # here too would race with that writer
                 return
@@ -115,7 +157,12 @@ class VersionRecords:
                 if version in known:
                     continue
                 commit = table.commit(version)
-                content = rebuild_content(table, version)
+                if table.remote and not self.recoverable(commit):
+                    continue
+                if commit.content is not None:  # the hash its writer computed and logged
+                    content = commit.content
+                else:
+                    content = rebuild_content(table, version)
                 self.record(
                     group,
                     table,
@@ -125,6 +172,34 @@ class VersionRecords:
                     commit.run_id,
                     note="recovered: committed to Delta but not recorded by its writer",
                 )
+
+    def recoverable(self, commit: Commit) -> bool:
+        """Whether an unrecorded commit on object storage is safe to record here.
+
+        No one else will record it when no run of this registry made it (a commit made
+        outside featureledger), when its run is recorded as ended, or when the writing
+        process ran on this host and is gone. A writer on another machine whose run is
+        still open is presumed dead once the commit is `recover_after` old.
+        """
+        run = self.registry.run(commit.run_id) if commit.run_id else None
+        if run is None or run.status != "running":
+            return True
+        if _writer_gone(commit.writer):
+            return True
+        return datetime.now(UTC) - commit.timestamp >= self.recover_after
+
+    def head(self, group: FeatureGroup, table: DeltaGroupTable) -> tuple[int, ContentHash]:
+        """The version a new write builds on and its content hash: the latest recorded
+        one, or on object storage a newer commit that is not recorded yet (its writer is
+        alive, or it is not old enough to recover), with the content hash that commit
+        logged, else one counted from its rows."""
+        latest = self.latest(group.name, group.version or 1)
+        if table.remote:
+            head = table.latest_version()
+            if head > latest.version:
+                logged = table.commit(head).content
+                return head, logged if logged is not None else rebuild_content(table, head)
+        return latest.version, latest.content
 
     def resolve(self, fg: FeatureGroup, version: int | None, as_of: datetime | None) -> int:
         m = fg.version or 1
@@ -160,10 +235,18 @@ class VersionRecords:
         table = self.tables.table(fg.name, major)
         records = [r for r in self.registry.data_versions(fg.name, major) if r.version <= version]
         snapshot = [uri[len(table.uri.rstrip("/")) + 1 :] for uri in table.files(version)]
+        known = recorded_files(r.files for r in records)
+        if table.remote and len(records) <= version:
+            # on object storage a live writer's commit may be unrecorded for a moment while
+            # later ones build on it: its files are hashed now, as recording it would
+            have = {r.version for r in records}
+            for pending in (v for v in range(version + 1) if v not in have):
+                for path, entry in table.checksums(table.commit(pending).added).items():
+                    known.setdefault(path, entry)
         problems = check_files(
             table.uri,
             snapshot,
-            recorded_files(r.files for r in records),
+            known,
             full=full,
             storage=table.storage,
         )

@@ -7,7 +7,6 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -168,8 +167,8 @@ class StatisticsService:
             data: pa.Table | pads.Dataset
             if rows is not None:
                 data = rows
-            elif record.output_path and Path(record.output_path).exists():
-                data = pads.dataset(record.output_path, format="parquet")
+            elif record.output_path and self.training.files.exists(record.output_path):
+                data = self.training.files.dataset(record.output_path)
             else:
                 data = self.training.rows(record)
             stats = compute_stats(

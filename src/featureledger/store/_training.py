@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from featureledger.offline.base import OfflineEngine
 from featureledger.offline.conform import NaivePolicy, conform_entities, to_arrow
 from featureledger.registry import RegistryBackend, TrainingDatasetRecord
 from featureledger.store._catalog import Catalog
+from featureledger.store._files import StoreFiles
 from featureledger.store._records import VersionRecords
 from featureledger.store._runs import Runs
 from featureledger.store._tables import Tables
@@ -49,6 +50,8 @@ class TrainingData:
 
     record: TrainingDatasetRecord
     _table: pa.Table | None = None
+    #: reads the kept output (a local path or an object-store URI)
+    _read: Callable[[str], pa.Table] = field(default=pq.read_table, repr=False)
 
     @property
     def identity(self) -> VersionId:
@@ -57,7 +60,7 @@ class TrainingData:
     def to_arrow(self) -> pa.Table:
         if self._table is None:
             assert self.record.output_path is not None
-            self._table = pq.read_table(self.record.output_path)
+            self._table = self._read(self.record.output_path)
         return self._table
 
     def to_pandas(self) -> Any:
@@ -72,9 +75,9 @@ class TrainingData:
         return self.record.rows
 
 
-def _keep_entities(entities: pa.Table, path: Path) -> ContentHash:
+def _keep_entities(entities: pa.Table, uri: str, files: StoreFiles) -> ContentHash:
     """Write the entity frame for reproduction; its hash covers the row order too."""
-    pq.write_table(entities.drop_columns([ROW_COLUMN]), path)
+    files.write_parquet(entities.drop_columns([ROW_COLUMN]), uri)
     return content_hash(entities)
 
 
@@ -107,7 +110,9 @@ class TrainingService:
         config: RepoConfig,
         repo: Path,
         naive: NaivePolicy,
+        files: StoreFiles,
     ) -> None:
+        self.files = files
         self.registry = registry
         self.engine = engine
         self.tables = tables
@@ -134,8 +139,8 @@ class TrainingService:
 
     def rows(self, record: TrainingDatasetRecord) -> pa.Table:
         """A training dataset's rows: its output file when kept, else rebuilt from its pins."""
-        if record.output_path and Path(record.output_path).exists():
-            return pq.read_table(record.output_path)
+        if record.output_path and self.files.exists(record.output_path):
+            return self.files.read_parquet(record.output_path)
         rebuilt, _ = self.rebuild(record, None)
         assert rebuilt is not None
         return rebuilt
@@ -144,7 +149,7 @@ class TrainingService:
         self, record: TrainingDatasetRecord, output: str | Path | None
     ) -> tuple[pa.Table | None, ContentHash]:
         fv = self.catalog.get_feature_view(record.view, record.major)
-        entities = pq.read_table(record.entity_path)
+        entities = self.files.read_parquet(record.entity_path)
         versions = {g: p["version"] for g, p in record.pins.items()}
         join = self.plan_join(
             fv, entities, record.params.get("timestamp_column", "event_timestamp"), versions, None
@@ -185,17 +190,11 @@ class TrainingService:
             inputs=[p["identity"] for p in join.pins.values()],
         )
         try:
-            entity_path = (
-                self.config.resolve(self.repo, self.config.training_path)
-                / fv.name
-                / f"v{vmajor}"
-                / f"entities-{run.id}.parquet"
-            )
-            entity_path.parent.mkdir(parents=True, exist_ok=True)
+            entity_path = self.files.training_uri(fv.name, vmajor, f"entities-{run.id}.parquet")
             # the entity frame is hashed and written while DuckDB joins, which releases the
             # GIL and leaves part of the cores idle (size l: 0.1 s less)
             with ThreadPoolExecutor(1) as pool:
-                kept = pool.submit(_keep_entities, join.entities, entity_path)
+                kept = pool.submit(_keep_entities, join.entities, entity_path, self.files)
                 result, total = self.run_join(join, output)
                 entity_hash = kept.result()
             td_record = self.registry.add_training_dataset(
@@ -208,8 +207,8 @@ class TrainingService:
                     content=total,
                     rows=total.rows,
                     columns=[*join.schema.names, *(f.name for f in output_fields(join.on_demand))],
-                    entity_path=str(entity_path),
-                    output_path=str(Path(output).resolve()) if output else None,
+                    entity_path=entity_path,
+                    output_path=self.files.output_uri(output) if output else None,
                     run_id=run.id,
                     user=user,
                     created_at=datetime.now(UTC),
@@ -231,7 +230,7 @@ class TrainingService:
         )
         for listener in self.listeners:
             listener(td_record, result)
-        return TrainingData(td_record, result)
+        return TrainingData(td_record, result, self.files.read_parquet)
 
     def plan_join(
         self,
@@ -380,8 +379,7 @@ class TrainingService:
         writer = None
         schema = pa.schema([*join.schema, *output_fields(join.on_demand)])
         if output is not None:
-            Path(output).parent.mkdir(parents=True, exist_ok=True)
-            writer = pq.ParquetWriter(str(output), schema)
+            writer = self.files.parquet_writer(self.files.output_uri(output), schema)
 
         def joined() -> Iterator[pa.RecordBatch]:
             for raw_batch in reader:

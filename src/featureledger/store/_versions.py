@@ -13,6 +13,7 @@ from featureledger.errors import DataError, FeatureLedgerError, IntegrityError, 
 from featureledger.hashing import ContentHash, content_hash
 from featureledger.offline.base import OfflineEngine
 from featureledger.registry import AuditEntry, DataVersion, RegistryBackend
+from featureledger.storage import is_remote
 from featureledger.store._catalog import Catalog
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService
@@ -125,6 +126,12 @@ class VersionService:
             self.records.sync(fg, table)
             records = self.registry.data_versions(fg.name, m)
             version = table.restore(target, run.id)
+            content = record_to.content
+            if table.remote and version != records[-1].version + 1:
+                # another writer's commit landed before the restore on object storage,
+                # and Delta rebased the restore onto it: count what it holds
+                self.records.sync(fg, table, below=version)
+                content = rebuild_content(table, version)
             # the restored files were checksummed by the commits that first added them
             known = recorded_files(r.files for r in records)
             files = {
@@ -135,7 +142,7 @@ class VersionService:
                 table,
                 version,
                 "rollback",
-                record_to.content,
+                content,
                 run.id,
                 files=files,
                 added=record_to.rows,
@@ -230,7 +237,9 @@ class VersionService:
                 "rows": rec.rows,
                 "pins": {g: p["identity"] for g, p in rec.pins.items()},
                 "entity_hash": rec.entity_hash,
-                "entity_uri": Path(rec.entity_path).resolve().as_uri(),
+                "entity_uri": rec.entity_path
+                if is_remote(rec.entity_path)
+                else Path(rec.entity_path).resolve().as_uri(),
                 "repository": self.repo.as_uri(),
             }
         elif ident.kind == "feature_group":

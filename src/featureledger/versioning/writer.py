@@ -75,6 +75,7 @@ def write_batch(
                 rows_in,
                 dropped,
                 unchanged=batch.num_rows,
+                parent=parent_version,
             )
         version = table.overwrite(batch, run_id, **_strict(table, parent_version, added))
         return _finish(
