@@ -15,15 +15,18 @@ import hashlib
 import os
 import shutil
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from featureledger.config import STATE_DIR, RepoConfig, is_remote_path
 from featureledger.hashing import artifact_sha256
 from featureledger.storage import Storage, is_remote, object_sha256, open_storage
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as pads
 
 #: object written after the last file of an uploaded folder: the upload is complete
 _COMPLETE = ".complete"
@@ -101,6 +104,8 @@ class StoreFiles:
         return pq.read_table(storage.arrow_path(uri), filesystem=storage.arrow_filesystem())
 
     def dataset(self, uri: str) -> pads.Dataset:
+        import pyarrow.dataset as pads  # here: listing commands never read a dataset
+
         if not is_remote(uri):
             return pads.dataset(uri, format="parquet")
         storage = self._storage(uri)
