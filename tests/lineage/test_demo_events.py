@@ -79,3 +79,25 @@ def test_inputs_carry_column_metrics_and_contract_assertions(
     assert {a["name"] for a in assertions} >= {"range(txn_amount_24h)"}
     assert all(isinstance(a["success"], bool) for a in assertions)
     assert {a["column"] for a in assertions if "column" in a} >= {"txn_amount_24h"}
+
+
+def test_a_sql_pipeline_output_has_column_lineage_to_its_source_file(
+    demo_events: list[dict[str, Any]],
+) -> None:
+    [run] = ended(demo_events, "featureledger.pipeline.merchant_daily")
+    [source] = run["inputs"]
+    lineage = run["outputs"][0]["facets"]["columnLineage"]["fields"]
+    by_column = {
+        column: {(f["field"], f["transformations"][0]["subtype"]) for f in spec["inputFields"]}
+        for column, spec in lineage.items()
+    }
+    assert by_column == {
+        "merchant_id": {("merchant_id", "IDENTITY")},
+        "event_timestamp": {("event_timestamp", "TRANSFORMATION")},
+        "merchant_avg_amount_1d": {("amount", "AGGREGATION")},
+    }  # count(*) reads no column
+    assert all(
+        f["name"] == source["name"] and f["namespace"] == source["namespace"]
+        for spec in lineage.values()
+        for f in spec["inputFields"]
+    )

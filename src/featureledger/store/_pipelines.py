@@ -150,6 +150,8 @@ class PipelineService:
                 "end": end.isoformat(),
                 "mode": mode,
                 "rows": batch.num_rows,
+                # what the transformation read, for the column lineage of its events
+                "source_columns": window.table.column_names,
                 "output_hash": str(content_hash(batch)),
                 "transform": transform.to_dict() if transform else None,
                 "environment": env,
