@@ -31,6 +31,7 @@ from featureledger.contracts import (
     contract_to_yaml,
     evaluate,
     from_odcs,
+    import_odcs,
     load_contract,
     to_odcs,
 )
@@ -406,9 +407,14 @@ def test_odcs_items_featureledger_cannot_enforce_are_listed_or_dropped():
     with pytest.raises(DefinitionError) as info:
         from_odcs(doc)
     assert "soda" in str(info.value) and "throughput" in str(info.value)
-    assert "strict=False" in str(info.value)
-    lenient = from_odcs(doc, strict=False)
+    assert "lenient=True" in str(info.value) and "--lenient" in str(info.value)
+    lenient = from_odcs(doc, lenient=True)
     assert lenient == from_odcs(ODCS)
+    # the lenient import names each item it dropped, with the reason
+    dropped = import_odcs(doc, lenient=True).dropped
+    assert len(dropped) == 2
+    assert "engine 'soda'" in dropped[0] and "featureledger runs only its own rules" in dropped[0]
+    assert "throughput" in dropped[1] and "freshness and latency" in dropped[1]
 
 
 def test_odcs_export_uses_standard_terms_for_other_tools():
@@ -444,8 +450,9 @@ def test_odcs_export_uses_standard_terms_for_other_tools():
     assert doc["slaProperties"][0]["property"] == "freshness"
     assert (doc["slaProperties"][0]["value"], doc["slaProperties"][0]["unit"]) == (1, "d")
     # without featureledger's exact forms, the standard terms alone still read back
-    for item in [*props["amount"]["quality"], *doc["schema"][0]["quality"], *doc["slaProperties"]]:
+    for item in [*props["amount"]["quality"], *doc["schema"][0]["quality"]]:
         item.pop("customProperties")
+    doc.pop("customProperties")  # the SLA items' exact forms
     plain = from_odcs(doc)
     # a SQL count reads back as the row predicate it states
     assert plain.rule("range(amount)") == Check(

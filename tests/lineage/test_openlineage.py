@@ -60,6 +60,10 @@ def rich_datasets(run: RunRecord) -> dict[str, DatasetInfo]:
             rows=1000,
             content_hash="flh1:abc",
             column_metrics={"f0": {"nullCount": 3, "distinctCount": 90, "min": 0.0, "max": 9.5}},
+            assertions=[
+                {"assertion": "not_null", "success": True, "column": "f0", "severity": "error"},
+                {"assertion": "row_count", "success": False, "name": "row_count"},
+            ],
         )
     for ident in run.outputs:
         info[ident] = DatasetInfo(

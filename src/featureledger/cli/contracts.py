@@ -174,9 +174,23 @@ def contract_import(
     output: Annotated[
         Path, typer.Option("-o", "--output", help="featureledger contract YAML to write.")
     ],
+    lenient: Annotated[
+        bool,
+        typer.Option(
+            "--lenient", help="Import what featureledger can enforce and list what was dropped."
+        ),
+    ] = False,
+    schema_object: Annotated[
+        str | None,
+        typer.Option("--object", help="The schema object to import when the file has several."),
+    ] = None,
 ) -> None:
     """Convert an ODCS contract into featureledger's YAML form."""
-    from featureledger.contracts import contract_to_yaml, load_contract
+    from featureledger.contracts import contract_to_yaml, read_contract
 
-    output.write_text(contract_to_yaml(load_contract(source)))
-    out.ok(f"wrote {output}")
+    result = read_contract(source, lenient=lenient, object=schema_object)
+    contract, dropped = result.contract, result.dropped
+    output.write_text(contract_to_yaml(contract))
+    for item in dropped:
+        out.info(f"dropped: {item}")
+    out.ok(f"wrote {output}" + (f" ({len(dropped)} item(s) dropped)" if dropped else ""))

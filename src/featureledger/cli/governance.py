@@ -33,6 +33,9 @@ def lineage(
     repo: RepoOpt = Path("."),
 ) -> None:
     """Print the lineage graph around an identity."""
+    from featureledger.lineage.render import FORMATS
+
+    _one_of(fmt, FORMATS)
     text = _store(repo).lineage(
         identity, direction="downstream" if downstream else "upstream", depth=depth, format=fmt
     )
@@ -47,12 +50,22 @@ def impact(
     repo: RepoOpt = Path("."),
 ) -> None:
     """Which training sets, models and deployments are affected if this is bad."""
+    from featureledger.lineage.render import IMPACT_FORMATS
+
+    _one_of(fmt, IMPACT_FORMATS)
     out.console.print(
         _store(repo).impact_report(identity, format=fmt),
         markup=False,
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _one_of(fmt: str, formats: tuple[str, ...]) -> None:
+    if fmt not in formats:
+        raise typer.BadParameter(
+            f"{fmt!r} is not one of {', '.join(formats)}", param_hint="--format"
+        )
 
 
 deployment_app = typer.Typer(help="Deployment pointers and their history.", no_args_is_help=True)

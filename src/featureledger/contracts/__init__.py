@@ -9,10 +9,13 @@ the one import users need.
 from featureledger.contracts.compat import classify_contract_change
 from featureledger.contracts.evaluate import evaluate
 from featureledger.contracts.odcs import (
+    OdcsImport,
     contract_from_yaml,
     contract_to_yaml,
     from_odcs,
+    import_odcs,
     load_contract,
+    read_contract,
     to_odcs,
 )
 from featureledger.contracts.report import FAILED_RULES_COLUMN, RuleResult, ValidationReport
@@ -52,6 +55,7 @@ __all__ = [
     "IngestionDelay",
     "MaxNullFraction",
     "NotNull",
+    "OdcsImport",
     "Range",
     "Regex",
     "RowCount",
@@ -65,9 +69,11 @@ __all__ = [
     "contract_to_yaml",
     "evaluate",
     "from_odcs",
+    "import_odcs",
     "ks_statistic",
     "load_contract",
     "psi",
     "psi_categorical",
+    "read_contract",
     "to_odcs",
 ]

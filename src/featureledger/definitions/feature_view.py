@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
+from featureledger.definitions.code import function_hash
 from featureledger.definitions.feature_group import FeatureGroup, FeatureSelection
 from featureledger.definitions.field import Field, as_field
 from featureledger.definitions.identity import VersionId
@@ -78,7 +77,7 @@ class OnDemand:
     def code_hash(self) -> str:
         if self.function is None:
             return self.recorded_code_hash
-        return hashlib.sha256(inspect.getsource(self.function).encode()).hexdigest()[:16]
+        return function_hash(self.function).value
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from featureledger.definitions.code import CodeHash, function_hash, legacy_source_hash
 from featureledger.errors import DefinitionError
 
 
@@ -67,8 +68,10 @@ class SQLTransform:
 class PythonTransform:
     """``function(source: pyarrow.Table, start, end)`` returning a table-like.
 
-    The function's own source and its module's source are hashed: the registry keeps
-    the hashes, the code stays in the repository.
+    The registry keeps the function's ``fn1:`` code hash (its normalized source and what
+    it references, see `featureledger.definitions.code`) and the hash of each part; the
+    code stays in the repository. ``name`` is the function's qualified name, without its
+    module, so the CLI and Python record the same definition.
     """
 
     function: Callable[..., Any] | None = None
@@ -76,22 +79,39 @@ class PythonTransform:
     recorded_code_hash: str = ""
     recorded_module_hash: str = ""
     imports: tuple[str, ...] = field(default=())
+    recorded_code_parts: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.function is None and not self.name:
             raise DefinitionError("PythonTransform needs a function")
         if self.function is not None:
-            fn = self.function
-            object.__setattr__(self, "name", f"{fn.__module__}.{fn.__qualname__}")
+            object.__setattr__(self, "name", self.function.__qualname__)
+
+    def _hash(self) -> CodeHash | None:
+        return None if self.function is None else function_hash(self.function)
 
     @property
     def code_hash(self) -> str:
+        """``fn1:<16 hex>``; a definition recorded before ``fn1`` keeps its old hash."""
+        found = self._hash()
+        return self.recorded_code_hash if found is None else found.value
+
+    @property
+    def code_parts(self) -> Mapping[str, str]:
+        """The hash of the function's body and of each name it reaches (to name a change)."""
+        found = self._hash()
+        return self.recorded_code_parts if found is None else found.parts
+
+    @property
+    def legacy_code_hash(self) -> str:
+        """The hash runs recorded before ``fn1`` (the function's raw source text)."""
         if self.function is None:
             return self.recorded_code_hash
-        return hashlib.sha256(inspect.getsource(self.function).encode()).hexdigest()[:16]
+        return legacy_source_hash(self.function)
 
     @property
     def module_hash(self) -> str:
+        """The whole module's source, as runs recorded it before ``fn1`` (for their reports)."""
         if self.function is None:
             return self.recorded_module_hash
         module = inspect.getmodule(self.function)
@@ -99,26 +119,16 @@ class PythonTransform:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def module_imports(self) -> list[str]:
-        """Top-level names of the modules the function's module imports."""
-        import ast
-
-        module = None if self.function is None else inspect.getmodule(self.function)
-        if module is None:
-            return list(self.imports)
-        names: set[str] = set()
-        for node in ast.walk(ast.parse(inspect.getsource(module))):
-            if isinstance(node, ast.Import):
-                names.update(a.name.split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names.add(node.module.split(".")[0])
-        return sorted(names)
+        """Top-level names of the packages the function (and the helpers it calls) uses."""
+        found = self._hash()
+        return list(self.imports) if found is None else list(found.packages)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "type": "python",
             "name": self.name,
             "code_hash": self.code_hash,
-            "module_hash": self.module_hash,
+            "code_parts": dict(self.code_parts),
             "imports": self.module_imports(),
         }
 
@@ -149,4 +159,5 @@ def transform_from_dict(data: Mapping[str, Any] | None) -> Transform | None:
         recorded_code_hash=data.get("code_hash", ""),
         recorded_module_hash=data.get("module_hash", ""),
         imports=tuple(data.get("imports", ())),
+        recorded_code_parts=dict(data.get("code_parts", {})),
     )

@@ -168,7 +168,9 @@ class DatasetInfo:
     OpenLineage's transformation type (``DIRECT``/``INDIRECT``) and subtype
     (``IDENTITY``, ``TRANSFORMATION``, ``AGGREGATION``, ``JOIN``, ``FILTER``, ...).
     ``column_metrics`` maps a column to data-quality metrics (``nullCount``,
-    ``distinctCount``, ``sum``, ``count``, ``min``, ``max``, ``quantiles``).
+    ``distinctCount``, ``sum``, ``count``, ``min``, ``max``, ``quantiles``) and
+    ``assertions`` lists data-quality checks and their outcome (``assertion``, ``success``,
+    optional ``column``, ``severity``, ``name``, ``description``); both go on inputs.
     """
 
     schema: SchemaLike = None
@@ -179,6 +181,7 @@ class DatasetInfo:
     column_lineage: Mapping[str, Sequence[tuple[str, ...]]] | None = None
     column_metrics: Mapping[str, Mapping[str, Any]] | None = None
     description: str | None = None
+    assertions: Sequence[Mapping[str, Any]] | None = None
 
     @classmethod
     def coerce(cls, value: DatasetInfo | Mapping[str, Any] | None) -> DatasetInfo:

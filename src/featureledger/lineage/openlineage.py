@@ -11,7 +11,8 @@ built with the client's ``event_v2`` classes and facets; `make_sink` builds a
   (``feature_group/user_stats@v2``), the version in the ``version`` facet, unless
   ``versioned_names``; sources follow OpenLineage's naming (``file`` + path,
   ``s3://bucket`` + key);
-- facets: ``schema``, ``version``, ``columnLineage``, ``dataQualityMetrics`` (inputs),
+- facets: ``schema``, ``version``, ``columnLineage``, ``dataQualityMetrics`` and
+  ``dataQualityAssertions`` (inputs),
   ``outputStatistics`` (outputs), ``jobType``, ``processing_engine``, ``nominalTime``,
   ``errorMessage``, and featureledger's own ``featureledger_run`` and
   ``featureledger_dataset`` (hashes, identity, parameters).
@@ -38,6 +39,7 @@ from openlineage.client.facet_v2 import (
     DatasetFacet,
     RunFacet,
     column_lineage_dataset,
+    data_quality_assertions_dataset,
     data_quality_metrics_input_dataset,
     dataset_version_dataset,
     error_message_run,
@@ -289,6 +291,18 @@ def _input(identity: str, info: DatasetInfo, namespace: str, versioned: bool) ->
                     for col, m in (info.column_metrics or {}).items()
                 },
                 rowCount=info.rows,
+                producer=PRODUCER,
+            )
+        )
+    if info.assertions:
+        input_facets["dataQualityAssertions"] = (
+            data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
+                assertions=[
+                    data_quality_assertions_dataset.Assertion(
+                        **{k: v for k, v in dict(a).items() if v is not None}
+                    )
+                    for a in info.assertions
+                ],
                 producer=PRODUCER,
             )
         )

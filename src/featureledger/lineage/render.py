@@ -136,24 +136,27 @@ def _text(graph: LineageGraph, result: Lineage) -> str:
     for items in children.values():
         items.sort(key=lambda c: (_KIND_RANK.get(graph.node(c[0]).kind, 99), sort_key(c[0])))
 
-    note = _note(graph, result.root)
-    lines = [result.root + (f"  ({note})" if note else "")]
+    # first pass: which lines the tree holds, in depth-first order, each with its parent line
+    entries: list[tuple[int, str]] = []  # (parent entry index or -1, text after the branch)
     expanded = {result.root}
-    repeated = False
+    # a link already printed (same node, same evidence) says nothing new unless its lineage
+    # unfolds here: a data-version chain would otherwise repeat "@v1 [defines]" at every level
+    shown: set[tuple[str, str]] = set()
+    repeated = cut = False
+    omitted = 0
     # iterative depth-first walk; a node is expanded once, where it sits at its BFS distance
-    cut = False
-    stack: list[tuple[str, Edge, str, bool, int]] = [
-        (child, e, "", i == len(children[result.root]) - 1, 1)
-        for i, (child, e) in reversed(list(enumerate(children[result.root])))
-    ]
+    stack = [(child, e, -1, 1) for child, e in reversed(children[result.root])]
     while stack:
-        ident, via, prefix, last, level = stack.pop()
+        ident, via, parent_entry, level = stack.pop()
         parent = via.target if upstream else via.source
         on_tree = result.nodes[ident] == result.nodes[parent] + 1 and ident not in expanded
+        evidence = _evidence(via)
+        if (ident, evidence) in shown and not (on_tree and children[ident]):
+            omitted += 1
+            continue
+        shown.add((ident, evidence))
         note = _note(graph, ident)
-        text = f"{prefix}{'└── ' if last else '├── '}{ident}  [{_evidence(via)}]"
-        if note:
-            text += f"  ({note})"
+        text = f"{ident}  [{evidence}]" + (f"  ({note})" if note else "")
         if children[ident] and not on_tree:
             text += "  (*)"
             repeated = True
@@ -161,16 +164,28 @@ def _text(graph: LineageGraph, result: Lineage) -> str:
             text += "  (...)"
             cut = True
             on_tree = False
-        lines.append(text)
+        entries.append((parent_entry, text))
         if on_tree:
             expanded.add(ident)
-            below = children[ident]
-            inner = prefix + ("    " if last else "│   ")
-            for i in range(len(below) - 1, -1, -1):
-                child, e = below[i]
-                stack.append((child, e, inner, i == len(below) - 1, level + 1))
+            here = len(entries) - 1
+            stack += [(child, e, here, level + 1) for child, e in reversed(children[ident])]
+
+    # second pass: draw the branches, now that each line knows whether it is its parent's last
+    last_child: dict[int, int] = {}
+    for i, (parent_entry, _) in enumerate(entries):
+        last_child[parent_entry] = i
+    note = _note(graph, result.root)
+    lines = [result.root + (f"  ({note})" if note else "")]
+    prefixes: list[str] = []
+    for i, (parent_entry, text) in enumerate(entries):
+        prefix = prefixes[parent_entry] if parent_entry >= 0 else ""
+        last = last_child[parent_entry] == i
+        lines.append(f"{prefix}{'└── ' if last else '├── '}{text}")
+        prefixes.append(prefix + ("    " if last else "│   "))
     if repeated:
         lines.append(f"(*) its {result.direction} lineage is shown at another place in this tree")
+    if omitted:
+        lines.append(f"({omitted} link(s) printed above are not repeated; --format json has all)")
     if cut:
         lines.append(
             f"(...) the text tree stops at {MAX_TEXT_LEVELS} levels; use --depth from that "
@@ -205,7 +220,9 @@ def _json_value(value: Any) -> Any:
 
 
 def _dot_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # a label's line break is DOT's own "\n" escape, never a raw newline inside the string
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + escaped + '"'
 
 
 def _dot(graph: LineageGraph, result: Lineage) -> str:

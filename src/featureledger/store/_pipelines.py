@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -127,8 +128,9 @@ class PipelineService:
 
         The same call serves backfills and incremental runs; re-running a window whose
         inputs did not change writes nothing. The run records its inputs (file SHA-256 or
-        pinned data versions), the transformation's code and module hashes, the
-        environment (Python and the packages it imports) and the output's content hash.
+        pinned data versions), the transformation's code hash (per function, with its
+        parts), the environment (Python and the packages the function uses) and the
+        output's content hash.
         """
         fg = self._pipeline_group(group)
         window = self._pipeline_inputs(fg, start, end, pins=None)
@@ -148,8 +150,9 @@ class PipelineService:
                 "end": end.isoformat(),
                 "mode": mode,
                 "rows": batch.num_rows,
+                # what the transformation read, for the column lineage of its events
+                "source_columns": window.table.column_names,
                 "output_hash": str(content_hash(batch)),
-                "module_hash": transform.module_hash if transform else "",
                 "transform": transform.to_dict() if transform else None,
                 "environment": env,
             },
@@ -161,6 +164,33 @@ class PipelineService:
             fg, batch, mode, f"pipeline {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}", run, user
         )
         return PipelineRun(run.id, record, window.inputs, batch.num_rows)
+
+    @staticmethod
+    def _reproduce_code(
+        report: ReproduceReport,
+        recorded: str,
+        params: Mapping[str, Any],
+        transform: SQLTransform | PythonTransform | None,
+    ) -> None:
+        """The code factor: per-function hashes name the part that changed; runs recorded
+        before ``fn1`` compare the function's raw source and its whole module, as then."""
+        if not isinstance(transform, PythonTransform) or recorded.startswith("fn1:"):
+            report.add(
+                "code", "transformation", recorded, transform.code_hash if transform else "identity"
+            )
+            if isinstance(transform, PythonTransform):
+                then = (params.get("transform") or {}).get("code_parts") or {}
+                now = transform.code_parts
+                for part in sorted(set(then) | set(now)):
+                    report.add(
+                        "code",
+                        f"transformation: {part}",
+                        then.get(part, "absent"),
+                        now.get(part, "absent"),
+                    )
+            return
+        report.add("code", "transformation", recorded, transform.legacy_code_hash)
+        report.add("code", "module", params.get("module_hash", ""), transform.module_hash)
 
     def _pipeline_group(self, group: FeatureGroup | str) -> FeatureGroup:
         """The group as declared (with its live transformation) checked against the registry."""
@@ -280,10 +310,7 @@ class PipelineService:
                 )
                 report.add("data", ident, v.expected_hash or "", v.actual_hash or "missing")
         transform = fg.transform
-        code_now = transform.code_hash if transform else "identity"
-        module_now = transform.module_hash if transform else ""
-        report.add("code", "transformation", run.code_hash, code_now)
-        report.add("code", "module", params.get("module_hash", ""), module_now)
+        self._reproduce_code(report, run.code_hash, params, transform)
         env_then: dict[str, str] = params.get("environment", {})
         env_now = pipeline_environment(
             transform.module_imports() if isinstance(transform, PythonTransform) else []

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from featureledger.config import RepoConfig
-from featureledger.definitions import VersionId
-from featureledger.errors import FeatureLedgerError
 from featureledger.registry import RegistryBackend, RunRecord
 from featureledger.versioning.provenance import environment_hash, library_code_hash
 
@@ -63,28 +61,15 @@ class Runs:
         transport = self.config.lineage.transport or {"type": "file"}
         if transport.get("type") == "none":
             return
-        from featureledger.lineage import DatasetInfo, emit_run, make_sink
+        from featureledger.lineage import emit_run, make_sink
+        from featureledger.lineage.facts import run_datasets
 
         if self._lineage_sink is None:
             self._lineage_sink = make_sink(transport, repo=self.repo)
         run = self.registry.run(run_id)
         if run is None:  # pragma: no cover - we just wrote it
             return
-        datasets: dict[str, DatasetInfo] = {}
-        for ident in [*run.inputs, *run.outputs]:
-            try:
-                parsed = VersionId.parse(ident)
-            except FeatureLedgerError:
-                continue  # file inputs and the like carry no registry record
-            if parsed.kind == "feature_group" and parsed.data is not None:
-                dv = self.registry.data_version(parsed.name, parsed.major or 1, parsed.data)
-                if dv is not None:
-                    datasets[ident] = DatasetInfo(
-                        content_hash=str(dv.content),
-                        schema_hash=dv.schema_hash,
-                        rows=dv.rows,
-                        operation=dv.operation,
-                    )
+        datasets = run_datasets(self.registry, run)
         emit_run(
             self._lineage_sink,
             run,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from featureledger.definitions.code import BODY
 from featureledger.definitions.types import is_widening, parse_type
 
 Level = Literal["none", "patch", "minor", "major"]
@@ -110,13 +111,37 @@ def classify_group(old: dict[str, Any], new: dict[str, Any]) -> Change:
     if old.get("source") != new.get("source"):
         change.note("minor", "pipeline source changed")
     if old.get("transform") != new.get("transform"):
-        change.note("minor", "pipeline transformation changed")
+        change.note("minor", transform_change(old.get("transform"), new.get("transform")))
     if sorted(old.get("licenses", [])) != sorted(new.get("licenses", [])):
         change.note("minor", "licenses changed")
     for key in ("description", "owner", "tags"):
         if old.get(key) != new.get(key):
             change.note("patch", f"{key} changed")
     return change
+
+
+def transform_change(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
+    """What changed in a pipeline transformation, naming the parts of a Python function."""
+    if not old or not new or old.get("type") != new.get("type"):
+        return "pipeline transformation changed"
+    before, after = old.get("code_parts") or {}, new.get("code_parts") or {}
+    if not before and new.get("code_hash", "").startswith("fn1:"):
+        # recorded before per-function hashes: a whole-source hash cannot be compared
+        return (
+            "pipeline transformation re-hashed per function (fn1); the old whole-source "
+            "record cannot tell what changed"
+        )
+    named = [
+        ("its body" if k == BODY else repr(k))
+        + (" added" if k not in before else " removed" if k not in after else "")
+        for k in sorted(set(before) | set(after))
+        if before.get(k) != after.get(k)
+    ]
+    if old.get("name") != new.get("name"):
+        named.append(f"renamed {old.get('name')!r} -> {new.get('name')!r}")
+    if old.get("imports") != new.get("imports") and not named:
+        named.append("packages used")
+    return "pipeline transformation changed" + (f": {', '.join(named)}" if named else "")
 
 
 def classify_view(old: dict[str, Any], new: dict[str, Any]) -> Change:

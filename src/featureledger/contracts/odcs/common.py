@@ -24,6 +24,8 @@ ODCS_API_VERSION = "v3.1.0"
 #: customProperties keys that carry featureledger's exact forms through ODCS
 RULE_PROPERTY = "featureledgerRule"
 TAGS_PROPERTY = "featureledgerTags"
+#: the contract-level customProperties key mapping SLA item ids to their exact SLO forms
+SLOS_PROPERTY = "featureledgerSlos"
 _COMMON_KEYS = ("rule", "severity", "name")
 
 

@@ -15,7 +15,7 @@ from featureledger.contracts.odcs.common import (
     rule_from_dict,
     rule_to_dict,
 )
-from featureledger.contracts.odcs.reader import from_odcs
+from featureledger.contracts.odcs.reader import OdcsImport, import_odcs
 from featureledger.definitions.contract import (
     Column,
     Contract,
@@ -169,10 +169,18 @@ def contract_from_yaml(text: str) -> Contract:
 
 def load_contract(source: str | Path) -> Contract:
     """Read a contract from a path or YAML text, in featureledger's form or ODCS v3."""
+    return read_contract(source).contract
+
+
+def read_contract(
+    source: str | Path, *, lenient: bool = False, object: str | None = None
+) -> OdcsImport:
+    """`load_contract` with `import_odcs`'s options for ODCS documents; also returns what a
+    lenient ODCS import dropped."""
     text = source.read_text() if isinstance(source, Path) else source
     if isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml")):
         text = Path(source).read_text()
     doc = _load(text)
     if isinstance(doc, Mapping) and str(doc.get("apiVersion", "")).startswith("v3"):
-        return from_odcs(doc)
-    return contract_from_dict(doc)
+        return import_odcs(doc, lenient=lenient, object=object)
+    return OdcsImport(contract_from_dict(doc))

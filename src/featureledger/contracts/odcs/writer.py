@@ -9,6 +9,7 @@ from typing import Any
 from featureledger.contracts.odcs.common import (
     ODCS_API_VERSION,
     RULE_PROPERTY,
+    SLOS_PROPERTY,
     TAGS_PROPERTY,
     _dump,
     _logical_type,
@@ -100,12 +101,27 @@ def to_odcs_dict(
         doc["description"] = {"purpose": contract.description}
     if contract.owner:
         doc["team"] = {"name": contract.owner}
+    custom = []
     if contract.tags:
         doc["tags"] = _tag_list(contract.tags)
-        doc["customProperties"] = [{"property": TAGS_PROPERTY, "value": dict(contract.tags)}]
+        custom.append({"property": TAGS_PROPERTY, "value": dict(contract.tags)})
+    if contract.slos:
+        # SLA items admit no customProperties, so their exact forms sit on the contract,
+        # keyed by each item's id
+        ids = [f"slo_{i + 1}" for i in range(len(contract.slos))]
+        custom.append(
+            {
+                "property": SLOS_PROPERTY,
+                "value": {i: rule_to_dict(r) for i, r in zip(ids, contract.slos, strict=True)},
+            }
+        )
+    if custom:
+        doc["customProperties"] = custom
     doc["schema"] = [obj]
     if contract.slos:
-        doc["slaProperties"] = [_odcs_sla(r, contract) for r in contract.slos]
+        doc["slaProperties"] = [
+            {"id": i, **_odcs_sla(r, contract)} for i, r in zip(ids, contract.slos, strict=True)
+        ]
     return doc
 
 
@@ -193,6 +209,8 @@ def _odcs_check(rule: Rule, contract: Contract, column: str | None) -> dict[str,
 
 
 def _between(low: Any, high: Any) -> dict[str, Any]:
+    if low is not None and low == high:
+        return {"mustBe": low}  # ODCS wants mustBeBetween's two numbers distinct
     if low is not None and high is not None:
         return {"mustBeBetween": [low, high]}
     if low is not None:
@@ -230,7 +248,6 @@ def _odcs_sla(rule: Rule, contract: Contract) -> dict[str, Any]:
         raise DefinitionError(f"not an SLO: {rule!r}")
     item["driver"] = "operational"
     item["description"] = rule.name + (" (warn)" if rule.severity == "warn" else "")
-    item["customProperties"] = _exact(rule)
     return item
 
 
