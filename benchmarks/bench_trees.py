@@ -276,7 +276,16 @@ def main() -> None:
         note = "(lower is better)" if lower_is_better else "(higher is better)"
         print(f"{label:24s} {b:12,.2f} {a:12,.2f} {a / b:12.3f}x {note}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": facts, "results": table}, indent=2))
+        every = {
+            t: {
+                r: [{k: v for k, v in run.items() if k != "check"} for run in runs[t][r]]
+                for r in roles
+            }
+            for t in trees
+        }
+        args.json.write_text(
+            json.dumps({"machine": facts, "results": table, "runs": every}, indent=2, default=str)
+        )
 
 
 if __name__ == "__main__":
