@@ -7,80 +7,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 import yaml
 
-from featureledger import Entity, FeatureGroup, FeatureStore, Field, content_hash
+from featureledger import FeatureStore, content_hash
 from featureledger.store._records import VersionRecords
 from featureledger.versioning.writer import rebuild_content
+from writer_processes import STATS, USER, child, rows
 
 from .conftest import make_s3_repo
 
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
-TS = pa.timestamp("us", tz="UTC")
-USER = Entity("user", join_keys=["user_id"])
-STATS = FeatureGroup(
-    "stats", USER, features=[Field("clicks", "int64"), Field("spend")], created_time="created"
-)
 WRITERS = 8
 BATCHES = 4
 SHARED = 9999  # a key every writer restates: the newest created_time must win
-
-
-def rows(users: list[int], hour: int, created_s: int, clicks: int) -> pa.Table:
-    n = len(users)
-    return pa.table(
-        {
-            "user_id": pa.array(users, pa.int64()),
-            "event_timestamp": pa.array([T0 + timedelta(hours=hour)] * n, TS),
-            "created": pa.array([T0 + timedelta(seconds=created_s)] * n, TS),
-            "clicks": pa.array([clicks] * n, pa.int64()),
-            "spend": pa.array([float(u) for u in users], pa.float64()),
-        }
-    )
-
-
-PRELUDE = textwrap.dedent("""
-    import json, os, signal, sys, time
-    from datetime import UTC, datetime, timedelta
-    import pyarrow as pa
-    from featureledger import FeatureStore
-
-    T0 = datetime(2024, 1, 1, tzinfo=UTC)
-    TS = pa.timestamp("us", tz="UTC")
-
-    def rows(users, hour, created_s, clicks):
-        n = len(users)
-        return pa.table({
-            "user_id": pa.array(users, pa.int64()),
-            "event_timestamp": pa.array([T0 + timedelta(hours=hour)] * n, TS),
-            "created": pa.array([T0 + timedelta(seconds=created_s)] * n, TS),
-            "clicks": pa.array([clicks] * n, pa.int64()),
-            "spend": pa.array([float(u) for u in users], pa.float64()),
-        })
-
-    store = FeatureStore(sys.argv[1])
-""")
-
-
-def child(tmp_path: Path, name: str, body: str, *args: str) -> subprocess.Popen[str]:
-    script = tmp_path / f"{name}.py"
-    script.write_text(PRELUDE + textwrap.dedent(body))
-    return subprocess.Popen(
-        [sys.executable, str(script), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "FEATURELEDGER_USER": name},
-    )
 
 
 @pytest.fixture
