@@ -19,6 +19,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help: Typer's Rich help formatter imports Markdown, Pygments and attrs, which is
+    # most of what `featureledger --help` would cost
+    rich_markup_mode=None,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,6 +61,23 @@ def _store(repo: Path) -> Any:
     store = FeatureStore(repo)
     _opened.append(store)
     return store
+
+
+def _read(repo: Path, method: str, *args: Any, **kwargs: Any) -> Any:
+    """``store.method(*args, **kwargs)`` for a read-only command, answered by the light catalog when
+    it can (the registry file read with the standard library: no SQLAlchemy, PyArrow or
+    store to import) and by the store otherwise. Both give the same answer."""
+    from featureledger.store._light import LightCatalog
+
+    light = LightCatalog.open(repo)
+    if light is not None:
+        try:
+            answer = getattr(light, method)(*args, **kwargs)
+        finally:
+            light.close()
+        if answer is not None:
+            return answer
+    return getattr(_store(repo), method)(*args, **kwargs)
 
 
 def _serving_store(repo: Path) -> Any:

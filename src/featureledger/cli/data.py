@@ -12,6 +12,7 @@ import typer
 from featureledger.cli import console as out
 from featureledger.cli._common import (
     RepoOpt,
+    _read,
     _serving_store,
     _store,
     _utc,
@@ -127,7 +128,7 @@ def versions(
     repo: RepoOpt = Path("."),
 ) -> None:
     """List a group's data versions: number, time, rows, hash, operation, run."""
-    records = _store(repo).versions(group, major=version)
+    records = _read(repo, "versions", group, major=version)
     title = str(records[-1].identity.without_data()) if records else group
     out.table(
         title,
@@ -208,7 +209,7 @@ def show(
     repo: RepoOpt = Path("."),
 ) -> None:
     """Print everything recorded about an identity."""
-    out.as_json(_store(repo).show(identity))
+    out.as_json(_read(repo, "show", identity))
 
 
 @app.command("list")
@@ -220,10 +221,9 @@ def list_(
     repo: RepoOpt = Path("."),
 ) -> None:
     """List registered definitions (every version) or training sets."""
-    store = _store(repo)
     kinds = {"entities": "entity", "groups": "feature_group", "views": "feature_view"}
     if kind in kinds:
-        records = store.list_definitions(kinds[kind])
+        records = _read(repo, "list_definitions", kinds[kind])
         out.table(
             kind,
             ["identity", "version", "registered", "by", "changes"],
@@ -234,8 +234,8 @@ def list_(
         )
     elif kind in ("training-sets", "training-datasets"):
         rows = []
-        for view in {r.name for r in store.list_definitions("feature_view")}:
-            for rec in store.training_datasets(view):
+        for view in sorted({r.name for r in _read(repo, "list_definitions", "feature_view")}):
+            for rec in _read(repo, "training_datasets", view):
                 rows.append([rec.identity, rec.rows, rec.created_at, str(rec.content)])
         out.table("training datasets", ["identity", "rows", "created", "content hash"], rows)
     else:
