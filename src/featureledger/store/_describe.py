@@ -49,8 +49,8 @@ def group(
         }
     found = next((v for v in versions if v.version == ident.data), None)
     if found is None:
-        latest = f"latest is #{versions[-1].version}" if versions else "none is recorded"
-        raise NotFoundError(f"{ident} does not exist; {latest}")
+        newest = f"latest is #{versions[-1].version}" if versions else "none is recorded"
+        raise NotFoundError(f"{ident} does not exist; {newest}")
     return data_version(found)
 
 
