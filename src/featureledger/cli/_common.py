@@ -89,6 +89,16 @@ def _serving_store(repo: Path) -> Any:
     return store
 
 
+#: what a time option accepts: a date, a time, and either with a zone offset or ``Z``
+#: (without one the time is UTC, see `_utc`)
+TIME_FORMATS = [
+    f"%Y-%m-%d{sep}%H:%M:%S{frac}{zone}"
+    for sep in ("T", " ")
+    for frac in ("", ".%f")
+    for zone in ("", "%z")
+] + ["%Y-%m-%d"]
+
+
 def _utc(value: datetime) -> datetime:
     """Times typed on the command line without a zone are UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -11,6 +11,7 @@ import typer
 
 from featureledger.cli import console as out
 from featureledger.cli._common import (
+    TIME_FORMATS,
     RepoOpt,
     _read,
     _serving_store,
@@ -85,10 +86,24 @@ def ingest(
     if record.version == before:
         out.ok(f"no change: the data is already stored in {record.identity}")
     else:
-        out.ok(
-            f"{record.identity}: {record.rows_added:,} rows added, {record.rows_removed:,} "
-            f"replaced, {record.rows:,} in all, {record.content}"
+        out.ok(f"{record.identity}: {change_summary(record, mode)}, {record.content}")
+
+
+def change_summary(record: Any, mode: str) -> str:
+    """What a write changed, in the words `diff` uses (rows keyed by entity and event time).
+
+    An upsert writes the rows whose key is new (added) or whose values differ (changed: the
+    stored row is removed and the new one written); rows equal to the stored ones are not
+    written at all. An overwrite replaces the whole table, so only `diff` can tell which of
+    its rows are new, changed or gone.
+    """
+    if mode == "overwrite":
+        return (
+            f"table replaced: {record.rows_removed:,} rows removed, {record.rows_added:,} "
+            f"written, {record.rows:,} in all (`featureledger diff` counts them by key)"
         )
+    added = record.rows_added - record.rows_removed
+    return f"{added:,} rows added, {record.rows_removed:,} changed, {record.rows:,} in all"
 
 
 @app.command()
@@ -142,7 +157,9 @@ def versions(
 def read(
     group: Annotated[str, typer.Argument(help="Feature group name.")],
     at: Annotated[int | None, typer.Option("--at", help="Data version number.")] = None,
-    as_of: Annotated[datetime | None, typer.Option(help="Time travel (UTC).")] = None,
+    as_of: Annotated[
+        datetime | None, typer.Option(help="Time travel (UTC).", formats=TIME_FORMATS)
+    ] = None,
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write Parquet.")] = None,
     repo: RepoOpt = Path("."),
@@ -170,7 +187,8 @@ def training_data(
     ),
     pin: Annotated[list[str] | None, typer.Option(help="GROUP=N to read data version N.")] = None,
     as_of: Annotated[
-        datetime | None, typer.Option(help="Read versions current then (UTC).")
+        datetime | None,
+        typer.Option(help="Read versions current then (UTC).", formats=TIME_FORMATS),
     ] = None,
     version: Annotated[int | None, typer.Option(help="View major version.")] = None,
     repo: RepoOpt = Path("."),
