@@ -34,12 +34,29 @@ def _plan_rows(plan: Any) -> list[list[str]]:
 def init(
     path: Annotated[Path, typer.Argument(help="Folder to create the repository in.")] = Path("."),
     project: Annotated[str | None, typer.Option(help="Project name.")] = None,
+    example: Annotated[
+        bool,
+        typer.Option("--example", help="Also write the quickstart's features.py and data files."),
+    ] = False,
 ) -> None:
     """Create a repository: featureledger.yaml and the .featureledger/ state folder."""
     from featureledger.store import FeatureStore
 
+    if example:
+        from featureledger.demo.example import FILES, write_example
+
+        # checked before the repository exists, so a refusal leaves nothing behind
+        clash = [name for name in FILES if (path / name).exists()]
+        if clash:
+            out.fail(f"{path} already has {', '.join(clash)}; --example never overwrites files")
+            raise typer.Exit(1)
     store = FeatureStore.init(path, project=project)
     out.ok(f"repository ready at {store.repo}")
+    if example:
+        write_example(store.repo)
+        out.table(None, ["file", "holds"], [[name, what] for name, what in FILES.items()])
+        out.info("Next: `featureledger plan`, then `featureledger apply` (docs/quickstart.md).")
+        return
     out.info(
         "Declare Entity, FeatureGroup and FeatureView objects in .py files there, then run "
         "`featureledger apply`."
