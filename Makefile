@@ -20,8 +20,8 @@ setup: $(STAMP)  ## create .venv with featureledger and the dev tools
 services:  ## install the servers the tests run against (redis-server, from Debian)
 	sh scripts/install-services.sh
 
-demo: $(STAMP)  ## run `featureledger demo` in a new temporary repository
-	$(VENV)/bin/featureledger demo $(DIR)
+demo: $(STAMP)  ## run `featureledger demo` in a new temporary folder (or in DIR=folder, starting over)
+	$(VENV)/bin/featureledger demo $(if $(DIR),$(DIR) --fresh)
 
 # one pytest-xdist worker per logical CPU (`-n logical`: unlike `-n auto` it does not drop to
 # physical cores when psutil happens to be installed, which halves the workers on SMT VMs);

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -207,6 +208,51 @@ def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
     merchant = store.versions("merchant_stats")
     assert merchant[-1].operation == "rollback"
     assert merchant[-1].content == merchant[1].content
+    # ... and then resolved with the rollback as its reason: no unexplained open alert
+    assert store.open_findings() == []
+    assert "shows nothing open" in proc.stdout
+    store.close()
+
+    # run again in the same folder: refused, naming --fresh, and nothing touched
+    before = sorted(p.name for p in target.iterdir())
+    again = subprocess.run(
+        [sys.executable, "-m", "featureledger.cli.main", "demo", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 1
+    assert "already holds a demo repository" in again.stdout + again.stderr
+    assert "--fresh" in again.stdout + again.stderr
+    assert sorted(p.name for p in target.iterdir()) == before
+    (target / "my-notes.txt").write_text("mine")
+    fresh = subprocess.run(
+        [sys.executable, "-m", "featureledger.cli.main", "demo", str(target), "--fresh"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    store = FeatureStore(target)
+    assert [v.operation for v in store.versions("user_txn_stats")] == ops  # started over
+    assert [t.rows for t in store.training_datasets("fraud")] == [5000, 5000]
+    assert (target / "my-notes.txt").read_text() == "mine"  # only the demo's files went
+
+
+@pytest.mark.parametrize("holds", ["a repository", "other files"])
+def test_demo_never_writes_into_a_folder_it_did_not_make(tmp_path: Path, holds: str) -> None:
+    target = tmp_path / "mine"
+    if holds == "a repository":
+        FeatureStore.init(target).close()
+    else:
+        target.mkdir()
+        (target / "features.py").write_text("# my definitions\n")
+    before = {p.name: p.stat().st_mtime_ns for p in target.iterdir()}
+    for args in ([], ["--fresh"]):
+        result = invoke("demo", str(target), *args)
+        assert result.exit_code == 1
+        assert "Give a new or empty folder" in result.output
+    assert {p.name: p.stat().st_mtime_ns for p in target.iterdir()} == before
 
 
 def test_versioning_commands(repo: Path, tmp_path: Path) -> None:
@@ -496,3 +542,62 @@ def test_monitor_commands(repo: Path, tmp_path: Path) -> None:
     resolved = invoke("monitor", "resolve", "spend_psi", "--reason", "expected", "--repo", repo)
     assert resolved.exit_code == 0
     assert "spend_psi" not in invoke("monitor", "list", "--repo", repo).output
+
+
+def test_ingest_counts_rows_in_the_words_diff_uses(repo: Path, tmp_path: Path) -> None:
+    invoke("apply", "--repo", repo)
+    invoke(
+        "ingest", "stats", write_batch(tmp_path / "a.parquet", [1.0, 2.0], [0, 1]), "--repo", repo
+    )
+    # hour 0 unchanged, hour 1 changed, hour 2 new
+    second = invoke(
+        "ingest",
+        "stats",
+        write_batch(tmp_path / "b.parquet", [1.0, 5.0, 7.0], [0, 1, 2]),
+        "--repo",
+        repo,
+    )
+    assert second.exit_code == 0, second.output
+    assert "1 rows added, 1 changed, 3 in all" in second.output
+    d = json.loads(invoke("diff", "stats", "1", "2", "--json", "--repo", repo).output)
+    assert (d["rows"]["added"], d["rows"]["changed"], d["rows"]["removed"]) == (1, 1, 0)
+    replaced = invoke(
+        "ingest",
+        "stats",
+        write_batch(tmp_path / "c.parquet", [3.0], [9]),
+        "--mode",
+        "overwrite",
+        "--repo",
+        repo,
+    )
+    assert "table replaced: 3 rows removed, 1 written, 1 in all" in replaced.output
+
+
+def test_monitor_run_without_monitors_says_where_to_declare_them(repo: Path) -> None:
+    result = invoke("monitor", "run", "--repo", repo)
+    assert result.exit_code == 1
+    assert "no monitors declared" in result.output
+    assert str(repo.resolve() / "monitors.yaml") in result.output.replace("\n", "")
+
+
+def test_every_boolean_option_is_a_flag() -> None:
+    import typer
+
+    # Typer's own copy of Click, so duck-typed: a group has commands, an option has opts
+    def commands(cmd: Any, path: str) -> list[tuple[str, Any]]:
+        if hasattr(cmd, "commands"):
+            return [x for n, sub in cmd.commands.items() for x in commands(sub, f"{path} {n}")]
+        return [(path, cmd)]
+
+    found = commands(typer.main.get_command(app), "featureledger")
+    assert len(found) > 40
+    valued = [
+        f"{path} {'/'.join(p.opts)}"
+        for path, cmd in found
+        for p in cmd.params
+        if p.param_type_name == "option" and p.type.name == "boolean" and not p.is_flag
+    ]
+    assert valued == []
+    # and what help shows: `diff ... --json`, never `--json <bool>`
+    shown = invoke("diff", "--help").output
+    assert "--json" in shown and "<bool>" not in shown and "BOOLEAN" not in shown

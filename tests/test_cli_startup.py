@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 import featureledger
-from featureledger import Entity, FeatureGroup, FeatureStore, Field
+from featureledger import Entity, FeatureGroup, FeatureStore, FeatureView, Field
 
 pytestmark = pytest.mark.subprocess
 
@@ -62,9 +65,10 @@ def run_cli(*args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
         env=env,
         timeout=120,
     )
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("@@MODULES ")), None)
-    assert line is not None, proc.stdout + proc.stderr
-    return proc, set(json.loads(line.removeprefix("@@MODULES ")))
+    head, sep, line = proc.stdout.rpartition("@@MODULES ")
+    assert sep, proc.stdout + proc.stderr
+    proc.stdout = head  # what the command printed
+    return proc, set(json.loads(line))
 
 
 def loaded(modules: set[str], names: list[str]) -> list[str]:
@@ -79,46 +83,95 @@ def test_help_imports_no_heavy_module(args: list[str]) -> None:
     assert loaded(modules, HEAVY + HELP_ONLY) == []
 
 
+#: also kept off the light commands, which read the registry file with the standard library
+LIGHT_ONLY = ["sqlalchemy", "numpy", "pyarrow", "pydantic", "featureledger.store._facade"]
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A repository with one group holding one data version."""
+    """A repository with a static group, an event-time group with two data versions, a view
+    and a training set."""
     store = FeatureStore.init(tmp_path / "repo")
     user = Entity("user", join_keys=["user_id"])
     stats = FeatureGroup("stats", user, event_time=None, features=[Field("spend", "float64")])
-    store.apply([user, stats])
+    clicks = FeatureGroup("clicks", user, features=[Field("n", "int64")])
+    store.apply([user, stats, clicks, FeatureView("fraud", [stats, clicks])])
     store.ingest("stats", {"user_id": [1, 2], "spend": [1.5, 2.5]})
+    t0 = datetime(2025, 3, 1, tzinfo=UTC)
+    for day in range(2):
+        store.ingest(
+            "clicks",
+            {"user_id": [1, 2], "event_timestamp": [t0 + timedelta(days=day)] * 2, "n": [day, 5]},
+        )
+    entities = pa.table({"user_id": [1, 2], "event_timestamp": [t0 + timedelta(days=3)] * 2})
+    store.training_data("fraud", entities)
     store.close()
     return store.repo
 
 
-@pytest.mark.parametrize(
-    ("args", "shown"),
-    [
-        (["list", "groups"], "feature_group/stats@v1"),
-        (["list", "entities"], "entity/user"),
-        (["show", "entity/user"], '"join_keys"'),
-    ],
-)
+LIGHT_COMMANDS = [
+    (["list", "groups"], "feature_group/stats@v1"),
+    (["list", "entities"], "entity/user"),
+    (["list", "views"], "feature_view/fraud@v1"),
+    (["list", "training-sets"], "training_dataset/fraud@v1/1"),
+    (["show", "entity/user"], '"join_keys"'),
+    (["show", "feature_view/fraud@v1"], '"definition"'),
+    (["show", "feature_group/clicks"], '"latest_data_version"'),
+    (["show", "feature_group/clicks@v1#2"], '"operation"'),
+    (["show", "training_dataset/fraud@v1/1"], '"pins"'),
+    (["versions", "clicks"], "feature_group/clicks@v1"),
+]
+
+
+@pytest.mark.parametrize(("args", "shown"), LIGHT_COMMANDS)
 def test_light_commands_import_no_heavy_module(repo: Path, args: list[str], shown: str) -> None:
     proc, modules = run_cli(*args, "--repo", str(repo))
     assert proc.returncode == 0, proc.stderr
     assert shown in proc.stdout
-    assert loaded(modules, HEAVY) == []
+    assert loaded(modules, HEAVY + LIGHT_ONLY) == []
 
 
-@pytest.mark.parametrize(
-    ("args", "shown"),
-    [
-        (["versions", "stats"], "feature_group/stats@v1"),
-        (["show", "feature_group/stats@v1#0"], '"operation"'),
-    ],
-)
-def test_group_commands_read_delta_but_nothing_else_heavy(
+@pytest.mark.parametrize(("args", "shown"), LIGHT_COMMANDS)
+def test_light_commands_print_what_the_store_prints(
     repo: Path, args: list[str], shown: str
 ) -> None:
-    # a group's versions are first synced with its Delta log (commits a crashed writer left
-    # unrecorded), so these open the log: deltalake is allowed, nothing else heavy
-    proc, modules = run_cli(*args, "--repo", str(repo))
+    # the same command with the light catalog made unable to answer (a registry URL naming a
+    # driver, which it leaves to SQLAlchemy, for the same file) goes through the store
+    light, _ = run_cli(*args, "--repo", str(repo))
+    config = repo / "featureledger.yaml"
+    text = config.read_text()
+    assert "registry: sqlite:///.featureledger/registry.db" in text
+    db = repo / ".featureledger" / "registry.db"
+    config.write_text(
+        text.replace("sqlite:///.featureledger/registry.db", f"sqlite+pysqlite:///{db}")
+    )
+    full, modules = run_cli(*args, "--repo", str(repo))
+    assert "featureledger.store._facade" in modules  # the store answered this time
+    assert full.returncode == light.returncode == 0, full.stderr + light.stderr
+    assert light.stdout == full.stdout
+
+
+def test_a_commit_left_unrecorded_is_recovered_as_the_store_would(repo: Path) -> None:
+    # a writer killed between its Delta commit and its registry record: the light catalog
+    # sees the log ahead of the registry and leaves the answer to the store, which records
+    # the commit first
+    with sqlite3.connect(repo / ".featureledger" / "registry.db") as conn:
+        deleted = conn.execute(
+            "DELETE FROM fl_data_versions WHERE group_name = 'clicks' AND version = 2"
+        ).rowcount
+    assert deleted == 1
+    proc, modules = run_cli("versions", "clicks", "--repo", str(repo))
     assert proc.returncode == 0, proc.stderr
-    assert shown in proc.stdout
-    assert loaded(modules, [m for m in HEAVY if m != "deltalake"]) == []
+    assert "featureledger.store._facade" in modules
+    assert "recovered" in proc.stdout
+    # recorded now: the next call is light again and prints the same table
+    again, modules = run_cli("versions", "clicks", "--repo", str(repo))
+    assert loaded(modules, HEAVY + LIGHT_ONLY) == []
+    assert again.stdout == proc.stdout
+
+
+def test_errors_come_from_the_store(repo: Path) -> None:
+    proc, _ = run_cli("show", "feature_group/nope", "--repo", str(repo))
+    assert proc.returncode == 1
+    assert "not registered" in proc.stdout + proc.stderr
+    assert "known feature_groups: ['clicks', 'stats']" in proc.stdout + proc.stderr

@@ -34,7 +34,6 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +41,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-ALGORITHM = "flh1"
-_MASK = (1 << 64) - 1
+from featureledger.digest import ALGORITHM, ContentHash
+
 _C1 = np.uint64(0xFF51AFD7ED558CCD)
 _C2 = np.uint64(0xC4CEB9FE1A85EC53)
 _S33 = np.uint64(33)
@@ -72,46 +71,6 @@ def _fmix64(x: np.ndarray) -> np.ndarray:
 def _seed(lane: int, *parts: str) -> np.uint64:
     digest = hashlib.blake2b("\x1f".join((ALGORITHM, str(lane), *parts)).encode(), digest_size=8)
     return np.uint64(int.from_bytes(digest.digest(), "little"))
-
-
-@dataclass(frozen=True)
-class ContentHash:
-    """The ``flh1`` hash of a set of rows: a count and two 64-bit lane sums."""
-
-    rows: int = 0
-    lane_a: int = 0
-    lane_b: int = 0
-
-    @property
-    def digest(self) -> str:
-        """32 hex digits, the printed form."""
-        payload = b"".join(v.to_bytes(8, "little") for v in (self.rows, self.lane_a, self.lane_b))
-        return hashlib.sha256(ALGORITHM.encode() + payload).hexdigest()[:32]
-
-    def __str__(self) -> str:
-        return f"{ALGORITHM}:{self.digest}"
-
-    def __add__(self, other: ContentHash) -> ContentHash:
-        return ContentHash(
-            self.rows + other.rows,
-            (self.lane_a + other.lane_a) & _MASK,
-            (self.lane_b + other.lane_b) & _MASK,
-        )
-
-    def __sub__(self, other: ContentHash) -> ContentHash:
-        return ContentHash(
-            self.rows - other.rows,
-            (self.lane_a - other.lane_a) & _MASK,
-            (self.lane_b - other.lane_b) & _MASK,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        # lanes as strings: JSON readers in other languages lose precision above 2**53
-        return {"rows": self.rows, "lane_a": str(self.lane_a), "lane_b": str(self.lane_b)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ContentHash:
-        return cls(int(data["rows"]), int(data["lane_a"]), int(data["lane_b"]))
 
 
 def _words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ SRC = Path(featureledger.__file__).parent
 LAYERS = {
     "errors": 0,
     "hashing": 0,
+    "digest": 0,
     "definitions": 1,
     "config": 1,
     "registry": 2,

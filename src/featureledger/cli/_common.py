@@ -19,6 +19,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help: Typer's Rich help formatter imports Markdown, Pygments and attrs, which is
+    # most of what `featureledger --help` would cost
+    rich_markup_mode=None,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,6 +63,23 @@ def _store(repo: Path) -> Any:
     return store
 
 
+def _read(repo: Path, method: str, *args: Any, **kwargs: Any) -> Any:
+    """``store.method(*args, **kwargs)`` for a read-only command, answered by the light catalog when
+    it can (the registry file read with the standard library: no SQLAlchemy, PyArrow or
+    store to import) and by the store otherwise. Both give the same answer."""
+    from featureledger.store._light import LightCatalog
+
+    light = LightCatalog.open(repo)
+    if light is not None:
+        try:
+            answer = getattr(light, method)(*args, **kwargs)
+        finally:
+            light.close()
+        if answer is not None:
+            return answer
+    return getattr(_store(repo), method)(*args, **kwargs)
+
+
 def _serving_store(repo: Path) -> Any:
     """A store that also knows the repository's functions (on-demand transforms)."""
     from featureledger.repo import load_definitions
@@ -67,6 +87,16 @@ def _serving_store(repo: Path) -> Any:
     store = _store(repo)
     store.use_definitions(load_definitions(repo))
     return store
+
+
+#: what a time option accepts: a date, a time, and either with a zone offset or ``Z``
+#: (without one the time is UTC, see `_utc`)
+TIME_FORMATS = [
+    f"%Y-%m-%d{sep}%H:%M:%S{frac}{zone}"
+    for sep in ("T", " ")
+    for frac in ("", ".%f")
+    for zone in ("", "%z")
+] + ["%Y-%m-%d"]
 
 
 def _utc(value: datetime) -> datetime:

@@ -11,7 +11,9 @@ import typer
 
 from featureledger.cli import console as out
 from featureledger.cli._common import (
+    TIME_FORMATS,
     RepoOpt,
+    _read,
     _serving_store,
     _store,
     _utc,
@@ -32,12 +34,29 @@ def _plan_rows(plan: Any) -> list[list[str]]:
 def init(
     path: Annotated[Path, typer.Argument(help="Folder to create the repository in.")] = Path("."),
     project: Annotated[str | None, typer.Option(help="Project name.")] = None,
+    example: Annotated[
+        bool,
+        typer.Option("--example", help="Also write the quickstart's features.py and data files."),
+    ] = False,
 ) -> None:
     """Create a repository: featureledger.yaml and the .featureledger/ state folder."""
     from featureledger.store import FeatureStore
 
+    if example:
+        from featureledger.demo.example import FILES, write_example
+
+        # checked before the repository exists, so a refusal leaves nothing behind
+        clash = [name for name in FILES if (path / name).exists()]
+        if clash:
+            out.fail(f"{path} already has {', '.join(clash)}; --example never overwrites files")
+            raise typer.Exit(1)
     store = FeatureStore.init(path, project=project)
     out.ok(f"repository ready at {store.repo}")
+    if example:
+        write_example(store.repo)
+        out.table(None, ["file", "holds"], [[name, what] for name, what in FILES.items()])
+        out.info("Next: `featureledger plan`, then `featureledger apply` (docs/quickstart.md).")
+        return
     out.info(
         "Declare Entity, FeatureGroup and FeatureView objects in .py files there, then run "
         "`featureledger apply`."
@@ -84,10 +103,24 @@ def ingest(
     if record.version == before:
         out.ok(f"no change: the data is already stored in {record.identity}")
     else:
-        out.ok(
-            f"{record.identity}: {record.rows_added:,} rows added, {record.rows_removed:,} "
-            f"replaced, {record.rows:,} in all, {record.content}"
+        out.ok(f"{record.identity}: {change_summary(record, mode)}, {record.content}")
+
+
+def change_summary(record: Any, mode: str) -> str:
+    """What a write changed, in the words `diff` uses (rows keyed by entity and event time).
+
+    An upsert writes the rows whose key is new (added) or whose values differ (changed: the
+    stored row is removed and the new one written); rows equal to the stored ones are not
+    written at all. An overwrite replaces the whole table, so only `diff` can tell which of
+    its rows are new, changed or gone.
+    """
+    if mode == "overwrite":
+        return (
+            f"table replaced: {record.rows_removed:,} rows removed, {record.rows_added:,} "
+            f"written, {record.rows:,} in all (`featureledger diff` counts them by key)"
         )
+    added = record.rows_added - record.rows_removed
+    return f"{added:,} rows added, {record.rows_removed:,} changed, {record.rows:,} in all"
 
 
 @app.command()
@@ -127,7 +160,7 @@ def versions(
     repo: RepoOpt = Path("."),
 ) -> None:
     """List a group's data versions: number, time, rows, hash, operation, run."""
-    records = _store(repo).versions(group, major=version)
+    records = _read(repo, "versions", group, major=version)
     title = str(records[-1].identity.without_data()) if records else group
     out.table(
         title,
@@ -141,7 +174,9 @@ def versions(
 def read(
     group: Annotated[str, typer.Argument(help="Feature group name.")],
     at: Annotated[int | None, typer.Option("--at", help="Data version number.")] = None,
-    as_of: Annotated[datetime | None, typer.Option(help="Time travel (UTC).")] = None,
+    as_of: Annotated[
+        datetime | None, typer.Option(help="Time travel (UTC).", formats=TIME_FORMATS)
+    ] = None,
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write Parquet.")] = None,
     repo: RepoOpt = Path("."),
@@ -169,7 +204,8 @@ def training_data(
     ),
     pin: Annotated[list[str] | None, typer.Option(help="GROUP=N to read data version N.")] = None,
     as_of: Annotated[
-        datetime | None, typer.Option(help="Read versions current then (UTC).")
+        datetime | None,
+        typer.Option(help="Read versions current then (UTC).", formats=TIME_FORMATS),
     ] = None,
     version: Annotated[int | None, typer.Option(help="View major version.")] = None,
     repo: RepoOpt = Path("."),
@@ -208,7 +244,7 @@ def show(
     repo: RepoOpt = Path("."),
 ) -> None:
     """Print everything recorded about an identity."""
-    out.as_json(_store(repo).show(identity))
+    out.as_json(_read(repo, "show", identity))
 
 
 @app.command("list")
@@ -220,10 +256,9 @@ def list_(
     repo: RepoOpt = Path("."),
 ) -> None:
     """List registered definitions (every version) or training sets."""
-    store = _store(repo)
     kinds = {"entities": "entity", "groups": "feature_group", "views": "feature_view"}
     if kind in kinds:
-        records = store.list_definitions(kinds[kind])
+        records = _read(repo, "list_definitions", kinds[kind])
         out.table(
             kind,
             ["identity", "version", "registered", "by", "changes"],
@@ -234,8 +269,8 @@ def list_(
         )
     elif kind in ("training-sets", "training-datasets"):
         rows = []
-        for view in {r.name for r in store.list_definitions("feature_view")}:
-            for rec in store.training_datasets(view):
+        for view in sorted({r.name for r in _read(repo, "list_definitions", "feature_view")}):
+            for rec in _read(repo, "training_datasets", view):
                 rows.append([rec.identity, rec.rows, rec.created_at, str(rec.content)])
         out.table("training datasets", ["identity", "rows", "created", "content hash"], rows)
     else:

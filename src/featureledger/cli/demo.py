@@ -10,8 +10,13 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from featureledger.cli import console as out
+from featureledger.cli.data import change_summary
 from featureledger.demo import data as demo_data
-from featureledger.errors import BreakingChangeError
+from featureledger.errors import BreakingChangeError, FeatureLedgerError
+
+
+class DemoFolderError(FeatureLedgerError):
+    """The demo's folder holds something the demo must not overwrite."""
 
 
 def _versions(store: object, group: str) -> None:
@@ -25,12 +30,62 @@ def _versions(store: object, group: str) -> None:
     )
 
 
-def run_demo(path: Path | None = None) -> Path:
-    """Create a demo repository at ``path`` (or a temporary folder) and walk through it."""
+#: what the demo writes in its folder; `--fresh` removes these and nothing else
+DEMO_FILES = (
+    ".featureledger",
+    "featureledger.yaml",
+    "features.py",
+    "raw",
+    "training",
+    "fraud_model.json",
+)
+#: written last by `init` in the demo's folder, so `--fresh` knows the folder is the demo's
+MARKER = Path(".featureledger") / "demo"
+
+
+def prepare(repo: Path, *, fresh: bool) -> None:
+    """Make ``repo`` ready for a demo run: refuse a folder holding anything but an earlier
+    demo; with ``fresh``, remove an earlier demo's files (and only those)."""
+    import shutil
+
+    if not repo.exists() or not any(repo.iterdir()):
+        return
+    if (repo / MARKER).exists():
+        if not fresh:
+            raise DemoFolderError(
+                f"{repo} already holds a demo repository; run `featureledger demo {repo} "
+                "--fresh` to start it over (removes the demo's files there and nothing "
+                "else), or give a new folder"
+            )
+        for name in DEMO_FILES:
+            target = repo / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        return
+    if (repo / "featureledger.yaml").exists():
+        raise DemoFolderError(
+            f"{repo} holds a featureledger repository that is not a demo; the demo never "
+            "writes into it. Give a new or empty folder."
+        )
+    raise DemoFolderError(
+        f"{repo} is not empty; the demo writes features.py, raw/ and a repository there. "
+        "Give a new or empty folder."
+    )
+
+
+def run_demo(path: Path | None = None, *, fresh: bool = False) -> Path:
+    """Create a demo repository at ``path`` (or a temporary folder) and walk through it.
+
+    A folder holding an earlier demo is refused unless ``fresh`` (then the earlier demo's
+    files are removed first); any other non-empty folder is refused.
+    """
     from featureledger.repo import load_definitions
     from featureledger.store import FeatureStore
 
     repo = Path(path) if path else Path(tempfile.mkdtemp(prefix="featureledger-demo-"))
+    prepare(repo, fresh=fresh)
     out.console.rule("[bold]featureledger demo: card-fraud features on the embedded default")
     out.info(
         f"repository: {repo}  (DuckDB + Delta Lake on local disk + SQLite registry; "
@@ -39,6 +94,9 @@ def run_demo(path: Path | None = None) -> Path:
 
     out.step("featureledger init: featureledger.yaml and .featureledger/")
     store = FeatureStore.init(repo)
+    (repo / MARKER).write_text(
+        "written by `featureledger demo`; `--fresh` may remove this repository\n"
+    )
     source = Path(__file__).resolve().parent.parent / "demo" / "definitions.py"
     (repo / "features.py").write_text(source.read_text())
     out.ok(
@@ -75,7 +133,7 @@ def run_demo(path: Path | None = None) -> Path:
         ("user_txn_stats", late),
     ):
         rec = store.ingest(group, batch, note="daily load")
-        out.ok(f"{rec.identity}  +{rec.rows_added:,} rows  {rec.content}")
+        out.ok(f"{rec.identity}  {change_summary(rec, 'upsert')}  {rec.content}")
 
     out.step("a bad batch: an upstream bug emits negative amounts; the contract quarantines them")
     bad = demo_data.bad_batch(stats)
@@ -111,7 +169,7 @@ def run_demo(path: Path | None = None) -> Path:
     out.step("late corrections: same key and event time, later created_time -> upsert replaces")
     fixes = demo_data.corrections(stats)
     rec = store.ingest("user_txn_stats", fixes, note="restated aggregates")
-    out.ok(f"{rec.identity}  {rec.rows_removed:,} rows replaced, still {rec.rows:,} rows")
+    out.ok(f"{rec.identity}  {change_summary(rec, 'upsert')}")
     again = store.ingest("user_txn_stats", fixes)
     out.ok(f"re-ingesting the same corrections creates no version: still {again.identity}")
     _versions(store, "user_txn_stats")
@@ -235,6 +293,13 @@ def run_demo(path: Path | None = None) -> Path:
             "merchant_stats", to=target, reason=f"drift finding on {bad.identity}"
         )
         out.ok(f"rolled back: {back.identity} has the content of #{target} ({back.content})")
+        resolved = store.resolve_monitor(
+            monitor.name, reason=f"rolled back {bad.identity} to #{target} ({back.identity})"
+        )
+        out.ok(
+            f"finding resolved ({resolved} open finding(s) closed, reason in the audit log): "
+            "`featureledger monitor list` shows nothing open"
+        )
 
     out.console.rule("[bold]done")
     out.info(

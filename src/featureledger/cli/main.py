@@ -29,11 +29,17 @@ def demo(
         Path | None,
         typer.Argument(help="Folder for the demo repository (default: a new temporary folder)."),
     ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh", help="Start over in a folder holding an earlier demo (removes its files)."
+        ),
+    ] = False,
 ) -> None:
     """Run the whole flow on the embedded default: define, ingest, version, train."""
     from featureledger.cli.demo import run_demo
 
-    run_demo(path)
+    run_demo(path, fresh=fresh)
 
 
 def main() -> None:

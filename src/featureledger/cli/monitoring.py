@@ -121,7 +121,20 @@ app.add_typer(monitor_app, name="monitor")
 @handled
 def monitor_run(repo: RepoOpt = Path(".")) -> None:
     """Evaluate monitors.yaml; keep the findings; exit 1 when a blocking one is open."""
-    findings = _store(repo).run_monitors()
+    store = _store(repo)
+    if not store.monitors():
+        # a scheduled run with nothing to evaluate would otherwise pass silently forever
+        out.fail(
+            f"no monitors declared: add them to {store.repo / 'monitors.yaml'}, e.g.\n"
+            "  monitors:\n"
+            "    - name: spend_drift\n"
+            "      target: feature_group/user_stats\n"
+            "      metric: psi\n"
+            "      alert: 0.3\n"
+            '(every key: docs/monitoring.md, "Monitors, findings and actions")'
+        )
+        raise typer.Exit(1)
+    findings = store.run_monitors()
     out.table(
         "monitors",
         ["monitor", "target", "metric", "status", "action", "message"],

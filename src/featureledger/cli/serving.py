@@ -9,7 +9,15 @@ from typing import Annotated, Any
 import typer
 
 from featureledger.cli import console as out
-from featureledger.cli._common import RepoOpt, _serving_store, _store, _utc, app, handled
+from featureledger.cli._common import (
+    TIME_FORMATS,
+    RepoOpt,
+    _serving_store,
+    _store,
+    _utc,
+    app,
+    handled,
+)
 
 
 def _materialize(
@@ -63,10 +71,12 @@ NamesArg = Annotated[
     list[str] | None, typer.Argument(help="Groups or views (default: all online groups).")
 ]
 StartOpt = Annotated[
-    datetime | None, typer.Option(help="Only rows with event time at or after this (UTC).")
+    datetime | None,
+    typer.Option(help="Only rows with event time at or after this (UTC).", formats=TIME_FORMATS),
 ]
 EndOpt = Annotated[
-    datetime | None, typer.Option(help="Only rows with event time at or before this (UTC).")
+    datetime | None,
+    typer.Option(help="Only rows with event time at or before this (UTC).", formats=TIME_FORMATS),
 ]
 
 

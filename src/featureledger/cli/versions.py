@@ -10,6 +10,7 @@ import typer
 
 from featureledger.cli import console as out
 from featureledger.cli._common import (
+    TIME_FORMATS,
     RepoOpt,
     _store,
     _utc,
@@ -180,8 +181,12 @@ def vacuum(
 @handled
 def run_pipeline(
     group: Annotated[str, typer.Argument(help="Feature group with a source and transform.")],
-    start: Annotated[datetime, typer.Option(help="Window start (inclusive, UTC).")],
-    end: Annotated[datetime, typer.Option(help="Window end (exclusive, UTC).")],
+    start: Annotated[
+        datetime, typer.Option(help="Window start (inclusive, UTC).", formats=TIME_FORMATS)
+    ],
+    end: Annotated[
+        datetime, typer.Option(help="Window end (exclusive, UTC).", formats=TIME_FORMATS)
+    ],
     repo: RepoOpt = Path("."),
 ) -> None:
     """Compute one window of a feature pipeline and upsert it (idempotent)."""

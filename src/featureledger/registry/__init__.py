@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from featureledger.errors import ConfigError
 from featureledger.registry.base import (
@@ -22,10 +23,24 @@ from featureledger.registry.base import (
     ValidationRecord,
     mask_url,
 )
-from featureledger.registry.sql import SQLRegistry
+
+if TYPE_CHECKING:
+    from featureledger.registry.sql import SQLRegistry
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SQLRegistry":
+        from featureledger.registry.sql import SQLRegistry
+
+        return SQLRegistry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _sql(url: str) -> RegistryBackend:
+    # imported here: SQLAlchemy costs a quarter of a second, which the light commands
+    # (reading a SQLite registry through `registry.lite`) do without
+    from featureledger.registry.sql import SQLRegistry
+
     return SQLRegistry(url)
 
 

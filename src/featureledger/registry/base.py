@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from featureledger.definitions.identity import VersionId
-from featureledger.hashing import ContentHash
+from featureledger.digest import ContentHash
 
 
 @dataclass(frozen=True)

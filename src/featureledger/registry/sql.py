@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from featureledger.errors import ConfigError, NotFoundError
-from featureledger.hashing import ContentHash
 from featureledger.registry import migrate
 from featureledger.registry.base import (
     AuditEntry,
@@ -33,6 +32,16 @@ from featureledger.registry.base import (
     ValidationRecord,
     mask_url,
 )
+from featureledger.registry.codec import DATA_VERSION as _DATA_VERSION
+from featureledger.registry.codec import DEFINITION as _DEFINITION
+from featureledger.registry.codec import DEPLOYMENT as _DEPLOYMENT
+from featureledger.registry.codec import MODEL as _MODEL
+from featureledger.registry.codec import RUN as _RUN
+from featureledger.registry.codec import TOKEN as _TOKEN
+from featureledger.registry.codec import TRAINING as _TRAINING
+from featureledger.registry.codec import VALIDATION as _VALIDATION
+from featureledger.registry.codec import dump as _dump
+from featureledger.registry.codec import utc as _utc
 from featureledger.registry.schema import (
     SCHEMA_VERSION,
     audit_table,
@@ -71,84 +80,6 @@ __all__ = [  # the tables stay importable from here, as before the schema module
     "training_table",
     "validations_table",
 ]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; every time stored here is UTC
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-_COLUMNS = {"user": "user_name", "group": "group_name"}
-
-
-@dataclass(frozen=True)
-class _Codec:
-    """Maps one record dataclass to its table's rows: JSON, content-hash and time columns
-    are encoded on the way in and decoded on the way out, the rest pass through."""
-
-    cls: type
-    json: frozenset[str] = frozenset()
-    hashes: frozenset[str] = frozenset()
-    times: frozenset[str] = frozenset()
-
-    def to_row(self, record: Any, **overrides: Any) -> dict[str, Any]:
-        row = {}
-        for f in fields(self.cls):
-            value = getattr(record, f.name)
-            if f.name in self.json:
-                value = _dump(value)
-            elif f.name in self.hashes:
-                value = _dump(value.to_dict())
-            row[_COLUMNS.get(f.name, f.name)] = value
-        row.update({_COLUMNS.get(k, k): v for k, v in overrides.items()})
-        return row
-
-    def from_row(self, row: Any) -> Any:
-        values = {}
-        for f in fields(self.cls):
-            value = row[_COLUMNS.get(f.name, f.name)]
-            if f.name in self.json:
-                value = json.loads(value)
-            elif f.name in self.hashes:
-                value = ContentHash.from_dict(json.loads(value))
-            elif f.name in self.times:
-                value = _utc(value)
-            values[f.name] = value
-        return self.cls(**values)
-
-
-_DEFINITION = _Codec(
-    DefinitionRecord, json=frozenset({"spec", "reasons"}), times=frozenset({"created_at"})
-)
-_DATA_VERSION = _Codec(
-    DataVersion,
-    json=frozenset({"files"}),
-    hashes=frozenset({"content"}),
-    times=frozenset({"created_at"}),
-)
-_RUN = _Codec(
-    RunRecord,
-    json=frozenset({"params", "inputs", "outputs"}),
-    times=frozenset({"started_at", "ended_at"}),
-)
-_TRAINING = _Codec(
-    TrainingDatasetRecord,
-    json=frozenset({"pins", "columns", "params"}),
-    hashes=frozenset({"content"}),
-    times=frozenset({"created_at"}),
-)
-_VALIDATION = _Codec(ValidationRecord, json=frozenset({"report"}), times=frozenset({"created_at"}))
-_MODEL = _Codec(ModelRecord, json=frozenset({"metrics", "gates"}), times=frozenset({"created_at"}))
-_DEPLOYMENT = _Codec(DeploymentRecord, times=frozenset({"at"}))
-_TOKEN = _Codec(
-    TokenRecord, json=frozenset({"views"}), times=frozenset({"created_at", "revoked_at"})
-)
 
 
 class SQLRegistry:

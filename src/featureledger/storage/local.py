@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow.fs as pafs
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 from featureledger.errors import StorageError
 from featureledger.storage.base import ObjectInfo
@@ -22,7 +24,6 @@ class LocalStorage:
         if text.startswith("file://"):
             text = text[len("file://") :]
         self.root = str(Path(text).resolve())
-        self._fs = pafs.LocalFileSystem()
 
     def __repr__(self) -> str:
         return f"LocalStorage({self.root!r})"
@@ -81,7 +82,10 @@ class LocalStorage:
             path.unlink(missing_ok=True)
 
     def arrow_filesystem(self) -> pafs.FileSystem:
-        return self._fs
+        # imported here: reading the registry with a LocalStorage at hand needs no PyArrow
+        import pyarrow.fs as pafs
+
+        return pafs.LocalFileSystem()
 
     def arrow_path(self, uri: str) -> str:
         return str(self._path(uri))

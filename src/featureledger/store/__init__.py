@@ -20,12 +20,47 @@ delegates every public method to one of them:
 A service calls only the services it was given, all of them below it in that list.
 """
 
-from featureledger.store._data import QUARANTINE_AT, QUARANTINE_RUN
-from featureledger.store._definitions import Plan, PlanItem
-from featureledger.store._facade import FeatureStore
-from featureledger.store._online import Materialization, OnlineFeatures
-from featureledger.store._pipelines import PipelineRun, ReproduceReport
-from featureledger.store._training import TrainingData
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from featureledger.store._data import QUARANTINE_AT, QUARANTINE_RUN
+    from featureledger.store._definitions import Plan, PlanItem
+    from featureledger.store._facade import FeatureStore
+    from featureledger.store._online import Materialization, OnlineFeatures
+    from featureledger.store._pipelines import PipelineRun, ReproduceReport
+    from featureledger.store._training import TrainingData
+
+# Imported on first use, so that the light catalog (`_light`, for `list`, `versions` and
+# `show`) is importable without the services and the libraries they need.
+_LAZY = {
+    "QUARANTINE_AT": "_data",
+    "QUARANTINE_RUN": "_data",
+    "Plan": "_definitions",
+    "PlanItem": "_definitions",
+    "FeatureStore": "_facade",
+    "Materialization": "_online",
+    "OnlineFeatures": "_online",
+    "PipelineRun": "_pipelines",
+    "ReproduceReport": "_pipelines",
+    "TrainingData": "_training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "QUARANTINE_AT",

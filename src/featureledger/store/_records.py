@@ -15,6 +15,7 @@ from featureledger.hashing import ContentHash, schema_hash
 from featureledger.offline import DeltaGroupTable
 from featureledger.offline.delta import Commit
 from featureledger.registry import DataVersion, RegistryBackend
+from featureledger.store import _describe as describe
 from featureledger.store._catalog import Catalog
 from featureledger.store._specs import group_from_spec
 from featureledger.store._tables import Tables
@@ -40,23 +41,6 @@ def _writer_gone(writer: str | None) -> bool:
     except PermissionError:  # alive, owned by another user
         return False
     return False
-
-
-def _dv_dict(dv: DataVersion) -> dict[str, Any]:
-    return {
-        "identity": str(dv.identity),
-        "operation": dv.operation,
-        "rows": dv.rows,
-        "rows_added": dv.rows_added,
-        "rows_removed": dv.rows_removed,
-        "content_hash": str(dv.content),
-        "schema_hash": dv.schema_hash,
-        "files": dv.files,
-        "run": dv.run_id,
-        "user": dv.user,
-        "created_at": dv.created_at.isoformat(),
-        "note": dv.note,
-    }
 
 
 class VersionRecords:
@@ -289,52 +273,21 @@ class VersionRecords:
     def show(self, identity: str | VersionId) -> dict[str, Any]:
         """Everything recorded about one identity, as plain data."""
         ident = VersionId.parse(identity) if isinstance(identity, str) else identity
-        if ident.kind == "entity":
-            rec = self.registry.get_definition("entity", ident.name, None)
-            return {"identity": str(ident), "version": rec.semver, "definition": rec.spec}
+        if ident.kind in ("entity", "feature_view"):
+            major = None if ident.kind == "entity" else ident.major
+            return describe.definition(
+                ident, self.registry.get_definition(ident.kind, ident.name, major)
+            )
         if ident.kind == "feature_group":
             rec = self.registry.get_definition("feature_group", ident.name, ident.major)
             fg = group_from_spec(rec.spec, rec.major)
             table = self.tables.table(fg.name, rec.major)
             self.sync(fg, table)
             versions = self.registry.data_versions(fg.name, rec.major)
-            if ident.data is None:
-                latest = versions[-1] if versions else None
-                return {
-                    "identity": str(VersionId("feature_group", fg.name, rec.major)),
-                    "version": rec.semver,
-                    "definition": rec.spec,
-                    "latest_data_version": None if latest is None else _dv_dict(latest),
-                    "storage": table.uri,
-                }
-            dv = self.registry.data_version(fg.name, rec.major, ident.data)
-            if dv is None:
-                raise NotFoundError(f"{ident} does not exist; latest is #{versions[-1].version}")
-            return _dv_dict(dv)
-        if ident.kind == "feature_view":
-            rec = self.registry.get_definition("feature_view", ident.name, ident.major)
-            return {"identity": str(rec.identity), "version": rec.semver, "definition": rec.spec}
+            return describe.group(ident, rec, versions, table.uri)
         if ident.kind == "training_dataset":
             records = self.registry.training_datasets(ident.name, ident.major)
-            if ident.number is not None:
-                records = [r for r in records if r.number == ident.number]
-            if not records:
-                raise NotFoundError(f"{ident} is not recorded")
-            r = records[-1]
-            return {
-                "identity": str(r.identity),
-                "pins": r.pins,
-                "entity_hash": r.entity_hash,
-                "content_hash": str(r.content),
-                "rows": r.rows,
-                "columns": r.columns,
-                "entity_path": r.entity_path,
-                "output_path": r.output_path,
-                "run": r.run_id,
-                "user": r.user,
-                "created_at": r.created_at.isoformat(),
-                "params": r.params,
-            }
+            return describe.training_dataset(ident, records)
         if ident.kind == "run":
             found = self.registry.run(ident.name)
             if found is None:
