@@ -48,6 +48,7 @@ from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService, Plan
 from featureledger.store._feature_logs import FeatureLogs
 from featureledger.store._files import StoreFiles
+from featureledger.store._history import HistoryService
 from featureledger.store._lineage import LineageService
 from featureledger.store._models import ModelService
 from featureledger.store._monitoring import MonitoringService, ReleaseCheck
@@ -160,6 +161,7 @@ class FeatureStore:
             files=files,
         )
         self._lineage = LineageService(registry=registry)
+        self._history = HistoryService(catalog=catalog, records=records, tables=tables)
         statistics = self._statistics = StatisticsService(
             registry=registry,
             engine=engine,
@@ -341,6 +343,18 @@ class FeatureStore:
     ) -> pa.Table:
         """The rows of one data version: ``version`` by number, or the one current ``as_of``."""
         return self._data.read(group, version=version, as_of=as_of, major=major, columns=columns)
+
+    def history(
+        self,
+        group: str | FeatureGroup,
+        key: Any = None,
+        *,
+        version: int | None = None,
+        major: int | None = None,
+    ) -> pa.Table:
+        """A key's rows with the interval ``[valid_from, valid_to)`` each was current (SCD
+        type 2); ``key`` is a value, or ``{column: value}`` for a composite key."""
+        return self._history.history(group, key, version=version, major=major)
 
     def training_data(
         self,

@@ -42,6 +42,14 @@ def _writer_gone(writer: str | None) -> bool:
     return False
 
 
+#: what each slowly-changing-dimension type means here (decision rule: docs/concepts.md)
+SCD_MEANING = {
+    0: "static: no event time, one row per key (immutable reference data)",
+    2: "history: event time, every version kept offline (batch training)",
+    4: "history offline and the latest row online (real-time serving)",
+}
+
+
 def _dv_dict(dv: DataVersion) -> dict[str, Any]:
     return {
         "identity": str(dv.identity),
@@ -304,6 +312,7 @@ class VersionRecords:
                     "identity": str(VersionId("feature_group", fg.name, rec.major)),
                     "version": rec.semver,
                     "definition": rec.spec,
+                    "scd_type": {"type": fg.scd_type, "meaning": SCD_MEANING[fg.scd_type]},
                     "latest_data_version": None if latest is None else _dv_dict(latest),
                     "storage": table.uri,
                 }
