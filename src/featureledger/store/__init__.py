@@ -24,8 +24,9 @@ from featureledger.store._data import QUARANTINE_AT, QUARANTINE_RUN
 from featureledger.store._definitions import Plan, PlanItem
 from featureledger.store._facade import FeatureStore
 from featureledger.store._online import Materialization, OnlineFeatures
-from featureledger.store._pipelines import PipelineRun, ReproduceReport
+from featureledger.store._pipelines import PipelineRun
 from featureledger.store._training import TrainingData
+from featureledger.versioning.reproduce import ReproduceReport
 
 __all__ = [
     "QUARANTINE_AT",
