@@ -59,10 +59,19 @@ def library_code_hash() -> str:
     return h.hexdigest()[:16]
 
 
+@functools.cache
+def _packages_distributions() -> Mapping[str, list[str]]:
+    """Import name -> distributions; scanning every installed package takes about a second,
+    so once per process (like `environment`)."""
+    return metadata.packages_distributions()
+
+
 def pipeline_environment(imports: list[str]) -> dict[str, str]:
     """`environment` plus the installed versions of the distributions ``imports`` come from."""
     env = dict(environment())
-    mapping = metadata.packages_distributions()
+    if not imports:
+        return env
+    mapping = _packages_distributions()
     for name in imports:
         for dist in mapping.get(name, []):
             try:
