@@ -22,7 +22,7 @@ from featureledger.versioning.reproduce import FACTORS
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
-FEATURES = '''
+FEATURES = """
 import pyarrow.compute as pc
 from datetime import timedelta
 from featureledger import Entity, FeatureGroup, FeatureView, Field
@@ -46,7 +46,7 @@ stats = FeatureGroup(
 scoring = FeatureView(
     "scoring", [stats], on_demand=[OnDemand("doubled", doubled, outputs=["doubled"])]
 )
-'''
+"""
 
 TRAIN = '''
 def train(rows):
