@@ -94,7 +94,7 @@ def repo(tmp_path: Path) -> Path:
     store = FeatureStore.init(tmp_path / "repo")
     user = Entity("user", join_keys=["user_id"])
     stats = FeatureGroup("stats", user, event_time=None, features=[Field("spend", "float64")])
-    clicks = FeatureGroup("clicks", user, features=[Field("n", "int64")])
+    clicks = FeatureGroup("clicks", user, features=[Field("n", "int64")], online=True)
     store.apply([user, stats, clicks, FeatureView("fraud", [stats, clicks])])
     store.ingest("stats", {"user_id": [1, 2], "spend": [1.5, 2.5]})
     t0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -117,6 +117,7 @@ LIGHT_COMMANDS = [
     (["show", "entity/user"], '"join_keys"'),
     (["show", "feature_view/fraud@v1"], '"definition"'),
     (["show", "feature_group/clicks"], '"latest_data_version"'),
+    (["show", "feature_group/stats"], '"scd_type"'),
     (["show", "feature_group/clicks@v1#2"], '"operation"'),
     (["show", "training_dataset/fraud@v1/1"], '"pins"'),
     (["versions", "clicks"], "feature_group/clicks@v1"),

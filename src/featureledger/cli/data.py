@@ -193,6 +193,45 @@ def read(
         out.arrow(data, limit=limit)
 
 
+def parse_key(text: str) -> Any:
+    """``k1=v1,k2=v2`` as a mapping; a bare value (a one-column key) as itself."""
+    if "=" not in text:
+        return text
+    key: dict[str, str] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"{part!r}: expected COLUMN=VALUE, e.g. user_id=7")
+        key[name.strip()] = value
+    return key
+
+
+@app.command()
+@handled
+def history(
+    group: Annotated[str, typer.Argument(help="Feature group name.")],
+    key: Annotated[str, typer.Argument(help="The key: VALUE, or k1=v1,k2=v2 when composite.")],
+    at: Annotated[int | None, typer.Option("--version", help="Data version number.")] = None,
+    major: Annotated[int | None, typer.Option(help="Definition major version.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 50,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """A key's rows with the interval [valid_from, valid_to) each was current (SCD type 2)."""
+    data = _store(repo).history(group, parse_key(key), version=at, major=major)
+    if as_json:
+        out.as_json(
+            [
+                {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+                for row in data.to_pylist()
+            ]
+        )
+    elif not data.num_rows:
+        out.info(f"no rows for {key} in {group}")
+    else:
+        out.arrow(data, title=f"{group} {key}", limit=limit)
+
+
 @app.command("training-data")
 @handled
 def training_data(

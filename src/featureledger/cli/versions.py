@@ -110,8 +110,12 @@ def verify(
     identity: Annotated[str | None, typer.Argument(help="Identity (default: every group).")] = None,
     repo: RepoOpt = Path("."),
 ) -> None:
-    """Re-hash files and rows; exit 1 if anything differs from what was recorded."""
-    reports = _store(repo).verify(identity)
+    """Re-hash files and rows (a training set: rebuilt, and its code and environment
+    compared); exit 1 if anything differs from what was recorded."""
+    from featureledger.repo import load_definitions
+
+    training = identity is not None and identity.startswith("training_dataset/")
+    reports = _store(repo).verify(identity, definitions=load_definitions(repo) if training else ())
     out.table(
         "verify",
         ["identity", "files", "recorded hash", "actual hash", "result"],
@@ -207,26 +211,42 @@ def run_pipeline(
 @app.command()
 @handled
 def reproduce(
-    identity: Annotated[str, typer.Argument(help="run/<id> or the data version a run wrote.")],
+    identity: Annotated[
+        str,
+        typer.Argument(
+            help="A training set, model, deployment, run/<id> or a pipeline's data version."
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     repo: RepoOpt = Path("."),
 ) -> None:
-    """Re-run a pipeline run from its recorded inputs; exit 1 unless R = 1."""
+    """Recompute R = data x code x environment, factor by factor, with how to restore what
+    differs; exit 1 unless R = 1 and a recomputed output matches."""
     from featureledger.repo import load_definitions
 
     report = _store(repo).reproduce(identity, definitions=load_definitions(repo))
-    rows = []
-    for factor in ("data", "code", "environment"):
-        diffs = report.differences(factor)
-        detail = "; ".join(f"{i}: {a} -> {b}" for i, a, b in diffs) or "unchanged"
-        rows.append([factor, "1" if report.holds(factor) else "0", detail])
-    out.table(f"reproduce {report.identity}", ["factor", "holds", "differences"], rows)
-    if report.output_matches is not None:
-        out.info(
-            f"output: recorded {report.output_expected}, recomputed {report.output_actual}"
-            f" -> {'identical' if report.output_matches else 'DIFFERENT'}"
-        )
-    elif report.output_note:
-        out.info(f"output: {report.output_note}")
-    out.info(f"R = {int(report.reproducible)}")
+    if as_json:
+        out.as_json(report.to_dict())
+    else:
+        if len(report.covers) > 1:
+            out.info("covers " + " <- ".join(report.covers))
+        rows = []
+        for factor in ("data", "code", "environment"):
+            diffs = report.differences(factor)
+            detail = "; ".join(f"{i}: {a} -> {b}" for i, a, b in diffs) or "unchanged"
+            items = len(report.factors[factor])
+            rows.append([factor, "1" if report.holds(factor) else "0", items, detail])
+        out.table(f"reproduce {report.identity}", ["factor", "holds", "items", "differences"], rows)
+        for factor in ("data", "code", "environment"):
+            for hint in report.hints(factor):
+                out.info(f"restore {factor}: {hint}")
+        if report.output_matches is not None:
+            out.info(
+                f"output: recorded {report.output_expected}, recomputed {report.output_actual}"
+                f" -> {'identical' if report.output_matches else 'DIFFERENT'}"
+            )
+        elif report.output_note:
+            out.info(f"output: {report.output_note}")
+        out.info(f"R = {int(report.reproducible)}")
     if not report.reproducible or report.output_matches is False:
         raise typer.Exit(1)

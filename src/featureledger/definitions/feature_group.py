@@ -154,6 +154,15 @@ class FeatureGroup:
         return self.event_time is None
 
     @property
+    def scd_type(self) -> int:
+        """The slowly-changing-dimension type the group keeps (docs/concepts.md): 0 without
+        an event time (one row per key), 2 with one (history, offline), 4 when it is also
+        served online (latest row online, history offline)."""
+        if self.event_time is None:
+            return 0
+        return 4 if self.online else 2
+
+    @property
     def columns(self) -> tuple[Field, ...]:
         """Every stored column, in storage order: keys, times, features."""
         times = [Field(c, TIMESTAMP) for c in (self.event_time, self.created_time) if c]

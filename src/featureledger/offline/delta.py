@@ -225,8 +225,15 @@ class DeltaGroupTable:
     def schema(self, version: int | None = None) -> pa.Schema:
         return pa.schema(self.table(version).schema().to_arrow())
 
-    def read(self, version: int, columns: list[str] | None = None) -> pa.Table:
-        return self.table(version).to_pyarrow_table(columns=columns)
+    def read(
+        self,
+        version: int,
+        columns: list[str] | None = None,
+        filters: list[tuple[str, str, Any]] | None = None,
+    ) -> pa.Table:
+        """The rows of ``version``; ``filters`` (ANDed ``(column, op, value)``) skip files by
+        their statistics and rows by value."""
+        return self.table(version).to_pyarrow_table(columns=columns, filters=filters or None)
 
     def commit(self, version: int) -> Commit:
         """What the commit of ``version`` added and removed, from its log entry."""

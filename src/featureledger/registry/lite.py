@@ -40,9 +40,7 @@ class SQLiteReader:
         if not path.is_file():
             raise LiteUnavailable(f"{path} does not exist")
         try:
-            self._conn = sqlite3.connect(
-                f"file:{quote(str(path))}?mode=ro", uri=True, timeout=0.2
-            )
+            self._conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=0.2)
         except sqlite3.Error as exc:
             raise LiteUnavailable(str(exc)) from exc
         self._conn.row_factory = sqlite3.Row

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     from featureledger.store._definitions import Plan, PlanItem
     from featureledger.store._facade import FeatureStore
     from featureledger.store._online import Materialization, OnlineFeatures
-    from featureledger.store._pipelines import PipelineRun, ReproduceReport
+    from featureledger.store._pipelines import PipelineRun
     from featureledger.store._training import TrainingData
+    from featureledger.versioning.reproduce import ReproduceReport
 
 # Imported on first use, so that the light catalog (`_light`, for `list`, `versions` and
 # `show`) is importable without the services and the libraries they need.
@@ -44,8 +45,8 @@ _LAZY = {
     "Materialization": "_online",
     "OnlineFeatures": "_online",
     "PipelineRun": "_pipelines",
-    "ReproduceReport": "_pipelines",
     "TrainingData": "_training",
+    "ReproduceReport": "featureledger.versioning.reproduce",
 }
 
 
@@ -53,7 +54,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    where = module if "." in module else f"{__name__}.{module}"
+    value = getattr(importlib.import_module(where), name)
     globals()[name] = value  # later lookups skip this function
     return value
 

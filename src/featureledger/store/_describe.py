@@ -33,8 +33,20 @@ def definition(ident: VersionId, rec: DefinitionRecord) -> dict[str, Any]:
     return {"identity": str(shown), "version": rec.semver, "definition": rec.spec}
 
 
+#: what each slowly-changing-dimension type means here (decision rule: docs/concepts.md)
+SCD_MEANING = {
+    0: "static: no event time, one row per key (immutable reference data)",
+    2: "history: event time, every version kept offline (batch training)",
+    4: "history offline and the latest row online (real-time serving)",
+}
+
+
 def group(
-    ident: VersionId, rec: DefinitionRecord, versions: list[DataVersion], uri: str
+    ident: VersionId,
+    rec: DefinitionRecord,
+    versions: list[DataVersion],
+    uri: str,
+    scd_type: int,
 ) -> dict[str, Any]:
     """A feature group (``versions`` already synced with its table at ``uri``), or one of
     its data versions when ``ident`` names one."""
@@ -44,6 +56,7 @@ def group(
             "identity": str(VersionId("feature_group", rec.name, rec.major)),
             "version": rec.semver,
             "definition": rec.spec,
+            "scd_type": {"type": scd_type, "meaning": SCD_MEANING[scd_type]},
             "latest_data_version": None if latest is None else data_version(latest),
             "storage": uri,
         }

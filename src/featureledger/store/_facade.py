@@ -48,12 +48,14 @@ from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService, Plan
 from featureledger.store._feature_logs import FeatureLogs
 from featureledger.store._files import StoreFiles
+from featureledger.store._history import HistoryService
 from featureledger.store._lineage import LineageService
 from featureledger.store._models import ModelService
 from featureledger.store._monitoring import MonitoringService, ReleaseCheck
 from featureledger.store._online import Materialization, OnlineFeatures, OnlineService
-from featureledger.store._pipelines import PipelineRun, PipelineService, ReproduceReport
+from featureledger.store._pipelines import PipelineRun, PipelineService
 from featureledger.store._records import VersionRecords
+from featureledger.store._reproduce import ReproduceService, verify_report
 from featureledger.store._runs import Runs
 from featureledger.store._stats import StatisticsService
 from featureledger.store._tables import Tables
@@ -63,6 +65,7 @@ from featureledger.store._versions import VersionService
 from featureledger.versioning.diff import DataDiff
 from featureledger.versioning.integrity import VerifyReport
 from featureledger.versioning.provenance import environment
+from featureledger.versioning.reproduce import ReproduceReport
 from featureledger.versioning.writer import Mode
 
 
@@ -137,7 +140,7 @@ class FeatureStore:
             training=training,
             repo=repo_path,
         )
-        self._pipelines = PipelineService(
+        pipelines = self._pipelines = PipelineService(
             registry=registry,
             engine=engine,
             tables=tables,
@@ -150,6 +153,14 @@ class FeatureStore:
             repo=repo_path,
             naive=naive,
         )
+        self._reproduce = ReproduceService(
+            registry=registry,
+            catalog=catalog,
+            files=files,
+            training=training,
+            versioning=versioning,
+            pipelines=pipelines,
+        )
         self._models = ModelService(
             registry=registry,
             catalog=catalog,
@@ -160,6 +171,7 @@ class FeatureStore:
             files=files,
         )
         self._lineage = LineageService(registry=registry)
+        self._history = HistoryService(catalog=catalog, records=records, tables=tables)
         statistics = self._statistics = StatisticsService(
             registry=registry,
             engine=engine,
@@ -342,6 +354,18 @@ class FeatureStore:
         """The rows of one data version: ``version`` by number, or the one current ``as_of``."""
         return self._data.read(group, version=version, as_of=as_of, major=major, columns=columns)
 
+    def history(
+        self,
+        group: str | FeatureGroup,
+        key: Any = None,
+        *,
+        version: int | None = None,
+        major: int | None = None,
+    ) -> pa.Table:
+        """A key's rows with the interval ``[valid_from, valid_to)`` each was current (SCD
+        type 2); ``key`` is a value, or ``{column: value}`` for a composite key."""
+        return self._history.history(group, key, version=version, major=major)
+
     def training_data(
         self,
         view: str | FeatureView,
@@ -391,8 +415,16 @@ class FeatureStore:
         """A new data version whose content equals version ``to``; nothing is deleted."""
         return self._versioning.rollback(group, to=to, reason=reason, major=major)
 
-    def verify(self, identity: str | VersionId | None = None) -> list[VerifyReport]:
-        """Re-hash files and rows of data versions (all latest versions when no identity)."""
+    def verify(
+        self, identity: str | VersionId | None = None, *, definitions: Sequence[Definition] = ()
+    ) -> list[VerifyReport]:
+        """Re-hash the files and rows of data versions; a training set is rebuilt from its
+        pins and its code and environment are compared too (with ``definitions``, the
+        repository's code; else the registered)."""
+        ident = VersionId.parse(identity) if isinstance(identity, str) else identity
+        if ident is not None and ident.kind == "training_dataset":
+            record = self._training.record(ident)
+            return [verify_report(self._reproduce.training_set(record, definitions))]
         return self._versioning.verify(identity)
 
     def pin(self, identity: str | VersionId, path: str | Path) -> Path:
@@ -431,8 +463,9 @@ class FeatureStore:
     def reproduce(
         self, identity: str, *, definitions: Sequence[Definition] = ()
     ) -> ReproduceReport:
-        """Re-run a recorded pipeline run from its recorded inputs and compare, factor by factor."""
-        return self._pipelines.reproduce(identity, definitions=definitions)
+        """R(m) = data x code x environment, factor by factor, for a training set, model,
+        deployment, pipeline run or the data version a pipeline wrote, with restore hints."""
+        return self._reproduce.reproduce(identity, definitions=definitions)
 
     def register_model(
         self,
@@ -443,8 +476,10 @@ class FeatureStore:
         metrics: Mapping[str, float | Sequence[float]] | None = None,
         gates: Sequence[Gate] = (),
         description: str = "",
+        code: Callable[..., Any] | str | Path | None = None,
     ) -> ModelRecord:
-        """Store a model artifact content-addressed and link it to its training dataset."""
+        """Store a model artifact content-addressed and link it to its training dataset
+        (and its training code, a function or script, for `reproduce`)."""
         return self._models.register_model(
             name,
             artifact,
@@ -452,6 +487,7 @@ class FeatureStore:
             metrics=metrics,
             gates=gates,
             description=description,
+            code=code,
         )
 
     def fit_transforms(

@@ -35,6 +35,14 @@ def delta_head(table: Path) -> int | None:
     return max(versions) if versions else None
 
 
+def scd_type(spec: dict[str, Any]) -> int:
+    """`FeatureGroup.scd_type` read from a registered spec (without building the group,
+    which needs PyArrow); `tests/test_cli_startup.py` compares the two through `show`."""
+    if spec.get("event_time") is None:
+        return 0
+    return 4 if spec.get("online") else 2
+
+
 class LightCatalog:
     """Read-only answers for the light commands, or None where the store must answer."""
 
@@ -108,6 +116,6 @@ class LightCatalog:
             if versions is None:
                 return None
             uri = str(self._table(rec.name, rec.major))
-            return describe.group(ident, rec, versions, uri)
+            return describe.group(ident, rec, versions, uri, scd_type(rec.spec))
 
         return self._answer(run)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,35 @@ from featureledger.store._files import StoreFiles
 from featureledger.store._records import VersionRecords
 from featureledger.store._runs import Runs
 from featureledger.store._training import TrainingData, TrainingService
-from featureledger.versioning.provenance import current_user
+from featureledger.versioning.provenance import (
+    code_provenance,
+    current_user,
+    pipeline_environment,
+)
+
+#: the item under which a model's training code is recorded and compared
+TRAINING_CODE = "training code"
+
+
+def training_code(code: Callable[..., Any] | str | Path | None) -> dict[str, Any]:
+    """What a model registration records of its training code and environment: a
+    function's ``fn1:`` hash, parts and location, or a script's SHA-256 and path."""
+    if code is None:
+        found: dict[str, Any] = {"code": {}, "imports": []}
+    elif callable(code):
+        found = code_provenance({TRAINING_CODE: code})
+    else:
+        path = Path(code).resolve()
+        if not path.is_file():
+            raise NotFoundError(
+                f"training code {path} does not exist; pass the script or a function"
+            )
+        found = {
+            "code": {TRAINING_CODE: f"sha256:{artifact_sha256(path)[:16]}"},
+            "code_where": {TRAINING_CODE: str(path)},
+            "imports": [],
+        }
+    return {**found, "environment": pipeline_environment(found["imports"])}
 
 
 @dataclass(frozen=True)
@@ -59,13 +87,16 @@ class ModelService:
         metrics: Mapping[str, float | Sequence[float]] | None = None,
         gates: Sequence[Gate] = (),
         description: str = "",
+        code: Callable[..., Any] | str | Path | None = None,
     ) -> ModelRecord:
         """Store a model artifact content-addressed and link it to its training dataset.
 
         ``metrics`` values may be lists of repeated evaluations; gates compare their means
         and record standard errors. A failed gate raises `GateError` and registers nothing.
         "Better than current" gates compare with the model currently deployed under the
-        same name, else the latest registered version.
+        same name, else the latest registered version. ``code`` is the training code, a
+        function or a script file: its hash (and the environment) is recorded for
+        `reproduce`.
         """
         check_name("model", name)
         source = Path(artifact)
@@ -89,7 +120,10 @@ class ModelService:
         self.files.put(source, target)
         user = current_user()
         run = self.runs.start(
-            "register-model", user, {"model": name}, inputs=[td_ident] if td_ident else []
+            "register-model",
+            user,
+            {"model": name, **training_code(code)},
+            inputs=[td_ident] if td_ident else [],
         )
         record = self.registry.add_model(
             ModelRecord(

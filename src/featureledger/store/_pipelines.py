@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,13 @@ from featureledger.store._records import VersionRecords
 from featureledger.store._runs import Runs
 from featureledger.store._tables import Tables
 from featureledger.store._versions import VersionService
-from featureledger.versioning.provenance import current_user, environment_hash, pipeline_environment
+from featureledger.versioning.provenance import (
+    current_user,
+    environment_hash,
+    function_location,
+    pipeline_environment,
+)
+from featureledger.versioning.reproduce import ReproduceReport, compare
 from featureledger.versioning.writer import Mode
 
 
@@ -44,40 +50,6 @@ class PipelineRun:
     version: DataVersion
     inputs: list[str]
     rows: int
-
-
-@dataclass
-class ReproduceReport:
-    """The reproducibility predicate, factor by factor, for one recorded run."""
-
-    identity: str
-    #: factor -> list of (item, recorded, current)
-    factors: dict[str, list[tuple[str, str, str]]] = field(
-        default_factory=lambda: {"data": [], "code": [], "environment": []}
-    )
-    output_expected: str | None = None
-    output_actual: str | None = None
-    output_note: str = ""
-
-    def add(self, factor: str, item: str, recorded: str, current: str) -> None:
-        self.factors[factor].append((item, recorded, current))
-
-    def holds(self, factor: str) -> bool:
-        return all(recorded == current for _, recorded, current in self.factors[factor])
-
-    def differences(self, factor: str) -> list[tuple[str, str, str]]:
-        return [t for t in self.factors[factor] if t[1] != t[2]]
-
-    @property
-    def reproducible(self) -> bool:
-        """R = 1[data] x 1[code] x 1[environment]."""
-        return all(self.holds(f) for f in ("data", "code", "environment"))
-
-    @property
-    def output_matches(self) -> bool | None:
-        if self.output_actual is None:
-            return None
-        return self.output_actual == self.output_expected
 
 
 @dataclass(frozen=True)
@@ -273,7 +245,7 @@ class PipelineService:
         )
 
     def reproduce(
-        self, identity: str, *, definitions: Sequence[Definition] = ()
+        self, identity: str | RunRecord, *, definitions: Sequence[Definition] = ()
     ) -> ReproduceReport:
         """Re-run a recorded pipeline run from its recorded inputs and compare, factor by factor.
 
@@ -281,7 +253,7 @@ class PipelineService:
         the reproducibility predicate R = data x code x environment, and whether the
         recomputed output hashes to what was written.
         """
-        run = self._find_run(identity)
+        run = identity if isinstance(identity, RunRecord) else self.find_run(identity)
         if run.kind != "pipeline":
             raise DataError(
                 f"run/{run.id} is a {run.kind} run; only pipeline runs can be "
@@ -294,7 +266,7 @@ class PipelineService:
         )
         fg = live or self.catalog.get_feature_group(params["group"], params.get("major"))
         fg = dataclasses.replace(fg, version=params.get("major"))
-        report = ReproduceReport(f"run/{run.id}")
+        report = ReproduceReport(f"run/{run.id}", covers=[*run.outputs, f"run/{run.id}"])
         # data: every recorded input still hashes as recorded
         for ident in run.inputs:
             if ident.startswith("file:"):
@@ -315,10 +287,10 @@ class PipelineService:
         env_now = pipeline_environment(
             transform.module_imports() if isinstance(transform, PythonTransform) else []
         )
-        for name in sorted(set(env_then) | set(env_now)):
-            report.add(
-                "environment", name, env_then.get(name, "absent"), env_now.get(name, "absent")
-            )
+        report.environment_lock = dict(env_then)
+        compare(report, "environment", env_then, env_now)
+        if isinstance(transform, PythonTransform) and transform.function is not None:
+            report.where["transformation"] = function_location(transform.function)
         if isinstance(transform, PythonTransform) and transform.function is None:
             report.output_note = (
                 "not re-run: pass the repository's definitions so the Python transformation can run"
@@ -336,7 +308,7 @@ class PipelineService:
         report.output_actual = str(content_hash(batch))
         return report
 
-    def _find_run(self, identity: str) -> RunRecord:
+    def find_run(self, identity: str) -> RunRecord:
         ident = VersionId.parse(identity)
         if ident.kind == "run":
             run = self.registry.run(ident.name)

@@ -284,7 +284,7 @@ class VersionRecords:
             table = self.tables.table(fg.name, rec.major)
             self.sync(fg, table)
             versions = self.registry.data_versions(fg.name, rec.major)
-            return describe.group(ident, rec, versions, table.uri)
+            return describe.group(ident, rec, versions, table.uri, fg.scd_type)
         if ident.kind == "training_dataset":
             records = self.registry.training_datasets(ident.name, ident.major)
             return describe.training_dataset(ident, records)

@@ -30,7 +30,7 @@ from featureledger.errors import (
     NotFoundError,
     SchemaMismatchError,
 )
-from featureledger.hashing import ContentHash, content_hash
+from featureledger.hashing import ContentHash, content_hash, definition_hash
 from featureledger.offline import ROW_COLUMN, PitSource
 from featureledger.offline.base import OfflineEngine
 from featureledger.offline.conform import NaivePolicy, conform_entities, to_arrow
@@ -41,7 +41,11 @@ from featureledger.store._records import VersionRecords
 from featureledger.store._runs import Runs
 from featureledger.store._tables import Tables
 from featureledger.transforms.on_demand import apply_on_demand, output_fields
-from featureledger.versioning.provenance import current_user
+from featureledger.versioning.provenance import (
+    code_provenance,
+    current_user,
+    pipeline_environment,
+)
 
 
 @dataclass
@@ -73,6 +77,22 @@ class TrainingData:
 
     def __len__(self) -> int:
         return self.record.rows
+
+
+def view_definition_hash(fv: FeatureView) -> str:
+    """The hash of what a view selects and how (its transforms' code is hashed apart)."""
+    return definition_hash({k: v for k, v in fv.to_dict().items() if k != "on_demand"})
+
+
+def view_provenance(fv: FeatureView) -> dict[str, Any]:
+    """The view's definition hash, the code of its on-demand transforms (hash, parts,
+    location) and the environment they run in, as a training-data run records them."""
+    code = code_provenance({f"on-demand {o.name}": o.function for o in fv.on_demand})
+    return {
+        "view_definition": view_definition_hash(fv),
+        **code,
+        "environment": pipeline_environment(code["imports"]),
+    }
 
 
 def _keep_entities(entities: pa.Table, uri: str, files: StoreFiles) -> ContentHash:
@@ -186,6 +206,8 @@ class TrainingService:
                 "major": vmajor,
                 "rows": join.entities.num_rows,
                 "timestamp_column": timestamp_column,
+                # what `reproduce` compares: the view's code and the environment
+                **view_provenance(fv),
             },
             inputs=[p["identity"] for p in join.pins.values()],
         )

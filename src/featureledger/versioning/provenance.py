@@ -5,10 +5,15 @@ from __future__ import annotations
 import functools
 import getpass
 import hashlib
+import inspect
 import os
 import platform
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
+from typing import Any
+
+from featureledger.definitions.code import function_hash
 
 #: the distributions whose versions decide what featureledger computes
 ENV_PACKAGES = ("featureledger", "pyarrow", "deltalake", "duckdb", "numpy", "sqlalchemy")
@@ -54,10 +59,19 @@ def library_code_hash() -> str:
     return h.hexdigest()[:16]
 
 
+@functools.cache
+def _packages_distributions() -> Mapping[str, list[str]]:
+    """Import name -> distributions; scanning every installed package takes about a second,
+    so once per process (like `environment`)."""
+    return metadata.packages_distributions()
+
+
 def pipeline_environment(imports: list[str]) -> dict[str, str]:
     """`environment` plus the installed versions of the distributions ``imports`` come from."""
     env = dict(environment())
-    mapping = metadata.packages_distributions()
+    if not imports:
+        return env
+    mapping = _packages_distributions()
     for name in imports:
         for dist in mapping.get(name, []):
             try:
@@ -65,3 +79,31 @@ def pipeline_environment(imports: list[str]) -> dict[str, str]:
             except metadata.PackageNotFoundError:  # pragma: no cover - mapping is from metadata
                 env[dist.lower()] = "absent"
     return env
+
+
+def function_location(fn: Callable[..., Any]) -> str:
+    """Where a function was defined, ``path:qualname``, for a restore hint."""
+    try:
+        path = inspect.getsourcefile(fn) or "?"
+    except TypeError:
+        path = "?"
+    return f"{path}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def code_provenance(items: Mapping[str, Callable[..., Any] | None]) -> dict[str, Any]:
+    """The ``fn1:`` code hash, parts and location of each named function, and the packages
+    they use: what a run records so `reproduce` can say which code changed and where it was.
+    An item without a function (its code is not loaded) is left out."""
+    code: dict[str, str] = {}
+    parts: dict[str, dict[str, str]] = {}
+    where: dict[str, str] = {}
+    packages: set[str] = set()
+    for name, fn in items.items():
+        if fn is None:
+            continue
+        found = function_hash(fn)
+        code[name] = found.value
+        parts[name] = dict(found.parts)
+        where[name] = function_location(fn)
+        packages.update(found.packages)
+    return {"code": code, "code_parts": parts, "code_where": where, "imports": sorted(packages)}
