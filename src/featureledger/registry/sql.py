@@ -206,10 +206,14 @@ class SQLRegistry:
             raise
         #: the secret the audit chain's MACs are keyed with; kept outside the registry
         self._audit_key = audit_key
+        #: set when the key is not the one the chain is keyed with: every write refuses
+        self._key_error: ConfigError | None = None
         if audit_key is not None:
             from featureledger.versioning.provenance import current_user
 
             sqlaudit.anchor(self.engine, audit_key, current_user(), self.url)
+            with self.engine.connect() as conn:
+                self._key_error = sqlaudit.key_mismatch(conn, audit_key, self.url)
 
     def __repr__(self) -> str:
         return f"SQLRegistry({self.url!r})"
@@ -381,6 +385,7 @@ class SQLRegistry:
 
     # -- runs ---------------------------------------------------------------------------------
     def start_run(self, record: RunRecord) -> None:
+        self._key()  # a run writes audited records: refuse before it commits any data
         with self.engine.begin() as conn:
             conn.execute(runs_table.insert().values(**_RUN.to_row(record)))
 
@@ -641,6 +646,8 @@ class SQLRegistry:
     def _key(self) -> bytes:
         if self._audit_key is None:
             raise sqlaudit.no_key(self.url)
+        if self._key_error is not None:
+            raise self._key_error
         return self._audit_key
 
     def audit(self, user: str, action: str, obj: str, details: dict[str, Any]) -> AuditEntry:

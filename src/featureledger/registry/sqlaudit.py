@@ -37,14 +37,22 @@ def no_key(where: str) -> ConfigError:
 
 def check_key(conn: sa.Connection, key: bytes, where: str) -> None:
     """Refuse to write with a key other than the one the chain is keyed with."""
+    error = key_mismatch(conn, key, where)
+    if error is not None:
+        raise error
+
+
+def key_mismatch(conn: sa.Connection, key: bytes, where: str) -> ConfigError | None:
+    """The error to raise on writes when ``key`` is not the chain's key, else None."""
     stored = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == KEY_ID)).scalar()
     if stored is not None and stored != audit.key_id(key):
-        raise ConfigError(
+        return ConfigError(
             f"registry {where}: its audit chain is keyed with key id {stored}, but the audit "
             f"key in use has id {audit.key_id(key)}; nothing was written. Restore the "
             "repository's key (FEATURELEDGER_AUDIT_KEY, or .featureledger/audit.key copied "
             "from where the repository was made); docs/reliability.md, 'The audit key'"
         )
+    return None
 
 
 def append(
