@@ -253,10 +253,13 @@ def _check_head(
         return [f"checkpoint: not a head file ({type(exc).__name__}: {exc})"]
     problems = []
     if key is not None and not hmac.compare_digest(sign_head(key, head), signature):
-        problems.append(
-            "checkpoint: signature does not match (the head file was edited, or signed with "
-            f"another key: its key id is {head.get('key_id')}, this key's is {key_id(key)})"
-        )
+        if head.get("key_id") == key_id(key):
+            problems.append("checkpoint: signature does not match: the head file was edited")
+        else:
+            problems.append(
+                f"checkpoint: signed with another key (id {head.get('key_id')}, this key's is "
+                f"{key_id(key)}), or the head file was edited"
+            )
     if seq == 0:
         return problems
     by_seq = {r["seq"]: r for r in entries}
