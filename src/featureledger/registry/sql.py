@@ -209,9 +209,8 @@ class SQLRegistry:
         #: set when the key is not the one the chain is keyed with: every write refuses
         self._key_error: ConfigError | None = None
         if audit_key is not None:
-            from featureledger.versioning.provenance import current_user
-
-            sqlaudit.anchor(self.engine, audit_key, current_user(), self.url)
+            # written by featureledger itself on open, whoever opened it
+            sqlaudit.anchor(self.engine, audit_key, "featureledger", self.url)
             with self.engine.connect() as conn:
                 self._key_error = sqlaudit.key_mismatch(conn, audit_key, self.url)
 
