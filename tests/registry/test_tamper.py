@@ -283,3 +283,32 @@ def test_key_file_readable_by_others_is_refused(books: FeatureStore) -> None:
     os.chmod(key, 0o644)
     with pytest.raises(ConfigError, match="mode 0644: other users can read the audit key"):
         FeatureStore(books.repo)
+
+
+def test_key_rotation_re_keys_a_verified_chain(books: FeatureStore) -> None:
+    key = books.repo / ".featureledger" / "audit.key"
+    before, head = key.read_text(), books.audit_head()
+    count = books.rotate_audit_key(reason="yearly")
+    assert count == len(books.audit_log()) - 1  # every entry but the new re-keyed one
+    assert key.read_text() != before and (key.stat().st_mode & 0o777) == 0o600
+    assert not (key.parent / "audit.key.new").exists()
+    last = books.audit_log()[-1]
+    assert last.action == "re-keyed" and last.details["reason"] == "yearly"
+    assert books.audit_verify() == []
+    # a checkpoint signed with the old key no longer verifies: export a new one
+    assert any("signed with another key" in p for p in books.audit_verify(head))
+    books.close()
+    reopened = FeatureStore(books.repo)  # reads the new key file
+    reopened.ingest("stats", rows([7]))
+    assert reopened.audit_verify() == [] and reopened.audit_verify(reopened.audit_head()) == []
+    reopened.close()
+
+
+def test_key_rotation_refuses_a_tampered_chain(books: FeatureStore) -> None:
+    key = books.repo / ".featureledger" / "audit.key"
+    before = key.read_text()
+    sql(books, audit_table.update().where(audit_table.c.seq == 4).values(user_name="mallory"))
+    with pytest.raises(ConfigError, match="does not verify under the current key"):
+        books.rotate_audit_key()
+    assert key.read_text() == before and not (key.parent / "audit.key.new").exists()
+    assert any("entry 4" in p for p in books.audit_verify())

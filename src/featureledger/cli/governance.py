@@ -241,3 +241,17 @@ def audit_head(
         return
     out_file.write_text(text)
     out.ok(f"checkpoint of the audit chain written to {out_file}")
+
+
+@audit_app.command("rotate-key")
+@handled
+def audit_rotate_key(
+    reason: Annotated[str, typer.Option(help="Why (recorded in the re-keyed entry).")] = "",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Move the chain to a new key file: verified under the old key, re-MAC-ed, audited."""
+    count = _store(repo).rotate_audit_key(reason=reason)
+    out.ok(
+        f"audit key rotated: {count} entries re-MAC-ed under the new .featureledger/audit.key; "
+        "checkpoints exported before no longer verify: export a new one (`audit head --out`)"
+    )

@@ -416,6 +416,13 @@ class RegistryBackend(Protocol):
         Never raises on corrupt rows: each is named."""
         ...
 
+    def audit_rotate_key(self, new_key: bytes, user: str, reason: str = "") -> int:
+        """Re-key the chain: refuse unless it verifies under the current key, then re-MAC
+        every keyed entry under ``new_key`` and append a ``re-keyed`` entry, atomically.
+        Returns how many entries were re-MAC-ed; checkpoints signed before must be
+        exported again."""
+        ...
+
     def audit_head(self) -> dict[str, Any]:
         """A signed checkpoint of the newest entry (seq, MAC, count, key id, signature)."""
         ...

@@ -690,6 +690,15 @@ class SQLRegistry:
             entries, versions, maintenance, key=self._audit_key, counter=counter, against=against
         )
 
+    def audit_rotate_key(self, new_key: bytes, user: str, reason: str = "") -> int:
+        """Verify the chain under the current key, re-MAC it under ``new_key`` and append a
+        ``re-keyed`` entry, in one transaction; the registry then uses ``new_key``."""
+        old = self._key()
+        with self.engine.begin() as conn:
+            count = sqlaudit.rotate(conn, old, new_key, user, reason, self.url)
+        self._audit_key = new_key
+        return count
+
     def audit_head(self) -> dict[str, Any]:
         key = self._key()
         with self.engine.connect() as conn:

@@ -161,3 +161,48 @@ def raw_rows(conn: sa.Connection) -> tuple[list[Any], list[Any], list[Any], int 
         sa.select(counters_table.c.value).where(counters_table.c.scope == "audit")
     ).scalar()
     return list(entries), list(versions), list(maintenance), counter
+
+
+def rotate(conn: sa.Connection, old: bytes, new: bytes, user: str, reason: str, where: str) -> int:
+    """Re-compute every keyed MAC under ``new`` after checking the chain under ``old``; in
+    the caller's write transaction. Returns how many entries were re-MAC-ed."""
+    # the counter row's lock keeps appends out while the chain is rewritten
+    conn.execute(
+        sa.select(counters_table.c.value).where(counters_table.c.scope == "audit").with_for_update()
+    )
+    entries, versions, maintenance, counter = raw_rows(conn)
+    problems = audit.verify(entries, versions, maintenance, key=old, counter=counter)
+    if problems:
+        raise ConfigError(
+            f"registry {where}: the audit chain does not verify under the current key, so it "
+            f"is not re-keyed (that would launder the damage): {'; '.join(problems[:5])}"
+        )
+    prev, count, t = audit.GENESIS, 0, audit_table
+    for e in entries:
+        if (e["scheme"] or audit.UNKEYED) == audit.KEYED:
+            body = (e["seq"], audit.iso(e["at"]), e["user_name"], e["action"], e["object"])
+            details = json.loads(e["details"])
+            mac = audit.entry_mac(audit.KEYED, new, *body, details, prev)
+            conn.execute(t.update().where(t.c.seq == e["seq"]).values(prev_hash=prev, hash=mac))
+            prev, count = mac, count + 1
+        else:
+            prev = str(e["hash"])
+    conn.execute(
+        meta_table.update().where(meta_table.c.key == KEY_ID).values(value=audit.key_id(new))
+    )
+    append(
+        conn,
+        new,
+        user,
+        audit.REKEYED,
+        "audit",
+        {
+            "key_id": audit.key_id(new),
+            "previous_key_id": audit.key_id(old),
+            "entries_re_maced": count,
+            "reason": reason,
+            "why": "key rotated: every keyed entry verified under the old key, then re-MAC-ed",
+        },
+        where=where,
+    )
+    return count

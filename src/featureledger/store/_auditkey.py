@@ -15,6 +15,7 @@ from pathlib import Path
 
 from featureledger.config import STATE_DIR
 from featureledger.errors import ConfigError
+from featureledger.registry import RegistryBackend
 
 ENV = "FEATURELEDGER_AUDIT_KEY"
 KEY_FILE = "audit.key"
@@ -71,3 +72,32 @@ def _create(path: Path) -> None:
         pass
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def rotate_audit_key(repo: Path, registry: RegistryBackend, user: str, reason: str) -> int:
+    """Replace the key file's key: the registry re-MACs its chain under a new key (after
+    verifying it under the old one), then the new key file replaces the old one.
+
+    The new key is written beside the old (``audit.key.new``, 0600) before the registry
+    commits, so an interruption between the two leaves it there to be moved over."""
+    if os.environ.get(ENV) is not None:
+        raise ConfigError(
+            f"the audit key comes from {ENV}; this command rotates a key file. Unset it, "
+            "rotate, then give every machine the new content of .featureledger/audit.key"
+        )
+    path = key_path(repo)
+    pending = path.with_name(path.name + ".new")
+    new = secrets.token_hex(32)
+    fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, (new + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        count = registry.audit_rotate_key(new.encode(), user, reason)
+    except BaseException:
+        pending.unlink(missing_ok=True)
+        raise
+    os.replace(pending, path)
+    return count

@@ -430,6 +430,11 @@ class FeatureStore:
         a head checkpoint from `audit_head` (empty when intact)."""
         return self._versioning.audit_verify(against)
 
+    def rotate_audit_key(self, *, reason: str = "") -> int:
+        """Verify the audit chain under the current key, re-key it under a new key file
+        (audited, atomic); returns how many entries were re-MAC-ed. Export a new checkpoint."""
+        return self._versioning.rotate_audit_key(reason)
+
     def audit_head(self) -> dict[str, Any]:
         """A signed checkpoint of the audit chain's newest entry: keep it outside the
         registry, then `audit_verify(against=...)` detects truncation and re-chaining."""

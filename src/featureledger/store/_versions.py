@@ -14,6 +14,7 @@ from featureledger.hashing import ContentHash, content_hash
 from featureledger.offline.base import OfflineEngine
 from featureledger.registry import AuditEntry, DataVersion, RegistryBackend
 from featureledger.storage import is_remote
+from featureledger.store._auditkey import rotate_audit_key
 from featureledger.store._catalog import Catalog
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService
@@ -416,3 +417,7 @@ class VersionService:
     def audit_head(self) -> dict[str, Any]:
         """A signed checkpoint of the audit chain's newest entry, to keep elsewhere."""
         return self.registry.audit_head()
+
+    def rotate_audit_key(self, reason: str = "") -> int:
+        """Move the audit chain to a new key (file); returns how many entries were re-MAC-ed."""
+        return rotate_audit_key(self.repo, self.registry, current_user(), reason)
