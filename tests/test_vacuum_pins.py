@@ -143,3 +143,42 @@ def test_version_and_its_entry_commit_together(
     entry = store.audit_log("feature_group/g@v1#4")[-1]
     assert entry.action == "recovered" and entry.details["operation"] == "write"
     assert store.audit_verify() == []
+
+
+KILLED_INGEST = """
+import os, signal, sys
+from datetime import UTC, datetime
+from featureledger import FeatureStore
+from featureledger.registry import sqlaudit
+
+real = sqlaudit.append
+
+def die(conn, key, user, action, obj, details, *, where):
+    if obj.endswith("#4"):  # inside the transaction that inserted the version row
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(conn, key, user, action, obj, details, where=where)
+
+sqlaudit.append = die
+t0 = datetime(2024, 1, 1, tzinfo=UTC)
+FeatureStore(sys.argv[1]).ingest("g", {"user_id": [7], "event_timestamp": [t0], "x": [7.0]})
+"""
+
+
+@pytest.mark.subprocess
+def test_kill_9_inside_the_version_transaction(store: FeatureStore, tmp_path: Path) -> None:
+    """kill -9 after the version row is inserted and before its entry: neither is kept;
+    the Delta commit is recovered with a `recovered` entry by the next call."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_INGEST)
+    done = subprocess.run([sys.executable, str(script), str(store.repo)], check=False)
+    assert done.returncode == -9
+    again = FeatureStore(store.repo)
+    assert [v.version for v in again.registry.data_versions("g", 1)] == [0, 1, 2, 3]
+    versions = again.versions("g")
+    assert [v.version for v in versions] == [0, 1, 2, 3, 4]
+    assert again.audit_log("feature_group/g@v1#4")[-1].action == "recovered"
+    assert again.audit_verify() == []
+    assert again.read("g").num_rows == 3
