@@ -52,20 +52,22 @@ def runs(store: FeatureStore) -> list[sa.Row]:
 def test_audit_entries_are_hash_chained(busy: FeatureStore) -> None:
     log = busy.registry.audit_log()
     assert [e.seq for e in log] == list(range(1, len(log) + 1))
-    assert [e.action for e in log] == ["apply", "apply", "ingest", "ingest", "apply"]
+    # version 0 (the empty table apply creates) is recorded with its own entry
+    assert [e.action for e in log] == ["apply", "create", "apply", "ingest", "ingest", "apply"]
     assert log[0].prev_hash == "0" * 64
     for before, after in itertools.pairwise(log):
         assert after.prev_hash == before.hash
     assert len({e.hash for e in log}) == len(log)
     assert busy.registry.audit_verify() == []
-    assert log[2].object == "feature_group/stats@v1#1"
-    assert log[2].details["mode"] == "upsert" and log[2].details["rows"] == 2
+    assert log[3].object == "feature_group/stats@v1#1"
+    assert log[3].details["mode"] == "upsert" and log[3].details["rows"] == 2
 
 
 def test_audit_log_filters_by_object(busy: FeatureStore) -> None:
     entries = busy.registry.audit_log("feature_group/stats")
     assert {e.object for e in entries} == {
         "feature_group/stats@v1",
+        "feature_group/stats@v1#0",
         "feature_group/stats@v1#1",
         "feature_group/stats@v1#2",
     }
@@ -102,7 +104,7 @@ def test_audit_records_who(store: FeatureStore, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("FEATURELEDGER_USER", "bo")
     v = store.ingest("stats", batch([1]))
     users = [(e.action, e.user) for e in store.registry.audit_log()]
-    assert users == [("apply", "ana"), ("apply", "ana"), ("ingest", "bo")]
+    assert users == [("apply", "ana"), ("create", "ana"), ("apply", "ana"), ("ingest", "bo")]
     assert v.user == "bo"
     assert store.registry.latest_definition("feature_group", "stats").created_by == "ana"
 
@@ -187,7 +189,7 @@ def test_unknown_definitions_name_the_known_ones(busy: FeatureStore) -> None:
 
 
 def test_data_version_records_round_trip(tmp_path: Path) -> None:
-    registry = SQLRegistry(f"sqlite:///{tmp_path / 'r.db'}")
+    registry = SQLRegistry(f"sqlite:///{tmp_path / 'r.db'}", audit_key=b"k" * 32)
     big = ContentHash(rows=3, lane_a=2**64 - 1, lane_b=2**63 + 5)
     record = DataVersion(
         group="g",

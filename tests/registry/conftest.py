@@ -25,6 +25,8 @@ import sqlalchemy as sa
 from featureledger.registry import RegistryBackend, open_registry
 
 BACKENDS = ["sqlite", "postgresql"]
+#: the audit key registries in these tests are opened with (a store reads the repository's)
+KEY = b"registry-tests-audit-key-0123456789"
 
 
 class PostgresServer:
@@ -133,6 +135,6 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def registry(registry_url: str) -> Iterator[RegistryBackend]:
     """An opened (migrated) registry of each backend."""
-    reg = open_registry(registry_url)
+    reg = open_registry(registry_url, audit_key=KEY)
     yield reg
     reg.close()

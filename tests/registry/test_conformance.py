@@ -34,6 +34,8 @@ from featureledger.registry import (
 )
 from featureledger.registry.schema import audit_table, meta_table
 
+from .conftest import KEY
+
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
@@ -481,11 +483,11 @@ def test_audit_verify_finds_edits_and_deletions(registry: RegistryBackend) -> No
 
 
 def test_reopening_keeps_records_and_numbering(registry_url: str) -> None:
-    first = open_registry(registry_url)
+    first = open_registry(registry_url, audit_key=KEY)
     first.add_model(model("m"))
     first.audit("ana", "register", "model/m/1", {})
     first.close()
-    second = open_registry(registry_url)
+    second = open_registry(registry_url, audit_key=KEY)
     assert second.add_model(model("m")).version == 2
     assert second.audit("ana", "register", "model/m/2", {}).seq == 2
     assert second.audit_verify() == []
@@ -493,25 +495,27 @@ def test_reopening_keeps_records_and_numbering(registry_url: str) -> None:
 
 
 def test_a_newer_schema_is_refused(registry_url: str) -> None:
-    reg = open_registry(registry_url)
+    reg = open_registry(registry_url, audit_key=KEY)
     with reg.engine.begin() as conn:  # type: ignore[attr-defined]
         conn.execute(meta_table.update().values(value="999"))
     reg.close()
     with pytest.raises(ConfigError, match=r"newer than this featureledger.*upgrade featureledger"):
-        open_registry(registry_url)
+        open_registry(registry_url, audit_key=KEY)
 
 
 def test_an_unknown_revision_is_refused(registry_url: str) -> None:
-    reg = open_registry(registry_url)
+    reg = open_registry(registry_url, audit_key=KEY)
     with reg.engine.begin() as conn:  # type: ignore[attr-defined]
         conn.execute(sa.text("UPDATE fl_alembic_version SET version_num = '0999'"))
     reg.close()
     with pytest.raises(ConfigError, match=r"0999.*upgrade featureledger"):
-        open_registry(registry_url)
+        open_registry(registry_url, audit_key=KEY)
 
 
 def test_plain_postgresql_urls_use_psycopg(postgres_database: str) -> None:
-    reg = open_registry(postgres_database.replace("postgresql+psycopg://", "postgresql://"))
+    reg = open_registry(
+        postgres_database.replace("postgresql+psycopg://", "postgresql://"), audit_key=KEY
+    )
     assert reg.url.startswith("postgresql+psycopg://")
     assert reg.audit("ana", "open", "registry", {}).seq == 1
     reg.close()
@@ -520,7 +524,7 @@ def test_plain_postgresql_urls_use_psycopg(postgres_database: str) -> None:
 def test_unreachable_postgres_names_no_password(tmp_path: Path) -> None:
     url = f"postgresql+psycopg://bob:hunter2@/fl?host={tmp_path}&connect_timeout=2"
     with pytest.raises(ConfigError, match="cannot be reached") as info:
-        open_registry(url)
+        open_registry(url, audit_key=KEY)
     assert "hunter2" not in str(info.value) and "bob:***@" in str(info.value)
 
 
@@ -529,7 +533,7 @@ def test_unreachable_postgres_names_no_password(tmp_path: Path) -> None:
 
 def _draw(url: str, me: int, start_at: float) -> list[tuple[int, int, int]]:
     time.sleep(max(0.0, start_at - time.time()))
-    reg = open_registry(url)
+    reg = open_registry(url, audit_key=KEY)
     drawn = []
     for i in range(10):
         td = reg.add_training_dataset(training("shared")).number

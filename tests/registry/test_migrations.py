@@ -23,6 +23,8 @@ from featureledger import FeatureStore, content_hash
 from featureledger.registry import RegistryBackend, migrate, open_registry
 from featureledger.registry.schema import SCHEMA_VERSION, metadata
 
+from .conftest import KEY
+
 RELEASE = Path(__file__).parent / "data" / "release-0.1-repo.tar.gz"
 RELEASE_AUDIT = [
     "apply",
@@ -36,6 +38,8 @@ RELEASE_AUDIT = [
     "deploy",
     "token-create",
 ]
+#: what the first open with an audit key appends: the anchor, then one entry per version
+REKEY = ["re-keyed", "version-covered", "version-covered", "version-covered"]
 
 
 @pytest.fixture
@@ -105,8 +109,14 @@ def test_release_repository_upgrades_in_place(release_repo: Path) -> None:
     store = FeatureStore(release_repo)
     assert revision(url) == (migrate.HEAD, SCHEMA_VERSION)
 
-    # the books as 0.1 wrote them
-    assert [e.action for e in store.registry.audit_log()] == RELEASE_AUDIT
+    # the books as 0.1 wrote them, anchored under the repository's new audit key
+    log = store.registry.audit_log()
+    assert [e.action for e in log] == RELEASE_AUDIT + REKEY
+    assert {e.scheme for e in log[:10]} == {"sha256"} and {e.scheme for e in log[10:]} == {
+        "hmac-sha256"
+    }
+    assert log[10].details["previous_head"] == log[9].hash
+    assert log[10].details["problems_before"] == []
     assert store.audit_verify() == []
     assert [d.name for d in store.list_definitions("feature_group")] == ["stats"]
     assert store.get_feature_view("fraud").name == "fraud"
@@ -132,12 +142,12 @@ def test_release_repository_upgrades_in_place(release_repo: Path) -> None:
     assert store.deploy("fraud_api", "fraud_model").seq == 2
     store.create_token("reader")
     log = store.registry.audit_log()
-    assert [e.seq for e in log] == list(range(1, 16))
+    assert [e.seq for e in log] == list(range(1, 20))
     assert store.audit_verify() == []
     store.close()
-    # opening again finds nothing to migrate and the same books
+    # opening again finds nothing to migrate or anchor, and the same books
     again = FeatureStore(release_repo)
-    assert again.audit_verify() == [] and len(again.registry.audit_log()) == 15
+    assert again.audit_verify() == [] and len(again.registry.audit_log()) == 19
 
 
 def test_release_registry_copied_to_postgres_upgrades(
@@ -170,9 +180,9 @@ def test_release_registry_copied_to_postgres_upgrades(
     target.dispose()
     assert revision(postgres_database) == (None, 2)
 
-    reg = open_registry(postgres_database)
+    reg = open_registry(postgres_database, audit_key=KEY)
     assert revision(postgres_database) == (migrate.HEAD, SCHEMA_VERSION)
-    assert [e.action for e in reg.audit_log()] == RELEASE_AUDIT
+    assert [e.action for e in reg.audit_log()] == RELEASE_AUDIT + REKEY
     assert reg.audit_verify() == []
     assert [d.semver for d in reg.definitions("feature_group", "stats")] == ["1.0.0"]
     assert [v.version for v in reg.data_versions("stats", 1)] == [0, 1, 2]
@@ -182,14 +192,14 @@ def test_release_registry_copied_to_postgres_upgrades(
     model = reg.models("fraud_model")[0]
     assert reg.add_model(model).version == 2
     assert reg.add_deployment(reg.deployments("fraud_api")[0]).seq == 2
-    assert reg.audit("ana", "check", "model/fraud_model/2", {}).seq == 11
+    assert reg.audit("ana", "check", "model/fraud_model/2", {}).seq == 15
     assert reg.audit_verify() == []
     reg.close()
 
 
 def _open(url: str, start_at: float) -> str:
     time.sleep(max(0.0, start_at - time.time()))  # all open at once: the race under test
-    reg = open_registry(url)
+    reg = open_registry(url, audit_key=KEY)
     entry = reg.audit("opener", "open", "registry", {})
     reg.close()
     return str(entry.seq)
@@ -201,7 +211,7 @@ def test_concurrent_openers_migrate_once(registry_url: str) -> None:
     with multiprocessing.get_context("fork").Pool(6) as pool:
         seqs = pool.starmap(_open, [(registry_url, time.time() + 1.0)] * 6)
     assert sorted(int(s) for s in seqs) == [1, 2, 3, 4, 5, 6]
-    reg = open_registry(registry_url)
+    reg = open_registry(registry_url, audit_key=KEY)
     engine = reg.engine  # type: ignore[attr-defined]
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM fl_alembic_version")).scalar() == 1

@@ -198,11 +198,60 @@ def audit_log(
 
 @audit_app.command("verify")
 @handled
-def audit_verify(repo: RepoOpt = Path(".")) -> None:
-    """Check the hash chain; exit 1 when an entry was edited or deleted."""
-    problems = _store(repo).audit_verify()
+def audit_verify(
+    against: Annotated[
+        Path | None,
+        typer.Option(help="A head checkpoint from `audit head --out`: detects truncation."),
+    ] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Check the keyed chain and the version rows it records; exit 1 on any tampering."""
+    import json
+
+    head = None
+    if against is not None:
+        try:
+            head = json.loads(against.read_text())
+        except (OSError, ValueError) as exc:
+            out.fail(f"{against}: not a readable head checkpoint ({exc})")
+            raise typer.Exit(2) from None
+    problems = _store(repo).audit_verify(head)
     if problems:
         for p in problems:
             out.fail(p)
         raise typer.Exit(1)
-    out.ok("audit chain intact")
+    suffix = f", and matches the checkpoint {against}" if against is not None else ""
+    out.ok("audit chain intact" + suffix)
+
+
+@audit_app.command("head")
+@handled
+def audit_head(
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the checkpoint here (default: print).")
+    ] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Export a signed checkpoint of the newest entry (seq, MAC, count); keep it elsewhere."""
+    import json
+
+    text = json.dumps(_store(repo).audit_head(), indent=2, sort_keys=True) + "\n"
+    if out_file is None:
+        typer.echo(text, nl=False)
+        return
+    out_file.write_text(text)
+    out.ok(f"checkpoint of the audit chain written to {out_file}")
+
+
+@audit_app.command("rotate-key")
+@handled
+def audit_rotate_key(
+    reason: Annotated[str, typer.Option(help="Why (recorded in the re-keyed entry).")] = "",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Move the chain to a new key file: verified under the old key, re-MAC-ed, audited."""
+    count = _store(repo).rotate_audit_key(reason=reason)
+    out.ok(
+        f"audit key rotated: {count} entries re-MAC-ed under the new .featureledger/audit.key; "
+        "checkpoints exported before no longer verify: export a new one (`audit head --out`)"
+    )

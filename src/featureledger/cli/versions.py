@@ -164,9 +164,13 @@ def vacuum(
     older_than: Annotated[str, typer.Option(help="Retention, e.g. 7d or 48h.")] = "7d",
     apply_: Annotated[bool, typer.Option("--apply", help="Delete (default: dry run).")] = False,
     group: Annotated[str | None, typer.Option(help="Only this group.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also delete versions pointer files pin (audited).")
+    ] = False,
     repo: RepoOpt = Path("."),
 ) -> None:
-    """Delete unreferenced files; never the latest version nor any pinned by a training set."""
+    """Delete unreferenced files; never the latest version, nor any version a training set
+    or a pointer file pins (unless --force)."""
     from datetime import timedelta
 
     unit = older_than[-1:]
@@ -175,10 +179,13 @@ def vacuum(
         raise typer.Exit(2)
     amount = int(older_than[:-1])
     span = timedelta(days=amount) if unit == "d" else timedelta(hours=amount)
-    result = _store(repo).vacuum(older_than=span, dry_run=not apply_, group=group)
+    result = _store(repo).vacuum(older_than=span, dry_run=not apply_, group=group, force=force)
     verb = "deleted" if apply_ else "would delete (dry run; add --apply)"
     for table, files in result.items():
         out.info(f"{table}: {verb} {len(files)} file(s)")
+        for number, paths in sorted(result.pinned.get(table, {}).items()):
+            state = "NOT kept (--force)" if force else "kept"
+            out.info(f"  {table}#{number}: {state}, pinned by {', '.join(paths)}")
 
 
 @app.command("run")

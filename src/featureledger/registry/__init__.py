@@ -36,23 +36,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _sql(url: str) -> RegistryBackend:
+def _sql(url: str, audit_key: bytes | None) -> RegistryBackend:
     # imported here: SQLAlchemy costs a quarter of a second, which the light commands
     # (reading a SQLite registry through `registry.lite`) do without
     from featureledger.registry.sql import SQLRegistry
 
-    return SQLRegistry(url)
+    return SQLRegistry(url, audit_key=audit_key)
 
 
-#: URL scheme (the part before ``+driver``) -> a factory that opens that backend
-BACKENDS: dict[str, Callable[[str], RegistryBackend]] = {
+#: URL scheme (the part before ``+driver``) -> a factory that opens that backend with the
+#: audit key (None: the registry can be read, but writes no audit entry)
+BACKENDS: dict[str, Callable[[str, bytes | None], RegistryBackend]] = {
     "sqlite": _sql,
     "postgresql": _sql,
 }
 
 
-def open_registry(url: str) -> RegistryBackend:
-    """Open (and migrate to the newest schema) the registry at ``url``."""
+def open_registry(url: str, *, audit_key: bytes | None = None) -> RegistryBackend:
+    """Open (and migrate to the newest schema) the registry at ``url``; ``audit_key`` keys
+    its audit chain (FeatureStore passes the repository's)."""
     scheme = url.split(":", 1)[0].split("+", 1)[0].lower() if ":" in url else ""
     factory = BACKENDS.get(scheme)
     if factory is None:
@@ -61,7 +63,7 @@ def open_registry(url: str) -> RegistryBackend:
             f"{', '.join(f'{s}://' for s in BACKENDS)} (e.g. sqlite:///.featureledger/registry.db"
             " or postgresql+psycopg://user:password@host/db) in the `registry:` setting"
         )
-    return factory(url)
+    return factory(url, audit_key)
 
 
 __all__ = [

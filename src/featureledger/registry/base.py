@@ -165,6 +165,9 @@ class DeploymentRecord:
 
 @dataclass(frozen=True)
 class AuditEntry:
+    """One entry of the audit trail; ``hash`` is its MAC (scheme ``hmac-sha256``) or, for
+    entries written before the chain was keyed, its SHA-256 (scheme ``sha256``)."""
+
     seq: int
     at: datetime
     user: str
@@ -173,6 +176,7 @@ class AuditEntry:
     details: dict[str, Any]
     prev_hash: str
     hash: str
+    scheme: str = "hmac-sha256"
 
 
 @dataclass(frozen=True)
@@ -230,8 +234,41 @@ class RegistryBackend(Protocol):
         ...
 
     # -- data versions --------------------------------------------------------------------------
-    def add_data_version(self, record: DataVersion) -> None:
-        """Record a committed Delta version; (group, major, version) is recorded once."""
+    def add_data_version(
+        self,
+        record: DataVersion,
+        *,
+        action: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Record a committed Delta version; (group, major, version) is recorded once.
+
+        Its audit entry (``action``, default the operation; ``details`` plus ``record``, the
+        digest of the stored row) is appended in the same transaction: both or neither."""
+        ...
+
+    def add_maintenance(
+        self, group: str, major: int, version: int, operation: str, run_id: str | None, user: str
+    ) -> AuditEntry:
+        """Record a table commit that changes no data (vacuum start/end) with its audit
+        entry (action ``maintenance``), in one transaction; it is not a data version."""
+        ...
+
+    def maintenance_versions(self, group: str, major: int) -> dict[int, str]:
+        """The maintenance commits of a group major version: table version -> operation."""
+        ...
+
+    # -- pins -----------------------------------------------------------------------------------
+    def add_pin(
+        self, group: str, major: int, version: int, path: str, pinned: str, user: str
+    ) -> AuditEntry:
+        """Register that the pointer file at ``path`` (naming ``pinned``) needs data version
+        ``version``; audited (action ``pin``) in the same transaction. Idempotent per path."""
+        ...
+
+    def pins(self, group: str | None = None) -> list[dict[str, Any]]:
+        """Registered pins (of one group): dicts with ``group``, ``major``, ``version``,
+        ``path``, ``pinned``, ``user``, ``created_at``."""
         ...
 
     def data_versions(self, group: str, major: int) -> list[DataVersion]:
@@ -365,15 +402,29 @@ class RegistryBackend(Protocol):
 
     # -- audit trail ----------------------------------------------------------------------------
     def audit(self, user: str, action: str, obj: str, details: dict[str, Any]) -> AuditEntry:
-        """Append an entry: seq 1, 2, ... gap-free, its SHA-256 covering the previous hash."""
+        """Append an entry: seq 1, 2, ... gap-free, its HMAC-SHA256 under the audit key
+        covering the previous entry's; raises ConfigError without the registry's key."""
         ...
 
     def audit_log(self, obj: str | None = None) -> list[AuditEntry]:
         """Entries by seq; with ``obj``, those whose object starts with it."""
         ...
 
-    def audit_verify(self) -> list[str]:
-        """Problems in the chain (edited, missing or unlinked entries); empty when intact."""
+    def audit_verify(self, *, against: dict[str, Any] | None = None) -> list[str]:
+        """Problems in the chain (edited, forged, missing or unlinked entries), in the version
+        and maintenance rows it records, and against a head checkpoint; empty when intact.
+        Never raises on corrupt rows: each is named."""
+        ...
+
+    def audit_rotate_key(self, new_key: bytes, user: str, reason: str = "") -> int:
+        """Re-key the chain: refuse unless it verifies under the current key, then re-MAC
+        every keyed entry under ``new_key`` and append a ``re-keyed`` entry, atomically.
+        Returns how many entries were re-MAC-ed; checkpoints signed before must be
+        exported again."""
+        ...
+
+    def audit_head(self) -> dict[str, Any]:
+        """A signed checkpoint of the newest entry (seq, MAC, count, key id, signature)."""
         ...
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from featureledger.digest import ContentHash
+from featureledger.errors import IntegrityError
 from featureledger.registry.base import (
     DataVersion,
     DefinitionRecord,
@@ -68,14 +69,30 @@ class Codec:
         values = {}
         for f in fields(self.cls):
             value = row[_COLUMNS.get(f.name, f.name)]
-            if f.name in self.json:
-                value = json.loads(value)
-            elif f.name in self.hashes:
-                value = ContentHash.from_dict(json.loads(value))
-            elif f.name in self.times:
-                value = utc(value)
+            try:
+                if f.name in self.json:
+                    value = json.loads(value)
+                elif f.name in self.hashes:
+                    value = ContentHash.from_dict(json.loads(value))
+                    parts = (value.rows, value.lane_a, value.lane_b)
+                    if not all(0 <= v < 2**64 for v in parts):
+                        raise ValueError(f"values out of range: {value.to_dict()}")
+                elif f.name in self.times:
+                    value = utc(value)
+            except Exception as exc:  # a corrupt registry row: name it, never a traceback
+                raise IntegrityError(
+                    f"registry record {self.cls.__name__} {_key(row)}: its {f.name} field is "
+                    f"corrupt ({type(exc).__name__}: {exc}); it was edited outside featureledger. "
+                    "Run `featureledger audit verify`, and restore the registry from a backup"
+                ) from exc
             values[f.name] = value
         return self.cls(**values)
+
+
+def _key(row: Any) -> str:
+    names = ("kind", "group_name", "view", "name", "major", "version", "number", "id", "run_id")
+    present = set(row.keys())  # SQLAlchemy's RowMapping and sqlite3.Row both have keys()
+    return ", ".join(f"{n}={row[n]!r}" for n in names if n in present)
 
 
 DEFINITION = Codec(

@@ -9,8 +9,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: kept in fl_meta beside Alembic's revision, so releases from before the migrations (which
-#: read only fl_meta) refuse a newer schema; every migration sets it (2: fl_tokens, 3: fl_counters)
-SCHEMA_VERSION = 3
+#: read only fl_meta) refuse a newer schema; every migration sets it (2: fl_tokens, 3: fl_counters,
+#: 4: keyed audit chain, fl_maintenance, fl_pins)
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 
@@ -196,6 +197,32 @@ audit_table = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # "sha256": written before the chain was keyed (revision 0003); "hmac-sha256" since
+    sa.Column("scheme", sa.String(16), nullable=False, server_default="sha256"),
+)
+
+maintenance_table = sa.Table(
+    "fl_maintenance",
+    metadata,
+    sa.Column("group_name", sa.String(128), primary_key=True),
+    sa.Column("major", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("operation", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("user_name", sa.String(128), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+pins_table = sa.Table(
+    "fl_pins",
+    metadata,
+    sa.Column("group_name", sa.String(128), primary_key=True),
+    sa.Column("major", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("pinned", sa.String(300), nullable=False),
+    sa.Column("user_name", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 counters_table = sa.Table(

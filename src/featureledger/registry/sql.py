@@ -9,7 +9,6 @@ database-wide ``BEGIN IMMEDIATE`` lock) and a rolled-back insert takes its numbe
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from featureledger.errors import ConfigError, NotFoundError
-from featureledger.registry import migrate
+from featureledger.registry import audit as chain
+from featureledger.registry import migrate, sqlaudit
 from featureledger.registry.base import (
     AuditEntry,
     DataVersion,
@@ -42,6 +42,8 @@ from featureledger.registry.codec import TRAINING as _TRAINING
 from featureledger.registry.codec import VALIDATION as _VALIDATION
 from featureledger.registry.codec import dump as _dump
 from featureledger.registry.codec import utc as _utc
+from featureledger.registry.counters import next_number as _next_number
+from featureledger.registry.counters import replace_row as _replace
 from featureledger.registry.schema import (
     SCHEMA_VERSION,
     audit_table,
@@ -50,10 +52,12 @@ from featureledger.registry.schema import (
     definitions_table,
     deployments_table,
     findings_table,
+    maintenance_table,
     materializations_table,
     meta_table,
     metadata,
     models_table,
+    pins_table,
     runs_table,
     stats_table,
     tokens_table,
@@ -85,7 +89,7 @@ __all__ = [  # the tables stay importable from here, as before the schema module
 class SQLRegistry:
     """Registry tables behind SQLAlchemy Core; one instance per store."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, audit_key: bytes | None = None) -> None:
         if url.startswith("postgresql://"):  # SQLAlchemy would pick psycopg2, not installed
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         #: the URL with any password masked: safe to print, log and put in errors
@@ -116,6 +120,15 @@ class SQLRegistry:
         except BaseException:
             self.engine.dispose()
             raise
+        #: the secret the audit chain's MACs are keyed with; kept outside the registry
+        self._audit_key = audit_key
+        #: set when the key is not the one the chain is keyed with: every write refuses
+        self._key_error: ConfigError | None = None
+        if audit_key is not None:
+            # written by featureledger itself on open, whoever opened it
+            sqlaudit.anchor(self.engine, audit_key, "featureledger", self.url)
+            with self.engine.connect() as conn:
+                self._key_error = sqlaudit.key_mismatch(conn, audit_key, self.url)
 
     def __repr__(self) -> str:
         return f"SQLRegistry({self.url!r})"
@@ -155,9 +168,107 @@ class SQLRegistry:
         return _DEFINITION.from_row(row)
 
     # -- data versions ------------------------------------------------------------------------
-    def add_data_version(self, record: DataVersion) -> None:
+    def add_data_version(
+        self,
+        record: DataVersion,
+        *,
+        action: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Record a data version and its audit entry in one transaction."""
+        key = self._key()
+        row = _DATA_VERSION.to_row(record)
+        body = {**(details or {}), "record": chain.version_digest(row)}
         with self.engine.begin() as conn:
-            conn.execute(data_versions_table.insert().values(**_DATA_VERSION.to_row(record)))
+            conn.execute(data_versions_table.insert().values(**row))
+            return sqlaudit.append(
+                conn,
+                key,
+                record.user,
+                action or record.operation,
+                str(record.identity),
+                body,
+                where=self.url,
+            )
+
+    def add_maintenance(
+        self, group: str, major: int, version: int, operation: str, run_id: str | None, user: str
+    ) -> AuditEntry:
+        key = self._key()
+        row = {
+            "group_name": group,
+            "major": major,
+            "version": version,
+            "operation": operation,
+            "run_id": run_id,
+            "user_name": user,
+            "at": datetime.now(UTC),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(maintenance_table.insert().values(**row))
+            return sqlaudit.append(
+                conn,
+                key,
+                user,
+                "maintenance",
+                chain.version_identity(row),
+                {"operation": operation, "run": run_id, "record": chain.maintenance_digest(row)},
+                where=self.url,
+            )
+
+    def maintenance_versions(self, group: str, major: int) -> dict[int, str]:
+        t = maintenance_table
+        query = sa.select(t.c.version, t.c.operation).where(
+            t.c.group_name == group, t.c.major == major
+        )
+        with self.engine.connect() as conn:
+            return {int(v): str(op) for v, op in conn.execute(query)}
+
+    # -- pins ---------------------------------------------------------------------------------
+    def add_pin(
+        self, group: str, major: int, version: int, path: str, pinned: str, user: str
+    ) -> AuditEntry:
+        key = self._key()
+        values = {
+            "group_name": group,
+            "major": major,
+            "version": version,
+            "path": path,
+            "pinned": pinned,
+            "user_name": user,
+            "created_at": datetime.now(UTC),
+        }
+        with self.engine.begin() as conn:
+            _replace(conn, pins_table, values, ["group_name", "major", "version", "path"])
+            return sqlaudit.append(
+                conn,
+                key,
+                user,
+                "pin",
+                f"feature_group/{group}@v{major}#{version}",
+                {"file": path, "pinned": pinned},
+                where=self.url,
+            )
+
+    def pins(self, group: str | None = None) -> list[dict[str, Any]]:
+        t = pins_table
+        query = sa.select(t).order_by(t.c.group_name, t.c.major, t.c.version, t.c.path)
+        if group is not None:
+            query = query.where(t.c.group_name == group)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            {
+                "group": r["group_name"],
+                "major": r["major"],
+                "version": r["version"],
+                "path": r["path"],
+                "pinned": r["pinned"],
+                "user": r["user_name"],
+                "created_at": _utc(r["created_at"]),
+            }
+            for r in rows
+        ]
 
     def data_versions(self, group: str, major: int) -> list[DataVersion]:
         t = data_versions_table
@@ -189,6 +300,7 @@ class SQLRegistry:
 
     # -- runs ---------------------------------------------------------------------------------
     def start_run(self, record: RunRecord) -> None:
+        self._key()  # a run writes audited records: refuse before it commits any data
         with self.engine.begin() as conn:
             conn.execute(runs_table.insert().values(**_RUN.to_row(record)))
 
@@ -446,32 +558,18 @@ class SQLRegistry:
         return None if row is None else _TOKEN.from_row(row)
 
     # -- audit trail --------------------------------------------------------------------------
+    def _key(self) -> bytes:
+        if self._audit_key is None:
+            raise sqlaudit.no_key(self.url)
+        if self._key_error is not None:
+            raise self._key_error
+        return self._audit_key
+
     def audit(self, user: str, action: str, obj: str, details: dict[str, Any]) -> AuditEntry:
-        """Append an entry chained to the previous one by SHA-256."""
-        t = audit_table
-        at = datetime.now(UTC)
+        """Append an entry chained to the previous one by HMAC-SHA256 under the audit key."""
+        key = self._key()
         with self.engine.begin() as conn:
-            seq = _next_number(conn, "audit", "")
-            # read after drawing the number: the counter row's lock orders the appends, so
-            # the entry before this one is committed and visible now
-            last = conn.execute(
-                sa.select(t.c.hash).where(t.c.seq < seq).order_by(t.c.seq.desc()).limit(1)
-            ).first()
-            prev = "0" * 64 if last is None else last[0]
-            digest = _chain_hash(seq, at.isoformat(), user, action, obj, details, prev)
-            conn.execute(
-                t.insert().values(
-                    seq=seq,
-                    at=at,
-                    user_name=user,
-                    action=action,
-                    object=obj,
-                    details=_dump(details),
-                    prev_hash=prev,
-                    hash=digest,
-                )
-            )
-        return AuditEntry(seq, at, user, action, obj, details, prev, digest)
+            return sqlaudit.append(conn, key, user, action, obj, details, where=self.url)
 
     def audit_log(self, obj: str | None = None) -> list[AuditEntry]:
         t = audit_table
@@ -487,36 +585,43 @@ class SQLRegistry:
                 r["user_name"],
                 r["action"],
                 r["object"],
-                json.loads(r["details"]),
+                _details(r["details"]),
                 r["prev_hash"],
                 r["hash"],
+                r["scheme"],
             )
             for r in rows
         ]
 
-    def audit_verify(self) -> list[str]:
-        """Problems in the audit chain: edited entries, removed entries, broken links."""
-        problems = []
-        prev = "0" * 64
-        expected_seq = 1
-        for entry in self.audit_log():
-            if entry.seq != expected_seq:
-                problems.append(f"entries {expected_seq}..{entry.seq - 1} are missing (deleted)")
-            if entry.prev_hash != prev:
-                problems.append(f"entry {entry.seq}: does not link to the entry before it")
-            digest = _chain_hash(
-                entry.seq,
-                entry.at.isoformat(),
-                entry.user,
-                entry.action,
-                entry.object,
-                entry.details,
-                entry.prev_hash,
-            )
-            if digest != entry.hash:
-                problems.append(f"entry {entry.seq} ({entry.action} {entry.object}): edited")
-            prev, expected_seq = entry.hash, entry.seq + 1
-        return problems
+    def audit_verify(self, *, against: dict[str, Any] | None = None) -> list[str]:
+        """Problems in the audit chain, in the rows it records, and against a checkpoint."""
+        with self.engine.connect() as conn:
+            entries, versions, maintenance, counter = sqlaudit.raw_rows(conn)
+        if self._key_error is not None:
+            # every MAC would fail: say why once, and check what needs no key
+            found = chain.verify(entries, versions, maintenance, key=None, counter=counter)
+            why = str(self._key_error).replace("nothing was written", "MACs cannot be checked")
+            return [why, *found[1:]]
+        return chain.verify(
+            entries, versions, maintenance, key=self._audit_key, counter=counter, against=against
+        )
+
+    def audit_rotate_key(self, new_key: bytes, user: str, reason: str = "") -> int:
+        """Verify the chain under the current key, re-MAC it under ``new_key`` and append a
+        ``re-keyed`` entry, in one transaction; the registry then uses ``new_key``."""
+        old = self._key()
+        with self.engine.begin() as conn:
+            count = sqlaudit.rotate(conn, old, new_key, user, reason, self.url)
+        self._audit_key = new_key
+        return count
+
+    def audit_head(self) -> dict[str, Any]:
+        key = self._key()
+        with self.engine.connect() as conn:
+            entries = conn.execute(
+                sa.select(audit_table.c.seq, audit_table.c.hash).order_by(audit_table.c.seq)
+            ).mappings()
+            return chain.make_head(key, list(entries))
 
     def get_definition(self, kind: str, name: str, major: int | None) -> DefinitionRecord:
         record = self.latest_definition(kind, name, major)
@@ -530,48 +635,12 @@ class SQLRegistry:
         return record
 
 
-def _next_number(conn: sa.Connection, scope: str, name: str) -> int:
-    """Draw the next number of series (``scope``, ``name``): 1 for a new series.
-
-    Runs inside the caller's write transaction, which keeps the counter row locked until it
-    commits or rolls back (with the number), so numbers are unique and gap-free."""
-    t = counters_table
-    stmt = _insert(conn, t, {"scope": scope, "name": name, "value": 1})
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["scope", "name"], set_={"value": t.c.value + 1}
-    ).returning(t.c.value)
-    return int(conn.execute(stmt).scalar_one())
-
-
-def _insert(conn: sa.Connection, table: sa.Table, values: dict[str, Any]) -> Any:
-    # both dialects spell ON CONFLICT alike, but SQLAlchemy keeps one insert() per dialect
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(table).values(**values)
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects import sqlite
-
-        return sqlite.insert(table).values(**values)
-    raise ConfigError(
-        f"the registry supports SQLite and PostgreSQL, not {conn.dialect.name}; "
-        "use a sqlite:/// or postgresql+psycopg:// URL"
-    )
-
-
-def _replace(conn: sa.Connection, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
-    """Insert ``values``, or overwrite the row with the same ``keys``, in one statement (a
-    delete then insert would let two writers both insert)."""
-    stmt = _insert(conn, table, values)
-    update = {k: v for k, v in values.items() if k not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
-
-
-def _chain_hash(
-    seq: int, at: str, user: str, action: str, obj: str, details: Any, prev: str
-) -> str:
-    body = _dump([seq, at, user, action, obj, details, prev])
-    return hashlib.sha256(body.encode()).hexdigest()
+def _details(text: str) -> Any:
+    # an edited entry may hold anything; the log still prints it (verify names it)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"unreadable": text}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -189,24 +189,21 @@ class DataService:
                     removed=out.removed.rows,
                     note="; ".join([note, *detail]) if note else "; ".join(detail),
                     user=user,
+                    # the entry commits with the version row: no version without its entry
+                    action=run.kind,
+                    details={
+                        "mode": mode,
+                        "rows": batch.num_rows,
+                        "run": run.id,
+                        "validation": gate.status,
+                        "quarantined": gate.rows_held,
+                    },
                 )
         except Exception as exc:
             self.runs.finish(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
             raise
         self.record_validation(fg, run, gate, record.version)
         self.runs.finish(run.id, "succeeded", [str(record.identity)])
-        self.registry.audit(
-            user,
-            run.kind,
-            str(record.identity),
-            {
-                "mode": mode,
-                "rows": batch.num_rows,
-                "run": run.id,
-                "validation": gate.status,
-                "quarantined": gate.rows_held,
-            },
-        )
         return record
 
     def apply_contract(
@@ -397,9 +394,9 @@ class DataService:
                 user=user,
                 note=f"{files_before} files rewritten as {len(table.files(new))}, sorted by "
                 f"{', '.join(fg.primary_key)}",
+                details={"run": run.id},
             )
         self.runs.finish(run.id, "succeeded", [str(record.identity)])
-        self.registry.audit(user, "compact", str(record.identity), {"run": run.id})
         return record
 
     def read(

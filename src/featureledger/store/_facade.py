@@ -43,6 +43,7 @@ from featureledger.registry import (
     open_registry,
 )
 from featureledger.storage import Storage, open_storage
+from featureledger.store._auditkey import load_audit_key
 from featureledger.store._catalog import Catalog
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService, Plan
@@ -61,7 +62,7 @@ from featureledger.store._stats import StatisticsService
 from featureledger.store._tables import Tables
 from featureledger.store._tokens import AccessService
 from featureledger.store._training import TrainingData, TrainingService
-from featureledger.store._versions import VersionService
+from featureledger.store._versions import VacuumResult, VersionService
 from featureledger.versioning.diff import DataDiff
 from featureledger.versioning.integrity import VerifyReport
 from featureledger.versioning.provenance import environment
@@ -80,7 +81,9 @@ class FeatureStore:
     def __init__(self, repo: str | Path = ".", *, config: RepoConfig | None = None) -> None:
         self.repo = Path(repo).resolve()
         self.config = config or RepoConfig.load(self.repo)
-        self.registry: RegistryBackend = open_registry(self.config.registry_url(self.repo))
+        self.registry: RegistryBackend = open_registry(
+            self.config.registry_url(self.repo), audit_key=load_audit_key(self.repo)
+        )
         off = self.config.offline
         self.storage: Storage = open_storage(
             self.config.location(self.repo, off.path), self.config.storage.to_options()
@@ -436,18 +439,38 @@ class FeatureStore:
         return self._versioning.checkout(pointer, output)
 
     def vacuum(
-        self, *, older_than: timedelta, dry_run: bool = True, group: str | None = None
-    ) -> dict[str, list[str]]:
-        """Delete unreferenced data files older than ``older_than``; the only deletion."""
-        return self._versioning.vacuum(older_than=older_than, dry_run=dry_run, group=group)
+        self,
+        *,
+        older_than: timedelta,
+        dry_run: bool = True,
+        group: str | None = None,
+        force: bool = False,
+    ) -> VacuumResult:
+        """Delete unreferenced data files older than ``older_than``; the only deletion.
+        Versions pinned by training sets or pointer files are kept (``force``: not those of
+        pointer files; audited)."""
+        return self._versioning.vacuum(
+            older_than=older_than, dry_run=dry_run, group=group, force=force
+        )
 
     def audit_log(self, identity: str | None = None) -> list[AuditEntry]:
         """The audit trail, oldest first; filtered to identities starting with ``identity``."""
         return self._versioning.audit_log(identity)
 
-    def audit_verify(self) -> list[str]:
-        """Problems in the hash chain of the audit trail (empty when intact)."""
-        return self._versioning.audit_verify()
+    def audit_verify(self, against: dict[str, Any] | None = None) -> list[str]:
+        """Problems in the keyed audit chain and the version rows it records, and against
+        a head checkpoint from `audit_head` (empty when intact)."""
+        return self._versioning.audit_verify(against)
+
+    def rotate_audit_key(self, *, reason: str = "") -> int:
+        """Verify the audit chain under the current key, re-key it under a new key file
+        (audited, atomic); returns how many entries were re-MAC-ed. Export a new checkpoint."""
+        return self._versioning.rotate_audit_key(reason)
+
+    def audit_head(self) -> dict[str, Any]:
+        """A signed checkpoint of the audit chain's newest entry: keep it outside the
+        registry, then `audit_verify(against=...)` detects truncation and re-chaining."""
+        return self._versioning.audit_head()
 
     def run_pipeline(
         self,

@@ -23,6 +23,9 @@ from featureledger.versioning.integrity import check_files, recorded_files
 from featureledger.versioning.provenance import current_user
 from featureledger.versioning.writer import rebuild_content
 
+#: Delta operations that commit no data change: recorded as maintenance, not data versions
+MAINTENANCE = frozenset({"VACUUM START", "VACUUM END"})
+
 
 def _writer_gone(writer: str | None) -> bool:
     """True when ``writer`` ("host:pid") ran on this host and that process has ended.
@@ -89,7 +92,11 @@ class VersionRecords:
         removed: int = 0,
         note: str = "",
         user: str | None = None,
+        action: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> DataVersion:
+        """Record a committed version with its audit entry (``action``, default the
+        operation, and ``details``), both in one registry transaction."""
         commit = table.commit(version)
         record = DataVersion(
             group=group.name,
@@ -108,7 +115,7 @@ class VersionRecords:
             note=note,
         )
         try:
-            self.registry.add_data_version(record)
+            self.registry.add_data_version(record, action=action, details=details)
         except Exception:
             # on object storage a reader may have recovered this commit just before its
             # writer recorded it (or two readers recovered it at once): same commit, same run
@@ -136,12 +143,24 @@ class VersionRecords:
                 return
             major = group.version or 1
             known = {v.version for v in self.registry.data_versions(group.name, major)}
+            known |= set(self.registry.maintenance_versions(group.name, major))
             last = table.latest_version() if below is None else below - 1
             for version in range(last + 1):
                 if version in known:
                     continue
                 commit = table.commit(version)
                 if table.remote and not self.recoverable(commit):
+                    continue
+                if commit.operation.upper() in MAINTENANCE:
+                    # no data changed: a vacuum's bookkeeping commit, not a data version
+                    self.registry.add_maintenance(
+                        group.name,
+                        major,
+                        version,
+                        commit.operation.lower(),
+                        commit.run_id,
+                        current_user(),
+                    )
                     continue
                 if commit.content is not None:  # the hash its writer computed and logged
                     content = commit.content
@@ -155,6 +174,9 @@ class VersionRecords:
                     content,
                     commit.run_id,
                     note="recovered: committed to Delta but not recorded by its writer",
+                    user=current_user(),
+                    action="recovered",
+                    details={"operation": commit.operation.lower(), "run": commit.run_id},
                 )
 
     def recoverable(self, commit: Commit) -> bool:
@@ -177,13 +199,19 @@ class VersionRecords:
         one, or on object storage a newer commit that is not recorded yet (its writer is
         alive, or it is not old enough to recover), with the content hash that commit
         logged, else one counted from its rows."""
-        latest = self.latest(group.name, group.version or 1)
+        major = group.version or 1
+        latest = self.latest(group.name, major)
+        # maintenance commits after the latest data version change no data: build on them
+        maintenance = self.registry.maintenance_versions(group.name, major)
+        top = latest.version
+        while top + 1 in maintenance:
+            top += 1
         if table.remote:
             head = table.latest_version()
-            if head > latest.version:
+            if head > top:
                 logged = table.commit(head).content
                 return head, logged if logged is not None else rebuild_content(table, head)
-        return latest.version, latest.content
+        return top, latest.content
 
     def resolve(self, fg: FeatureGroup, version: int | None, as_of: datetime | None) -> int:
         m = fg.version or 1

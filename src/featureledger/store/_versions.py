@@ -14,6 +14,7 @@ from featureledger.hashing import ContentHash, content_hash
 from featureledger.offline.base import OfflineEngine
 from featureledger.registry import AuditEntry, DataVersion, RegistryBackend
 from featureledger.storage import is_remote
+from featureledger.store._auditkey import rotate_audit_key
 from featureledger.store._catalog import Catalog
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService
@@ -24,9 +25,22 @@ from featureledger.store._tables import Tables
 from featureledger.store._training import TrainingService
 from featureledger.versioning.diff import ColumnStats, DataDiff
 from featureledger.versioning.integrity import VerifyReport, recorded_files
-from featureledger.versioning.pointer import read_pointer, write_pointer
+from featureledger.versioning.pointer import pointer_path, read_pointer, write_pointer
 from featureledger.versioning.provenance import current_user
 from featureledger.versioning.writer import rebuild_content
+
+
+class VacuumResult(dict[str, list[str]]):
+    """Per table, the files vacuum deleted (or would delete, on a dry run).
+
+    ``pinned``: per table, the data versions kept because pointer files name them (version
+    -> the files), or with ``forced``, the ones that were not kept although files name them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pinned: dict[str, dict[int, list[str]]] = {}
+        self.forced = False
 
 
 class VersionService:
@@ -149,13 +163,11 @@ class VersionService:
                 removed=records[-1].rows,
                 user=user,
                 note=f"rollback to #{target}" + (f": {reason}" if reason else ""),
+                details={"to": target, "reason": reason, "run": run.id},
             )
             # the restored snapshot has the schema of its time; bring it back to the definition
             self.definitions.evolve_storage(fg, table, run.id)
         self.runs.finish(run.id, "succeeded", [str(record.identity)])
-        self.registry.audit(
-            user, "rollback", str(record.identity), {"to": target, "reason": reason, "run": run.id}
-        )
         return self.registry.data_versions(fg.name, m)[-1]
 
     def verify(self, identity: str | VersionId | None = None) -> list[VerifyReport]:
@@ -169,7 +181,12 @@ class VersionService:
             reports = []
             for rec in self.registry.definitions("feature_group"):
                 fg = group_from_spec(rec.spec, rec.major)
-                latest = self.registry.data_versions(fg.name, rec.major)
+                try:
+                    latest = self.registry.data_versions(fg.name, rec.major)
+                except IntegrityError as exc:  # a corrupt registry row: report it, go on
+                    ident = VersionId("feature_group", fg.name, rec.major)
+                    reports.append(VerifyReport(str(ident), problems=[str(exc)]))
+                    continue
                 if latest and rec == self.registry.latest_definition(
                     "feature_group", fg.name, rec.major
                 ):
@@ -183,13 +200,22 @@ class VersionService:
         fg = self.catalog.get_feature_group(ident.name, ident.major)
         if ident.data is not None:
             return [self.verify_version(fg, ident.data)]
-        return [self.verify_version(fg, r.version) for r in self.records.versions(fg)]
+        try:
+            versions = self.records.versions(fg)
+        except IntegrityError as exc:
+            return [VerifyReport(str(ident), problems=[str(exc)])]
+        return [self.verify_version(fg, r.version) for r in versions]
 
     def verify_version(self, fg: FeatureGroup, version: int) -> VerifyReport:
         m = fg.version or 1
         ident = VersionId("feature_group", fg.name, m, version)
-        record = self.registry.data_version(fg.name, m, version)
         report = VerifyReport(str(ident))
+        try:
+            record = self.registry.data_version(fg.name, m, version)
+            self.registry.data_versions(fg.name, m)  # the file check reads every record
+        except IntegrityError as exc:
+            report.problems.append(str(exc))
+            return report
         if record is None:
             report.problems.append("not recorded in the registry")
             return report
@@ -271,9 +297,17 @@ class VersionService:
                 f"only feature group data versions and training datasets can be "
                 f"pinned, not {ident.kind}"
             )
-        target = write_pointer(path, body)
-        self.registry.audit(current_user(), "pin", body["identity"], {"file": str(target)})
-        return target
+        # registered before the file exists: a crash in between leaves a pin without a
+        # file (vacuum keeps a little more), never a file whose data vacuum may delete
+        target = pointer_path(path).resolve()
+        user = current_user()
+        if ident.kind == "training_dataset":
+            needed = [(g, p["major"], p["version"]) for g, p in rec.pins.items()]
+        else:
+            needed = [(fg.name, m, number)]
+        for g, major, version in needed:
+            self.registry.add_pin(g, major, version, str(target), body["identity"], user)
+        return write_pointer(target, body)
 
     def checkout(self, pointer: str | Path, output: str | Path) -> VerifyReport:
         """Materialize the data a pointer file names into ``output`` (Parquet), verified.
@@ -307,12 +341,18 @@ class VersionService:
         return report
 
     def vacuum(
-        self, *, older_than: timedelta, dry_run: bool = True, group: str | None = None
-    ) -> dict[str, list[str]]:
+        self,
+        *,
+        older_than: timedelta,
+        dry_run: bool = True,
+        group: str | None = None,
+        force: bool = False,
+    ) -> VacuumResult:
         """Delete unreferenced data files older than ``older_than``; the only deletion.
 
-        Files of the latest version and of every version a training dataset pins are
-        always kept. Returns the deleted (or, with ``dry_run``, deletable) files per table.
+        Files of the latest version, of every version a training dataset pins and of every
+        version a pointer file names (`pin`) are kept; ``force`` drops the pointer files'
+        protection (audited). Vacuum's own table commits are recorded as maintenance.
         """
         if older_than < timedelta(0):
             raise DataError("older_than must not be negative")
@@ -321,7 +361,12 @@ class VersionService:
             for td in self.registry.training_datasets(view):
                 for g, p in td.pins.items():
                     pinned.setdefault((g, p["major"]), set()).add(p["version"])
-        out: dict[str, list[str]] = {}
+        by_files: dict[tuple[str, int], dict[int, list[str]]] = {}
+        for pin in self.registry.pins(group):
+            paths = by_files.setdefault((pin["group"], pin["major"]), {})
+            paths.setdefault(pin["version"], []).append(pin["path"])
+        out = VacuumResult()
+        out.forced = force
         user = current_user()
         for rec in self.registry.definitions("feature_group"):
             if group is not None and rec.name != group:
@@ -330,20 +375,49 @@ class VersionService:
             key = f"feature_group/{rec.name}@v{rec.major}"
             if key in out or not table.exists():
                 continue
+            files = by_files.get((rec.name, rec.major), {})
+            keep = set(pinned.get((rec.name, rec.major), set()))
+            if not force:
+                keep |= set(files)
+            out.pinned[key] = files
             with table.lock():
-                keep = sorted(pinned.get((rec.name, rec.major), set()))
+                before = table.latest_version()
                 hours = int(older_than.total_seconds() // 3600)
-                out[key] = table.vacuum(hours, keep, dry_run)
-            if not dry_run and out[key]:
-                self.registry.audit(
-                    user, "vacuum", key, {"deleted": len(out[key]), "kept_versions": keep}
-                )
+                out[key] = table.vacuum(hours, sorted(keep), dry_run)
+                if not dry_run:
+                    self._record_maintenance(rec.name, rec.major, table, before, user)
+            if not dry_run and (out[key] or (force and files)):
+                details: dict[str, Any] = {"deleted": len(out[key]), "kept_versions": sorted(keep)}
+                if force:
+                    details["forced"] = True
+                    details["pins_overridden"] = {str(v): p for v, p in sorted(files.items())}
+                self.registry.audit(user, "vacuum", key, details)
         return out
+
+    def _record_maintenance(
+        self, group: str, major: int, table: Any, before: int, user: str
+    ) -> None:
+        # the vacuum's own commits (VACUUM START/END) change no data: recorded as maintenance,
+        # so they are neither data versions nor "recovered" later
+        for version in range(before + 1, table.latest_version() + 1):
+            commit = table.commit(version)
+            self.registry.add_maintenance(
+                group, major, version, commit.operation.lower(), commit.run_id, user
+            )
 
     def audit_log(self, identity: str | None = None) -> list[AuditEntry]:
         """The audit trail, oldest first; filtered to identities starting with ``identity``."""
         return self.registry.audit_log(identity)
 
-    def audit_verify(self) -> list[str]:
-        """Problems in the hash chain of the audit trail (empty when intact)."""
-        return self.registry.audit_verify()
+    def audit_verify(self, against: dict[str, Any] | None = None) -> list[str]:
+        """Problems in the keyed audit chain, the version rows it records, and against a
+        head checkpoint (empty when intact)."""
+        return self.registry.audit_verify(against=against)
+
+    def audit_head(self) -> dict[str, Any]:
+        """A signed checkpoint of the audit chain's newest entry, to keep elsewhere."""
+        return self.registry.audit_head()
+
+    def rotate_audit_key(self, reason: str = "") -> int:
+        """Move the audit chain to a new key (file); returns how many entries were re-MAC-ed."""
+        return rotate_audit_key(self.repo, self.registry, current_user(), reason)

@@ -13,10 +13,16 @@ FORMAT = 1
 SUFFIX = ".fl.yaml"
 
 
-def write_pointer(path: str | Path, data: dict[str, Any]) -> Path:
+def pointer_path(path: str | Path) -> Path:
+    """Where `write_pointer` writes for ``path`` (the suffix added when missing)."""
     target = Path(path)
     if not target.name.endswith(SUFFIX):
         target = target.with_name(target.name + SUFFIX)
+    return target
+
+
+def write_pointer(path: str | Path, data: dict[str, Any]) -> Path:
+    target = pointer_path(path)
     body = {"featureledger_pointer": FORMAT, **data}
     target.write_text(
         "# featureledger pointer: `featureledger checkout` materializes and verifies this data\n"
