@@ -82,11 +82,19 @@ def _read_path(path: Path, where: str, column_types: dict[str, pa.DataType]) -> 
 
             # time columns are parsed by inference so the naive-timestamp rule applies to them
             types = {k: v for k, v in column_types.items() if not pa.types.is_timestamp(v)}
-            return pacsv.read_csv(
-                str(path),
-                parse_options=pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ","),
-                convert_options=pacsv.ConvertOptions(column_types=types),
-            )
+            parse = pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
+            try:
+                return pacsv.read_csv(
+                    str(path),
+                    parse_options=parse,
+                    convert_options=pacsv.ConvertOptions(column_types=types),
+                )
+            except pa.ArrowInvalid:
+                if not types:
+                    raise
+                # a value that does not convert: read with inferred types, so the batch
+                # check reports it together with the file's other problems
+                return pacsv.read_csv(str(path), parse_options=parse)
     except pa.ArrowInvalid as exc:
         detail = str(exc).strip()
         match = re.search(r"CSV column #(\d+)", detail)
@@ -184,6 +192,12 @@ def cast_exact(
         if isinstance(flat, str):
             return flat
         return column.cast(target)
+    if pa.types.is_string(source) or pa.types.is_large_string(source):
+        try:
+            column.cast(target, safe=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            # Arrow's message names the first value that does not parse
+            return f"column {name!r}: expected {exp}, got {got} ({exc})"
     return f"column {name!r}: expected {exp}, got {got}"
 
 

@@ -10,7 +10,8 @@ delegates every public method to one of them:
 - `_data.DataService`: ingest (write-audit-publish), quarantine, compaction, reads;
 - `_training.TrainingService`: point-in-time joins; `_versions.VersionService`: diff,
   rollback, verify, pointers, vacuum, audit; `_pipelines.PipelineService`: feature
-  pipelines and reproduce; `_models.ModelService`: models and deployments;
+  pipelines and reproduce; `_backfill.BackfillService`: filling a new major version
+  from an older one; `_models.ModelService`: models and deployments;
   `_lineage.LineageService`: ancestors and impact;
 - `_stats.StatisticsService`, `_feature_logs.FeatureLogs`, `_monitoring.MonitoringService`:
   statistics, served-feature logs, drift, skew, reports, monitors, release checks;
@@ -20,6 +21,7 @@ delegates every public method to one of them:
 A service calls only the services it was given, all of them below it in that list.
 """
 
+from featureledger.store._backfill import Backfill
 from featureledger.store._data import QUARANTINE_AT, QUARANTINE_RUN
 from featureledger.store._definitions import Plan, PlanItem
 from featureledger.store._facade import FeatureStore
@@ -30,6 +32,7 @@ from featureledger.store._training import TrainingData
 __all__ = [
     "QUARANTINE_AT",
     "QUARANTINE_RUN",
+    "Backfill",
     "FeatureStore",
     "Materialization",
     "OnlineFeatures",
