@@ -196,7 +196,10 @@ def test_training_data_command_warns_and_strict_exits_nonzero(
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "out.parquet")])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "warning: feature_group/other@v1#0 holds no rows" in text
+    assert (
+        "warning: training data for feature_view/v@v1: feature_group/other@v1#0 holds no rows"
+        in text
+    )
     assert "1 of 2 entity row(s) are earlier" in text
     strict = runner.invoke(app, [*args, "-o", str(tmp_path / "s.parquet"), "--strict"])
     assert strict.exit_code == 1

@@ -186,9 +186,6 @@ def training_data(
     Warns when an input group has no rows, or entity times fall before its first event
     time (or after its last plus the TTL); --strict refuses instead.
     """
-    import warnings
-
-    from featureledger.errors import CoverageWarning
 
     pins: dict[str, int] = {}
     for item in pin or []:
@@ -197,19 +194,17 @@ def training_data(
             out.fail(f"--pin {item!r}: expected GROUP=N, e.g. --pin user_stats=3")
             raise typer.Exit(2)
         pins[name] = int(number)
-    with warnings.catch_warnings():
-        # printed below from the record, once and plainly
-        warnings.simplefilter("ignore", CoverageWarning)
-        result = _serving_store(repo).training_data(
-            view,
-            entities,
-            timestamp_column=timestamp_column,
-            versions=pins or None,
-            as_of=None if as_of is None else _utc(as_of),
-            version=version,
-            output=output,
-            strict=strict,
-        )
+    # coverage warnings are printed as they occur (`handled`)
+    result = _serving_store(repo).training_data(
+        view,
+        entities,
+        timestamp_column=timestamp_column,
+        versions=pins or None,
+        as_of=None if as_of is None else _utc(as_of),
+        version=version,
+        output=output,
+        strict=strict,
+    )
     rec = result.record
     out.ok(f"{rec.identity}: {rec.rows:,} rows x {len(rec.columns)} columns -> {output}")
     out.table(
@@ -218,8 +213,6 @@ def training_data(
         [[g, p["identity"], p["content"]] for g, p in rec.pins.items()],
     )
     out.info(f"entity frame {rec.entity_hash}   result {rec.content}")
-    for gap in result.warnings:
-        out.warn(gap)
 
 
 @app.command()
