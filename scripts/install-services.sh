@@ -2,7 +2,8 @@
 # Install the external programs the test suite runs against: redis-server, for the Redis
 # online store tests in tests/online/, and chromium, the headless browser that renders the
 # monitoring report in tests/monitoring/test_report_browser.py. Idempotent and quiet: does
-# nothing when every binary is already on PATH. Debian/Ubuntu (apt-get); uses sudo only when not root.
+# nothing when every binary is already on PATH. Debian/Ubuntu (apt-get); uses sudo only when
+# not root.
 #
 #   scripts/install-services.sh        # CI runs this before `make test`
 set -eu

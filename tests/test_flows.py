@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from featureledger import Entity, FeatureGroup, FeatureStore, FeatureView, Field
@@ -414,3 +417,83 @@ def test_backfill_killed_leaves_a_readable_state_and_a_rerun_repairs(
     assert [v.version for v in fresh.versions("stats")] == [0, 1]
     assert fresh.read("stats", major=1).to_pylist() == v1_rows
     assert all(r.ok for r in fresh.verify("feature_group/stats@v2#1"))
+
+
+# -- properties against plain references ---------------------------------------------------
+v1_rows_strategy = st.lists(
+    st.tuples(
+        st.integers(0, 5),  # user
+        st.integers(-48, 48),  # hour
+        st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False, width=32)),  # spend
+        st.one_of(st.none(), st.text("abc", max_size=3)),  # legacy
+    ),
+    min_size=1,
+    max_size=30,
+    unique_by=lambda r: (r[0], r[1]),
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=v1_rows_strategy)
+def test_backfill_copy_matches_a_plain_mapping(rows: list[tuple]) -> None:
+    """Any v1 content copied into v2 (legacy dropped, spend float32, clicks added) equals
+    the reference mapping row for row, and a second backfill writes nothing."""
+    users, hours, spend, legacy = (list(c) for c in zip(*rows, strict=True))
+    # closed before its folder goes: statistics are computed in the background
+    with tempfile.TemporaryDirectory() as tmp, FeatureStore.init(Path(tmp) / "repo") as store:
+        store.apply([stats(Field("legacy", "string"))])
+        store.ingest("stats", batch(users, hours, spend, legacy=pa.array(legacy, pa.string())))
+        v2 = FeatureGroup(
+            "stats",
+            USER,
+            features=[Field("spend", "float32"), Field("clicks", "int64")],
+            ttl=timedelta(days=1),
+            version=2,
+        )
+        store.apply([v2])
+        done = store.backfill("stats", from_version=1)
+        reference = expected_v2(store.read("stats", major=1).to_pylist())
+        assert sorted_rows(store.read("stats")) == reference
+        assert done.version.rows == len(rows)
+        assert not store.backfill("stats", from_version=1).changed
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stored=st.lists(st.integers(-100, 100), min_size=1, max_size=10),
+    frame=st.lists(st.integers(-200, 200), min_size=1, max_size=20),
+    ttl_hours=st.one_of(st.none(), st.integers(1, 50)),
+)
+def test_coverage_counts_match_a_plain_count(
+    stored: list[int], frame: list[int], ttl_hours: int | None
+) -> None:
+    """The rows reported early (before the first stored time) and late (after the last plus
+    the TTL) are exactly those a plain count finds, and they are the rows the join leaves
+    null for lack of any row in range."""
+    ttl = None if ttl_hours is None else timedelta(hours=ttl_hours)
+    group = FeatureGroup("g", USER, features=[Field("spend")], ttl=ttl)
+    # closed before its folder goes: statistics are computed in the background
+    with tempfile.TemporaryDirectory() as tmp, FeatureStore.init(Path(tmp) / "repo") as store:
+        store.apply([group, FeatureView("v", [group])])
+        hours = sorted(set(stored))
+        store.ingest("g", batch([1] * len(hours), hours, [float(h) for h in hours]))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CoverageWarning)
+            result = store.training_data("v", entity_frame(frame))
+        early = sum(h < min(hours) for h in frame)
+        late = 0 if ttl_hours is None else sum(h > max(hours) + ttl_hours for h in frame)
+        messages = [str(w.message) for w in caught]
+        expected = []
+        if early:
+            expected.append(f"{early:,} of {len(frame):,} entity row(s) are earlier")
+        if late:
+            expected.append(f"{late:,} of {len(frame):,} entity row(s) are later")
+        assert len(messages) == len(expected), messages
+        for text in expected:
+            assert any(text in m for m in messages), (text, messages)
+        spend = result.to_arrow().column("spend").to_pylist()
+        for h, value in zip(frame, spend, strict=True):
+            if h < min(hours) or (ttl_hours is not None and h > max(hours) + ttl_hours):
+                assert value is None
