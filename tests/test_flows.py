@@ -336,7 +336,7 @@ def test_backfill_recompute_runs_the_new_pipeline_over_the_old_span(
     assert not store.backfill(v2, from_version=1, recompute=True).changed
 
 
-def test_backfill_command(store: FeatureStore) -> None:
+def test_backfill_command(store: FeatureStore, tmp_path: Path) -> None:
     v1_rows = two_majors(store)
     args = ["backfill", "stats", "--from-version", "1", "--repo", str(store.repo)]
     result = runner.invoke(app, args)
@@ -348,6 +348,11 @@ def test_backfill_command(store: FeatureStore) -> None:
     assert sorted_rows(store.read("stats")) == expected_v2(v1_rows)
     again = runner.invoke(app, [*args, "--to-version", "2"])
     assert again.exit_code == 0 and "no change" in again.output
+    # the old major stays readable from the command line
+    old = tmp_path / "v1.parquet"
+    read = ["read", "stats", "--version", "1", "-o", str(old), "--repo", str(store.repo)]
+    assert runner.invoke(app, read).exit_code == 0
+    assert pq.read_table(old).to_pylist() == v1_rows
 
 
 # -- crash safety --------------------------------------------------------------------------

@@ -144,13 +144,16 @@ def read(
     as_of: Annotated[datetime | None, typer.Option(help="Time travel (UTC).")] = None,
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write Parquet.")] = None,
+    version: Annotated[
+        int | None, typer.Option(help="Definition major version (default: the latest).")
+    ] = None,
     repo: RepoOpt = Path("."),
 ) -> None:
     """Print (or save) the rows of one data version."""
     import pyarrow.parquet as pq
 
     when = None if as_of is None else _utc(as_of)
-    data = _store(repo).read(group, version=at, as_of=when)
+    data = _store(repo).read(group, version=at, as_of=when, major=version)
     if output:
         pq.write_table(data, output)
         out.ok(f"{data.num_rows:,} rows written to {output}")
