@@ -1,13 +1,16 @@
 #!/usr/bin/env sh
-# Install the external services the test suite runs against (today: redis-server, for the
-# Redis online store tests in tests/online/). Idempotent and quiet: does nothing when every
-# service binary is already on PATH. Debian/Ubuntu (apt-get); uses sudo only when not root.
+# Install the external programs the test suite runs against: redis-server, for the Redis
+# online store tests in tests/online/, and chromium, the headless browser that renders the
+# monitoring report in tests/monitoring/test_report_browser.py. Idempotent and quiet: does
+# nothing when every binary is already on PATH. Debian/Ubuntu (apt-get); uses sudo only when
+# not root.
 #
 #   scripts/install-services.sh        # CI runs this before `make test`
 set -eu
 
 missing=""
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 
 if [ -z "$missing" ]; then
     exit 0

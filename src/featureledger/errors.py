@@ -15,6 +15,7 @@ the exception so callers can act on them without parsing text.
     │   ├── TimestampError       naive, lossy or null timestamps
     │   ├── EmptyDataError       no rows
     │   ├── KeyConflictError     append found rows already stored for the same key and time
+    │   ├── CoverageError        strict training data: an input group has no data for the frame
     │   └── ContractViolation    error-severity rules of a data contract failed
     ├── GateError                a model candidate failed a release gate
     ├── LicenseError             an input's licence does not allow the declared use
@@ -24,6 +25,8 @@ the exception so callers can act on them without parsing text.
     ├── ConcurrentWriteError     another writer committed first (retryable)
     ├── IntegrityError           stored data does not match its recorded checksums
     └── StorageError             object storage refused or failed a request
+
+    CoverageWarning (a UserWarning)  training data built from a group with no data for the frame
 """
 
 from __future__ import annotations
@@ -118,6 +121,26 @@ class TimestampError(DataError):
 
 class EmptyDataError(DataError):
     """A batch or entity frame has no rows."""
+
+
+class CoverageError(DataError):
+    """``strict`` training data refused: an input group holds no rows, or none at the
+    entity frame's times."""
+
+    def __init__(self, where: str, problems: Sequence[str]) -> None:
+        self.where = where
+        self.problems = list(problems)
+        bullet = "\n  - ".join(self.problems)
+        super().__init__(
+            f"{where}: refused (strict), no training set was recorded.\n  - {bullet}\n"
+            "Ingest or backfill the groups named, pin versions that hold data, or build "
+            "without strict to accept null features."
+        )
+
+
+class CoverageWarning(UserWarning):
+    """Training data was built, but an input group has no rows, or none at some of the
+    entity frame's times: those features are null."""
 
 
 class KeyConflictError(DataError):

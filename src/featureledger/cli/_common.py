@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from featureledger.cli import console as out
-from featureledger.errors import FeatureLedgerError
+from featureledger.errors import CoverageWarning, FeatureLedgerError
 
 app = typer.Typer(
     name="featureledger",
@@ -38,13 +39,27 @@ _opened: list[Any] = []
 
 
 def handled(func: F) -> F:
-    """Print featureledger errors plainly and exit 1 instead of showing a traceback; close
-    the stores the command opened (so statistics of its writes are stored)."""
+    """Print featureledger errors plainly and exit 1 instead of showing a traceback, and
+    its warnings as warnings; close the stores the command opened (so statistics of its
+    writes are stored)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                # featureledger's warnings are messages for the user, printed as such (not
+                # as Python's "file:line: Category: ..."), every time they occur
+                warnings.simplefilter("always", CoverageWarning)
+                shown = warnings.showwarning
+
+                def show(message: Any, category: type[Warning], *rest: Any, **kw: Any) -> None:
+                    if issubclass(category, CoverageWarning):
+                        out.warn(str(message))
+                    else:
+                        shown(message, category, *rest, **kw)
+
+                warnings.showwarning = show
+                return func(*args, **kwargs)
         except FeatureLedgerError as exc:
             out.fail(str(exc))
             raise typer.Exit(1) from exc

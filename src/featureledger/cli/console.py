@@ -70,6 +70,10 @@ def ok(text: str) -> None:
     console.print(f"[green]✓[/] {escape(text)}", soft_wrap=True)
 
 
+def warn(text: str) -> None:
+    errors.print(f"[bold yellow]warning:[/] {escape(text)}", soft_wrap=True)
+
+
 def fail(text: str) -> None:
     # soft wrap: messages stay one line, so they can be grepped and copied whole
     errors.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)

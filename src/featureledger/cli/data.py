@@ -179,13 +179,16 @@ def read(
     ] = None,
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write Parquet.")] = None,
+    version: Annotated[
+        int | None, typer.Option(help="Definition major version (default: the latest).")
+    ] = None,
     repo: RepoOpt = Path("."),
 ) -> None:
     """Print (or save) the rows of one data version."""
     import pyarrow.parquet as pq
 
     when = None if as_of is None else _utc(as_of)
-    data = _store(repo).read(group, version=at, as_of=when)
+    data = _store(repo).read(group, version=at, as_of=when, major=version)
     if output:
         pq.write_table(data, output)
         out.ok(f"{data.num_rows:,} rows written to {output}")
@@ -247,9 +250,21 @@ def training_data(
         typer.Option(help="Read versions current then (UTC).", formats=TIME_FORMATS),
     ] = None,
     version: Annotated[int | None, typer.Option(help="View major version.")] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse when an input group has no rows, or none at the entity times.",
+        ),
+    ] = False,
     repo: RepoOpt = Path("."),
 ) -> None:
-    """Build a point-in-time correct training set and record it."""
+    """Build a point-in-time correct training set and record it.
+
+    Warns when an input group has no rows, or entity times fall before its first event
+    time (or after its last plus the TTL); --strict refuses instead.
+    """
+
     pins: dict[str, int] = {}
     for item in pin or []:
         name, _, number = item.partition("=")
@@ -257,6 +272,7 @@ def training_data(
             out.fail(f"--pin {item!r}: expected GROUP=N, e.g. --pin user_stats=3")
             raise typer.Exit(2)
         pins[name] = int(number)
+    # coverage warnings are printed as they occur (`handled`)
     result = _serving_store(repo).training_data(
         view,
         entities,
@@ -265,6 +281,7 @@ def training_data(
         as_of=None if as_of is None else _utc(as_of),
         version=version,
         output=output,
+        strict=strict,
     )
     rec = result.record
     out.ok(f"{rec.identity}: {rec.rows:,} rows x {len(rec.columns)} columns -> {output}")

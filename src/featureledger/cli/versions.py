@@ -1,4 +1,5 @@
-"""Versions and pipelines: diff, rollback, verify, pin, checkout, vacuum, run, reproduce."""
+"""Versions and pipelines: diff, rollback, verify, pin, checkout, vacuum, run, backfill,
+reproduce."""
 
 from __future__ import annotations
 
@@ -213,6 +214,64 @@ def run_pipeline(
         f"{result.version.identity}: {result.rows:,} rows computed from "
         f"{', '.join(result.inputs)} (run/{result.run_id})"
     )
+
+
+@app.command()
+@handled
+def backfill(
+    group: Annotated[str, typer.Argument(help="Feature group name.")],
+    from_version: Annotated[
+        int, typer.Option("--from-version", help="Major version to read (its latest data).")
+    ],
+    to_version: Annotated[
+        int | None,
+        typer.Option("--to-version", help="Major version to fill (default: the latest)."),
+    ] = None,
+    recompute: Annotated[
+        bool,
+        typer.Option(
+            "--recompute",
+            help="Run the new version's pipeline over the old version's time span "
+            "instead of copying rows.",
+        ),
+    ] = False,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Fill a new major version from an older one, as one audited data version.
+
+    Copies the rows (columns both versions have, cast to the new types; dropped columns
+    dropped; added columns null) or, with --recompute, runs the pipeline. Safe to re-run:
+    a backfill already done writes nothing.
+    """
+    from featureledger.definitions import FeatureGroup
+    from featureledger.repo import load_definitions
+
+    target: str | FeatureGroup = group
+    if recompute:  # a Python transformation's function comes from the repository's files
+        target = next(
+            (
+                d
+                for d in load_definitions(repo)
+                if isinstance(d, FeatureGroup)
+                and d.name == group
+                and (to_version is None or d.version in (None, to_version))
+            ),
+            group,
+        )
+    result = _store(repo).backfill(
+        target, from_version=from_version, to_version=to_version, recompute=recompute
+    )
+    if not result.changed:
+        out.ok(f"no change: {result.version.identity} already holds what {result.source} gives")
+    else:
+        out.ok(
+            f"{result.version.identity}: {result.rows:,} rows from {result.source} "
+            f"({result.method}), {result.version.rows:,} in all, {result.version.content}"
+        )
+    if result.dropped:
+        out.info(f"dropped (not in the new version): {', '.join(result.dropped)}")
+    if result.nulled:
+        out.info(f"null (added by the new version): {', '.join(result.nulled)}")
 
 
 @app.command()

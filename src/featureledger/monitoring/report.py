@@ -31,6 +31,9 @@ from featureledger.monitoring.monitors import Finding
 from featureledger.monitoring.skew import SkewReport
 from featureledger.monitoring.stats import ColumnStats
 
+#: plot size in inches at `PLOT_DPI`: 800 x 450 pixels, shown at that size in the report
+PLOT_SIZE = (8.0, 4.5)
+PLOT_DPI = 100
 REFERENCE_COLOR = "#4c78a8"
 CURRENT_COLOR = "#f58518"
 #: categories drawn per categorical plot (the rest are summed into "other")
@@ -48,9 +51,11 @@ th,td{border-bottom:1px solid #eee;padding:.3rem .5rem;text-align:left;vertical-
 th{background:#f6f6f6;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .status{font-weight:600;border-radius:3px;padding:0 .35rem;color:#fff}
 .ok{background:#2e7d32}.warn{background:#b26a00}.alert{background:#c62828}.na{background:#757575}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:1rem}
-figure.plot{margin:0;border:1px solid #eee;border-radius:4px;padding:.5rem}
-figure.plot img{width:100%;height:auto}figcaption{color:#555;font-size:.85rem}
+.info{background:#eceff1;color:#37474f;border:1px solid #b0bec5}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,820px),1fr));gap:1rem}
+figure.plot{margin:0;border:1px solid #eee;border-radius:4px;padding:.5rem;max-width:820px}
+figure.plot img{display:block;width:100%;max-width:800px;height:auto}
+figcaption{color:#444;font-size:.95rem;margin-top:.35rem}
 .empty{color:#777;font-style:italic}footer{margin-top:2rem;color:#666;font-size:.85rem}
 """
 
@@ -93,9 +98,11 @@ def render_report(
         parts.append('<div class="grid">')
         for feature, png in plots.items():
             f = drift_report.features[feature]
+            width, height = (round(v * PLOT_DPI) for v in PLOT_SIZE)
             parts.append(
                 f'<figure class="plot" data-feature="{_e(feature)}">'
                 f'<img alt="distribution of {_e(feature)}: reference vs current" '
+                f'width="{width}" height="{height}" '
                 f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
                 f"<figcaption>{_e(feature)}: {_badge(f.status)} {_e(_headline(f))}"
                 "</figcaption></figure>"
@@ -131,7 +138,7 @@ def render_plots(
     stats_reference: Mapping[str, ColumnStats] | None = None,
     stats_current: Mapping[str, ColumnStats] | None = None,
     *,
-    dpi: int = 100,
+    dpi: int = PLOT_DPI,
 ) -> dict[str, bytes]:
     """PNG bytes of one plot per feature of ``drift_report``, in its order."""
     ref = stats_reference if stats_reference is not None else drift_report.reference_stats
@@ -146,17 +153,30 @@ def render_plots(
 def _plot(
     name: str, f: FeatureDrift, r: ColumnStats | None, c: ColumnStats | None, dpi: int
 ) -> bytes:
+    buf = io.BytesIO()
+    _figure(name, f, r, c, dpi).savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _figure(
+    name: str, f: FeatureDrift, r: ColumnStats | None, c: ColumnStats | None, dpi: int
+) -> Any:
+    """The plot's matplotlib Figure: the title above the axes (figure title), a note on
+    values beyond the reference range in the axes' own title row below it, so the two
+    never share a line."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(4.8, 3.0), dpi=dpi, layout="constrained")
+    fig = Figure(figsize=PLOT_SIZE, dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.set_title(
+    fig.suptitle(
         f"{name}  [{f.status}]  {_headline(f)}",
-        fontsize=9,
-        loc="left",
+        fontsize=13,
+        x=0.01,
+        ha="left",
         color=_STATUS_COLOR[f.status],
+        fontweight="bold",
     )
     drawn = False
     if r is not None and c is not None and r.kind == c.kind == "numeric":
@@ -170,7 +190,7 @@ def _plot(
             f.note or "no values to plot",
             ha="center",
             va="center",
-            fontsize=8,
+            fontsize=11,
             wrap=True,
             transform=ax.transAxes,
         )
@@ -178,10 +198,8 @@ def _plot(
         ax.set_yticks([])
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    ax.tick_params(labelsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
+    ax.tick_params(labelsize=10)
+    return fig
 
 
 def _numeric_plot(ax: Any, r: ColumnStats, c: ColumnStats) -> bool:
@@ -216,32 +234,22 @@ def _numeric_plot(ax: Any, r: ColumnStats, c: ColumnStats) -> bool:
             linewidth=1.5,
             label=label,
         )
-    ax.set_ylabel("cumulative share" if spike else "density", fontsize=7)
+    ax.set_ylabel("cumulative share" if spike else "density", fontsize=10)
     if not spike:
         lows = [s.quantiles["p1"] for s in (r, c) if "p1" in s.quantiles]
         highs = [s.quantiles["p99"] for s in (r, c) if "p99" in s.quantiles]
         if lows and highs and max(highs) > min(lows):
             pad = (max(highs) - min(lows)) * 0.05
             ax.set_xlim(min(lows) - pad, max(highs) + pad)
-            ax.set_xlabel("p1 to p99 of both sides", fontsize=7)
+            ax.set_xlabel("p1 to p99 of both sides", fontsize=10)
     notes = []
     for label, _, _, (_, _, mass, _) in sides:
         outside = [f"{p:.1%} {w}" for p, w in ((mass[0], "below"), (mass[-1], "above")) if p]
         if outside and label == "current":
             notes.append(f"{label}: {', '.join(outside)} the reference range")
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=10, frameon=False)
     if notes:
-        ax.annotate(
-            "\n".join(notes),
-            (1, 1),
-            (0, 0),
-            xycoords="axes fraction",
-            textcoords="offset points",
-            fontsize=6,
-            ha="right",
-            va="bottom",
-            color="#555",
-        )
+        ax.set_title("; ".join(notes), fontsize=10, loc="left", color="#555")
     return True
 
 
@@ -264,8 +272,8 @@ def _categorical_plot(ax: Any, r: ColumnStats, c: ColumnStats) -> bool:
     ax.barh(y + 0.2, cs, height=0.4, color=CURRENT_COLOR, alpha=0.9, label="current")
     ax.set_yticks(y, [k if len(k) <= 18 else k[:17] + "…" for k in cats])
     ax.invert_yaxis()
-    ax.set_xlabel("share of non-null values", fontsize=7)
-    ax.legend(fontsize=7, frameon=False)
+    ax.set_xlabel("share of non-null values", fontsize=10)
+    ax.legend(fontsize=10, frameon=False)
     return True
 
 
@@ -310,10 +318,13 @@ def _drift_section(report: DriftReport) -> str:
             )
             if m.approximate:
                 detail += (", " if detail else "") + "approximate"
+            # an informational metric does not decide the feature's status: a red badge
+            # there would raise an alarm the feature's own status does not
+            badge = _badge(m.status) if m.threshold.decisive else _info_badge(m.status)
             cells = (
                 f"<td>{_e(m.metric)}{'' if m.threshold.decisive else ' <small>(info)</small>'}"
                 f'</td><td class="num">{_num(m.value)}</td>'
-                f"<td>{_e(m.threshold.describe())}</td><td>{_badge(m.status)}</td>"
+                f"<td>{_e(m.threshold.describe())}</td><td>{badge}</td>"
                 f"<td><small>{_e(detail)}</small></td>"
             )
             rows.append(f"<tr>{head if i == 0 else ''}{cells}</tr>")
@@ -397,6 +408,15 @@ def _headline(f: FeatureDrift) -> str:
 def _badge(status: str) -> str:
     css = "na" if status == "n/a" else status
     return f'<span class="status {css}">{_e(status)}</span>'
+
+
+def _info_badge(status: str) -> str:
+    """A neutral badge for a metric shown for information only."""
+    level = "" if status in ("ok", "n/a") else f": beyond its {status} level"
+    return (
+        f'<span class="status info" title="informational{_e(level)}; does not decide the '
+        f"feature's status\">info</span>"
+    )
 
 
 def _num(value: Any) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,11 +82,19 @@ def _read_path(path: Path, where: str, column_types: dict[str, pa.DataType]) -> 
 
             # time columns are parsed by inference so the naive-timestamp rule applies to them
             types = {k: v for k, v in column_types.items() if not pa.types.is_timestamp(v)}
-            return pacsv.read_csv(
-                str(path),
-                parse_options=pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ","),
-                convert_options=pacsv.ConvertOptions(column_types=types),
-            )
+            parse = pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
+            try:
+                return pacsv.read_csv(
+                    str(path),
+                    parse_options=parse,
+                    convert_options=pacsv.ConvertOptions(column_types=types),
+                )
+            except pa.ArrowInvalid:
+                if not types:
+                    raise
+                # a value that does not convert: read with inferred types, so the batch
+                # check reports it together with the file's other problems
+                return pacsv.read_csv(str(path), parse_options=parse)
     except pa.ArrowInvalid as exc:
         detail = str(exc).strip()
         match = re.search(r"CSV column #(\d+)", detail)
@@ -183,6 +192,12 @@ def cast_exact(
         if isinstance(flat, str):
             return flat
         return column.cast(target)
+    if pa.types.is_string(source) or pa.types.is_large_string(source):
+        try:
+            column.cast(target, safe=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            # Arrow's message names the first value that does not parse
+            return f"column {name!r}: expected {exp}, got {got} ({exc})"
     return f"column {name!r}: expected {exp}, got {got}"
 
 
@@ -193,60 +208,143 @@ def conform_batch(
     where: str,
     naive: NaivePolicy,
     fill_created: pa.Scalar | None = None,
+    optional: Collection[str] = (),
+    notes: Mapping[str, str] | None = None,
 ) -> pa.Table:
-    """Return ``table`` with exactly the group's storage schema, or raise a `DataError`."""
+    """Return ``table`` with exactly the group's storage schema, or raise a `DataError`
+    naming every problem found (see `conform_parts`)."""
+    parts = conform_parts(
+        table,
+        group,
+        where=where,
+        naive=naive,
+        fill_created=fill_created,
+        optional=optional,
+        notes=notes,
+    )
+    parts.raise_problems(where)
+    assert parts.table is not None
+    return parts.table
+
+
+@dataclass(frozen=True)
+class Conformed:
+    """A batch checked against a definition: the conformed table when there is no
+    problem, the columns that did conform (for further checks), and every problem."""
+
+    table: pa.Table | None
+    partial: pa.Table
+    problems: list[tuple[type[DataError], str]]
+
+    def raise_problems(self, where: str, more: Sequence[str] = ()) -> None:
+        """Raise one error naming every problem (and ``more``); nothing when clean."""
+        if not self.problems and not more:
+            return
+        if len(self.problems) == 1 and not more:
+            kind, text = self.problems[0]
+            if kind is not SchemaMismatchError:  # one problem keeps its own error class
+                raise kind(f"{where}: {text}")
+        raise SchemaMismatchError(where, [text for _, text in self.problems] + list(more))
+
+
+def conform_parts(
+    table: pa.Table,
+    group: FeatureGroup,
+    *,
+    where: str,
+    naive: NaivePolicy,
+    fill_created: pa.Scalar | None = None,
+    optional: Collection[str] = (),
+    notes: Mapping[str, str] | None = None,
+) -> Conformed:
+    """Check every column of ``table`` against the group's storage schema, collecting
+    all problems rather than stopping at the first.
+
+    ``optional`` names feature columns a batch may leave out (columns a minor version
+    added): they are stored as nulls. ``notes`` add a hint to a missing column's problem.
+    """
     if table.num_rows == 0:
         raise EmptyDataError(f"{where}: the batch has no rows; nothing to write")
     schema = group.arrow_schema
     names = table.column_names
     dup = sorted({n for n in names if names.count(n) > 1})
-    problems: list[str] = []
+    problems: list[tuple[type[DataError], str]] = []
     if dup:
-        problems.append(f"column(s) {dup} appear more than once")
+        problems.append((SchemaMismatchError, f"column(s) {dup} appear more than once"))
     expected = set(schema.names)
-    missing = [n for n in schema.names if n not in names and n != group.created_time]
+    missing = [
+        n for n in schema.names if n not in names and n != group.created_time and n not in optional
+    ]
     extra = [n for n in names if n not in expected]
     if missing:
-        problems.append(f"missing column(s) {missing}" + _hint(missing, extra))
+        hints = [f"{n!r}: {notes[n]}" for n in missing if notes and n in notes]
+        problems.append(
+            (
+                SchemaMismatchError,
+                f"missing column(s) {missing}"
+                + _hint(missing, extra)
+                + (f" ({'; '.join(hints)})" if hints else ""),
+            )
+        )
     if extra:
-        problems.append(f"unexpected column(s) {extra}; drop them or add them to the definition")
-    if problems:
-        raise SchemaMismatchError(where, problems)
+        problems.append(
+            (
+                SchemaMismatchError,
+                f"unexpected column(s) {extra}; drop them or add them to the definition",
+            )
+        )
 
     time_cols = {c for c in (group.event_time, group.created_time) if c}
-    arrays: list[pa.ChunkedArray] = []
+    arrays: dict[str, pa.ChunkedArray] = {}
     for field in schema:
-        if field.name not in names:  # created_time not supplied: stamped with the commit time
-            assert fill_created is not None
-            arrays.append(pa.chunked_array([pa.array([fill_created] * table.num_rows, TIMESTAMP)]))
+        if field.name in dup:
+            continue
+        if field.name not in names:
+            if field.name == group.created_time and fill_created is not None:
+                # created_time not supplied: stamped with the commit time
+                value = pa.array([fill_created] * table.num_rows, TIMESTAMP)
+                arrays[field.name] = pa.chunked_array([value])
+            elif field.name in optional:  # added by a minor version: stored as null
+                arrays[field.name] = pa.chunked_array([pa.nulls(table.num_rows, field.type)])
+            elif field.name == group.created_time:
+                problems.append((SchemaMismatchError, f"missing column(s) {[field.name]}"))
             continue
         col = table.column(field.name)
         if field.name in time_cols or pa.types.is_timestamp(field.type):
-            arrays.append(normalize_time(col, name=field.name, where=where, naive=naive))
+            try:
+                arrays[field.name] = normalize_time(col, name=field.name, where=where, naive=naive)
+            except TimestampError as exc:
+                problems.append((TimestampError, str(exc).removeprefix(f"{where}: ")))
             continue
         cast = cast_exact(col, field.type, name=field.name, where=where)
         if isinstance(cast, str):
-            problems.append(cast)
+            problems.append((SchemaMismatchError, cast))
         else:
-            arrays.append(cast)
-    if problems:
-        raise SchemaMismatchError(where, problems)
-    # nullable while checking: the null checks below give the better message
-    out = pa.Table.from_arrays(arrays, schema=pa.schema([f.with_nullable(True) for f in schema]))
+            arrays[field.name] = cast
     required = [*group.primary_key, *time_cols]
     for name in required:
-        nulls = out.column(name).null_count
+        if name not in arrays:
+            continue
+        nulls = arrays[name].null_count
         if nulls:
-            rows = np.flatnonzero(out.column(name).is_null().to_numpy(zero_copy_only=False))[
+            rows = np.flatnonzero(arrays[name].is_null().to_numpy(zero_copy_only=False))[
                 :5
             ].tolist()
             kind = TimestampError if name in time_cols else DataError
-            raise kind(
-                f"{where}: column {name!r} has {nulls} null value(s) (rows {rows}...); "
-                f"{'keys' if name in group.primary_key else 'time columns'} may not be null. "
-                "Drop or fill those rows."
+            problems.append(
+                (
+                    kind,
+                    f"column {name!r} has {nulls} null value(s) (rows {rows}...); "
+                    f"{'keys' if name in group.primary_key else 'time columns'} may not be "
+                    "null. Drop or fill those rows.",
+                )
             )
-    return out.cast(schema)
+    # nullable while checking: the null checks above give the better message
+    fields = [f.with_nullable(True) for f in schema if f.name in arrays]
+    partial = pa.Table.from_arrays([arrays[f.name] for f in fields], schema=pa.schema(fields))
+    if problems:
+        return Conformed(None, partial, problems)
+    return Conformed(partial.cast(schema), partial, problems)
 
 
 def _hint(missing: list[str], extra: list[str]) -> str:

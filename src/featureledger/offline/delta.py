@@ -24,7 +24,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -224,6 +224,34 @@ class DeltaGroupTable:
 
     def schema(self, version: int | None = None) -> pa.Schema:
         return pa.schema(self.table(version).schema().to_arrow())
+
+    def time_range(self, version: int, column: str) -> tuple[Any, Any] | None:
+        """The least and greatest value of a timestamp column in a version (None when it
+        holds no value), from the files' Delta statistics when every file has them; those
+        are truncated to milliseconds, so the greatest is rounded up by 1 ms."""
+        import pyarrow.compute as pc
+
+        actions = pa.table(self.table(version).get_add_actions(flatten=True))
+        lo, hi = f"min.{column}", f"max.{column}"
+        if actions.num_rows == 0:
+            return None
+        if lo in actions.column_names and hi in actions.column_names:
+            mins, maxs = actions.column(lo), actions.column(hi)
+            counts = actions.column("num_records")
+            nc = f"null_count.{column}"
+            nulls = actions.column(nc) if nc in actions.column_names else pc.multiply(counts, 0)
+            # a file of only nulls has no bounds, and that is not a missing statistic
+            holds = pc.greater(counts, nulls)
+            lacking = pc.and_(holds, pc.or_(pc.is_null(mins), pc.is_null(maxs)))
+            if not pc.any(lacking).as_py():
+                low, high = pc.min(mins).as_py(), pc.max(maxs).as_py()
+                if low is None:
+                    return None
+                return low, high + timedelta(milliseconds=1)
+        bounds = pc.min_max(self.read(version, [column]).column(column)).as_py()
+        if bounds["min"] is None:
+            return None
+        return bounds["min"], bounds["max"]
 
     def read(
         self,

@@ -10,7 +10,8 @@ delegates every public method to one of them:
 - `_data.DataService`: ingest (write-audit-publish), quarantine, compaction, reads;
 - `_training.TrainingService`: point-in-time joins; `_versions.VersionService`: diff,
   rollback, verify, pointers, vacuum, audit; `_pipelines.PipelineService`: feature
-  pipelines and reproduce; `_models.ModelService`: models and deployments;
+  pipelines and reproduce; `_backfill.BackfillService`: filling a new major version
+  from an older one; `_models.ModelService`: models and deployments;
   `_lineage.LineageService`: ancestors and impact;
 - `_stats.StatisticsService`, `_feature_logs.FeatureLogs`, `_monitoring.MonitoringService`:
   statistics, served-feature logs, drift, skew, reports, monitors, release checks;
@@ -26,6 +27,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from featureledger.store._backfill import Backfill
     from featureledger.store._data import QUARANTINE_AT, QUARANTINE_RUN
     from featureledger.store._definitions import Plan, PlanItem
     from featureledger.store._facade import FeatureStore
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 # Imported on first use, so that the light catalog (`_light`, for `list`, `versions` and
 # `show`) is importable without the services and the libraries they need.
 _LAZY = {
+    "Backfill": "_backfill",
     "QUARANTINE_AT": "_data",
     "QUARANTINE_RUN": "_data",
     "Plan": "_definitions",
@@ -67,6 +70,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "QUARANTINE_AT",
     "QUARANTINE_RUN",
+    "Backfill",
     "FeatureStore",
     "Materialization",
     "OnlineFeatures",

@@ -15,11 +15,12 @@ import pyarrow.compute as pc
 
 from featureledger.contracts import Distribution, ValidationReport, evaluate
 from featureledger.definitions import FeatureGroup
+from featureledger.definitions.contract import Contract, NotNull
 from featureledger.errors import DataError, NotFoundError
 from featureledger.hashing import ContentHash
 from featureledger.offline import DeltaGroupTable
 from featureledger.offline.base import OfflineEngine
-from featureledger.offline.conform import NaivePolicy, conform_batch, to_arrow
+from featureledger.offline.conform import NaivePolicy, conform_parts, to_arrow
 from featureledger.registry import DataVersion, RegistryBackend, RunRecord, ValidationRecord
 from featureledger.store._catalog import Catalog
 from featureledger.store._files import StoreFiles
@@ -103,13 +104,21 @@ class DataService:
             data, where=where, column_types={c.name: c.arrow_type for c in fg.columns}
         )
         now = datetime.now(UTC)
-        batch = conform_batch(
+        optional, notes = self.added_columns(fg)
+        parts = conform_parts(
             table_in,
             fg,
             where=where,
             naive=self._naive,
             fill_created=pa.scalar(now, pa.timestamp("us", tz="UTC")),
+            optional=optional,
+            notes=notes,
         )
+        if parts.problems:
+            # the file's other faults come in the same message, so one fix-up round does
+            parts.raise_problems(where, self._contract_faults(fg, parts.partial))
+        assert parts.table is not None
+        batch = parts.table
         user = current_user()
         run = self.runs.start(
             "ingest",
@@ -117,6 +126,49 @@ class DataService:
             {"group": fg.name, "major": major, "mode": mode, "rows": batch.num_rows, "note": note},
         )
         return self.commit_batch(fg, batch, mode, note, run, user)
+
+    def added_columns(self, fg: FeatureGroup) -> tuple[list[str], dict[str, str]]:
+        """Feature columns a minor version of this major added, split into those a batch
+        may leave out (stored as null) and notes for those it may not (the contract
+        says not null)."""
+        major = fg.version or 1
+        history = [
+            d for d in self.registry.definitions("feature_group", fg.name) if d.major == major
+        ]
+        if len(history) < 2:
+            return [], {}
+        first = {f["name"] for f in history[0].spec.get("features", [])}
+        since: dict[str, str] = {}
+        for record in history[1:]:
+            for f in record.spec.get("features", []):
+                since.setdefault(f["name"], record.semver)
+        not_null = _not_null_columns(fg)
+        optional: list[str] = []
+        notes: dict[str, str] = {}
+        for name in fg.feature_names:
+            if name in first or name not in since:
+                continue
+            if name in not_null:
+                notes[name] = (
+                    f"added in {since[name]}, and the contract says it may not be null, so "
+                    "every batch must carry it"
+                )
+            else:
+                optional.append(name)
+        return optional, notes
+
+    def _contract_faults(self, fg: FeatureGroup, partial: pa.Table) -> list[str]:
+        """The contract's error-severity failures on the columns that did conform."""
+        if fg.contract is None or partial.num_rows == 0:
+            return []
+        contract = _restricted(fg.contract, set(partial.column_names))
+        if contract is None:
+            return []
+        try:
+            report = evaluate(contract, partial, now=datetime.now(UTC), engine=self.engine)
+        except DataError:  # a rule that cannot run on a partial batch says nothing here
+            return []
+        return [f"contract: {r.describe()}" for r in report.errors]
 
     def commit_batch(
         self, fg: FeatureGroup, batch: pa.Table, mode: Mode, note: str, run: RunRecord, user: str
@@ -414,3 +466,31 @@ class DataService:
         resolved = self.records.resolve(fg, version, as_of)
         self.records.check_files(fg, resolved)
         return self.tables.table(fg.name, m).read(resolved, list(columns) if columns else None)
+
+
+def _not_null_columns(fg: FeatureGroup) -> set[str]:
+    """Columns the group's contract refuses nulls in (error severity)."""
+    if fg.contract is None:
+        return set()
+    return {
+        r.column for r in fg.contract.all_rules if isinstance(r, NotNull) and r.severity == "error"
+    }
+
+
+def _restricted(contract: Contract, present: set[str]) -> Contract | None:
+    """The contract's rules that read only ``present`` columns (distribution rules and
+    SLOs left out: they judge published data, not a refused batch)."""
+    columns = [c for c in contract.columns if c.name in present]  # type: ignore[union-attr]
+    key = contract.key if set(contract.key) <= present else ()
+    rules = [
+        r
+        for r in contract.rules
+        if not isinstance(r, Distribution)
+        and set(r.columns) <= present
+        # a SQL check may name any column: only run it on a batch that has them all
+        and (r.kind != "check" or set(contract.column_names) <= present)
+        and (r.columns or key or r.kind != "unique")
+    ]
+    if not rules and not columns:
+        return None
+    return Contract(dataset=contract.dataset, columns=columns, rules=rules, key=key)

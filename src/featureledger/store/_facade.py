@@ -44,6 +44,7 @@ from featureledger.registry import (
 )
 from featureledger.storage import Storage, open_storage
 from featureledger.store._auditkey import load_audit_key
+from featureledger.store._backfill import Backfill, BackfillService
 from featureledger.store._catalog import Catalog
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService, Plan
@@ -163,6 +164,16 @@ class FeatureStore:
             training=training,
             versioning=versioning,
             pipelines=pipelines,
+        )
+        self._backfill = BackfillService(
+            registry=registry,
+            tables=tables,
+            catalog=catalog,
+            records=records,
+            runs=runs,
+            data=data,
+            pipelines=pipelines,
+            naive=naive,
         )
         self._models = ModelService(
             registry=registry,
@@ -379,8 +390,10 @@ class FeatureStore:
         versions: Mapping[str, int] | None = None,
         as_of: datetime | None = None,
         output: str | Path | None = None,
+        strict: bool = False,
     ) -> TrainingData:
-        """Point-in-time correct features for each row of ``entity_df``."""
+        """Point-in-time correct features for each row of ``entity_df``; warns when an
+        input has no data at the frame's times, and refuses then with ``strict``."""
         return self._training.training_data(
             view,
             entity_df,
@@ -389,6 +402,7 @@ class FeatureStore:
             versions=versions,
             as_of=as_of,
             output=output,
+            strict=strict,
         )
 
     def training_datasets(
@@ -482,6 +496,28 @@ class FeatureStore:
     ) -> PipelineRun:
         """Compute the window [start, end) of a group's pipeline and upsert it."""
         return self._pipelines.run_pipeline(group, start=start, end=end, mode=mode)
+
+    def backfill(
+        self,
+        group: str | FeatureGroup,
+        /,
+        *,
+        from_version: int,
+        to_version: int | None = None,
+        recompute: bool = False,
+    ) -> Backfill:
+        """Fill major version ``to_version`` (default: the latest) of a group from the
+        latest data version of major ``from_version``, as one audited data version.
+
+        By default the rows are copied: columns both versions have are kept (cast to the
+        new types, refused when a value does not fit), dropped columns are dropped, added
+        ones are null. ``recompute`` runs the new version's pipeline over the time span
+        the old version covers instead. The write goes through the new version's
+        contract; re-running it writes nothing new.
+        """
+        return self._backfill.backfill(
+            group, from_version=from_version, to_version=to_version, recompute=recompute
+        )
 
     def reproduce(
         self, identity: str, *, definitions: Sequence[Definition] = ()

@@ -208,7 +208,11 @@ class OnlineService:
             records = self.registry.definitions("feature_group")
             latest = {r.name: r for r in records}  # ordered by version: the last wins
             groups = [self.catalog.get_feature_group(n) for n in latest]
-            return [g for g in groups if g.online]
+            online = [g for g in groups if g.online]
+            if not online:
+                # an empty run that exits 0 reads as "served", when nothing can be
+                raise NotFoundError(_no_online_group_message(sorted(latest)))
+            return online
         out: list[FeatureGroup] = []
         for name in names:
             view = self.registry.latest_definition("feature_view", name)
@@ -573,3 +577,17 @@ class OnlineService:
             plan.append((src, fg, key))
         self._plans[name] = (clock + self.SERVING_PLAN_SECONDS, generation, fv, plan)
         return fv, plan
+
+
+def _no_online_group_message(groups: list[str]) -> str:
+    """Why `materialize` has nothing to do, and how to give it something."""
+    if not groups:
+        return (
+            "materialize: no feature group is registered, so there is nothing to serve; "
+            "declare a FeatureGroup with online=True and run `featureledger apply`"
+        )
+    return (
+        f"materialize: no feature group is online (registered: {', '.join(groups)}); groups "
+        "are offline unless declared with online=True: set it on the groups to serve, "
+        "e.g. FeatureGroup(..., online=True), run `featureledger apply`, then materialize"
+    )

@@ -95,6 +95,7 @@ class PipelineService:
         start: datetime,
         end: datetime,
         mode: Mode = "upsert",
+        note: str = "",
     ) -> PipelineRun:
         """Compute the window [start, end) of a group's pipeline and upsert it.
 
@@ -132,8 +133,9 @@ class PipelineService:
             code_hash=transform.code_hash if transform else "identity",
             env_hash=environment_hash(env),
         )
+        window_note = f"pipeline {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}"
         record = self.data.commit_batch(
-            fg, batch, mode, f"pipeline {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}", run, user
+            fg, batch, mode, f"{note}; {window_note}" if note else window_note, run, user
         )
         return PipelineRun(run.id, record, window.inputs, batch.num_rows)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from featureledger.config import RepoConfig
@@ -23,7 +25,10 @@ from featureledger.definitions import (
     VersionId,
     ViewSource,
 )
+from featureledger.definitions.contract import format_duration
 from featureledger.errors import (
+    CoverageError,
+    CoverageWarning,
     DataError,
     DefinitionError,
     LicenseError,
@@ -77,6 +82,12 @@ class TrainingData:
 
     def __len__(self) -> int:
         return self.record.rows
+
+    @property
+    def warnings(self) -> list[str]:
+        """Coverage warnings recorded with the set: input groups with no rows, or none at
+        some of the entity frame's times (their features are null there)."""
+        return list(self.record.params.get("warnings", []))
 
 
 def view_definition_hash(fv: FeatureView) -> str:
@@ -186,6 +197,7 @@ class TrainingService:
         versions: Mapping[str, int] | None = None,
         as_of: datetime | None = None,
         output: str | Path | None = None,
+        strict: bool = False,
     ) -> TrainingData:
         """Point-in-time correct features for each row of ``entity_df``.
 
@@ -193,10 +205,25 @@ class TrainingService:
         the version current ``as_of``, else the latest. The result keeps the entity rows'
         order and count. It is recorded as a training dataset with its pins and hashes;
         with ``output`` it is streamed to that Parquet file instead of held in memory.
+
+        An input version with no rows, or entity times before its first event time (or
+        after its last plus the TTL), gives null features: that is warned about
+        (`CoverageWarning`, kept in the record), and refused with ``strict``
+        (`CoverageError`, nothing recorded).
         """
         fv = self.catalog.get_feature_view(view, version)
         vmajor = fv.version or 1
         join = self.plan_join(fv, entity_df, timestamp_column, versions, as_of)
+        gaps = coverage(
+            join,
+            {s.group: self.catalog.get_feature_group(s.group, s.major) for s in fv.sources},
+            self.tables,
+            self.registry,
+        )
+        if gaps and strict:
+            raise CoverageError(join.where, gaps)
+        for gap in gaps:
+            warnings.warn(CoverageWarning(f"{join.where}: {gap}"), stacklevel=3)
         user = current_user()
         run = self.runs.start(
             "training-data",
@@ -237,6 +264,7 @@ class TrainingService:
                     params={
                         "timestamp_column": timestamp_column,
                         "as_of": as_of.isoformat() if as_of else None,
+                        **({"warnings": gaps} if gaps else {}),
                     },
                 )
             )
@@ -432,3 +460,58 @@ class TrainingService:
         self, view: str, *, major: int | None = None
     ) -> list[TrainingDatasetRecord]:
         return self.registry.training_datasets(view, major)
+
+
+def coverage(
+    join: _JoinPlan,
+    groups: Mapping[str, FeatureGroup],
+    tables: Tables,
+    registry: RegistryBackend,
+) -> list[str]:
+    """What of the entity frame the pinned inputs cannot serve: groups whose version holds
+    no rows, and entity rows earlier than a group's first event time or later than its
+    last plus the TTL (from Delta file statistics: no data is read)."""
+    gaps: list[str] = []
+    times = None
+    if join.timestamp_column is not None:
+        times = join.entities.column(join.timestamp_column)
+        span = pc.min_max(times).as_py()
+        frame = f"entity times {_when(span['min'])} .. {_when(span['max'])}"
+    total = join.entities.num_rows
+    for name, pin in join.pins.items():
+        fg = groups[name]
+        record = registry.data_version(name, pin["major"], pin["version"])
+        assert record is not None
+        if record.rows == 0:
+            gaps.append(
+                f"{pin['identity']} holds no rows, so its features are null in every row; "
+                f"ingest or backfill it, or pin a version with data (--pin {name}=N)"
+            )
+            continue
+        if times is None or fg.event_time is None:
+            continue
+        bounds = tables.table(name, pin["major"]).time_range(pin["version"], fg.event_time)
+        if bounds is None:
+            continue
+        low, high = bounds
+        stored = f"stored event times {_when(low)} .. {_when(high)}"
+        early = int(pc.sum(pc.less(times, pa.scalar(low, times.type))).as_py() or 0)
+        if early:
+            gaps.append(
+                f"{early:,} of {total:,} entity row(s) are earlier than anything in "
+                f"{pin['identity']} ({stored}; {frame}): its features are null there"
+            )
+        if fg.ttl is not None:
+            expiry = pa.scalar(high + fg.ttl, times.type)
+            late = int(pc.sum(pc.greater(times, expiry)).as_py() or 0)
+            if late:
+                gaps.append(
+                    f"{late:,} of {total:,} entity row(s) are later than the last event time "
+                    f"in {pin['identity']} plus its ttl {format_duration(fg.ttl)} "
+                    f"({stored}; {frame}): its features have expired there and are null"
+                )
+    return gaps
+
+
+def _when(value: Any) -> str:
+    return value.isoformat(sep=" ") if isinstance(value, datetime) else str(value)
