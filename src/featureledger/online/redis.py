@@ -496,7 +496,7 @@ class RedisOnlineStore:
                 f"online table {table_key!r}: build {build!r} was discarded by another process "
                 "before it was swapped in; run the materialization again"
             )
-        self._forget(table_key)
+        self._load(table_key)  # the new copy's layout: reads take the fast path at once
         self._sweep()
         return changed
 

@@ -342,8 +342,12 @@ class SQLiteOnlineStore:
                     con.execute(
                         f"UPDATE {meta} SET table_key = ? WHERE table_key = ?", (table_key, staged)
                     )
-        self._layouts.pop(table_key, None)
-        self._layouts.pop(staged, None)
+        # the build's layout is the new table's: reads take the fast path at once
+        layout = self._layouts.pop(staged, None)
+        if built is not None and layout is not None:
+            self._layouts[table_key] = layout
+        else:
+            self._layouts.pop(table_key, None)
         return changed
 
     def builds(self) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -135,7 +136,7 @@ _DATA_VERSION = _Codec(
 _RUN = _Codec(
     RunRecord,
     json=frozenset({"params", "inputs", "outputs"}),
-    times=frozenset({"started_at", "ended_at"}),
+    times=frozenset({"started_at", "ended_at", "heartbeat_at"}),
 )
 _TRAINING = _Codec(
     TrainingDatasetRecord,
@@ -283,11 +284,39 @@ class SQLRegistry:
             )
         return None if row is None else self._run(row)
 
-    def runs(self) -> list[RunRecord]:
-        """Every recorded run, oldest first."""
+    def runs(self, status: str | None = None) -> list[RunRecord]:
+        """Every recorded run (or those with ``status``), oldest first."""
+        query = sa.select(runs_table).order_by(runs_table.c.started_at)
+        if status is not None:
+            query = query.where(runs_table.c.status == status)
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(runs_table).order_by(runs_table.c.started_at))
-            return [self._run(row) for row in rows.mappings()]
+            return [self._run(row) for row in conn.execute(query).mappings()]
+
+    def heartbeat(self, run_ids: Sequence[str]) -> None:
+        if not run_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                runs_table.update()
+                .where(runs_table.c.id.in_(list(run_ids)), runs_table.c.status == "running")
+                .values(heartbeat_at=datetime.now(UTC))
+            )
+
+    def abandon_runs(self, run_ids: Sequence[str], error: str) -> list[str]:
+        if not run_ids:
+            return []
+        t = runs_table
+        changed = []
+        with self.engine.begin() as conn:
+            for run_id in run_ids:  # one conditional update each: a finish racing us wins
+                result = conn.execute(
+                    t.update()
+                    .where(t.c.id == run_id, t.c.status == "running")
+                    .values(status="abandoned", error=error, ended_at=datetime.now(UTC))
+                )
+                if result.rowcount:
+                    changed.append(run_id)
+        return changed
 
     @staticmethod
     def _run(row: Any) -> RunRecord:

@@ -37,6 +37,7 @@ from featureledger.registry import (
     DeploymentRecord,
     ModelRecord,
     RegistryBackend,
+    RunRecord,
     TokenRecord,
     TrainingDatasetRecord,
     ValidationRecord,
@@ -427,6 +428,11 @@ class FeatureStore:
     ) -> PipelineRun:
         """Compute the window [start, end) of a group's pipeline and upsert it."""
         return self._pipelines.run_pipeline(group, start=start, end=end, mode=mode)
+
+    def runs(self, state: str | None = None) -> list[RunRecord]:
+        """Recorded runs, oldest first (only those in ``state``); runs whose process is gone
+        are marked ``abandoned`` first."""
+        return self._runs.listed(state)
 
     def reproduce(
         self, identity: str, *, definitions: Sequence[Definition] = ()
