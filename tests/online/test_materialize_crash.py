@@ -109,7 +109,7 @@ def test_kill_9_during_materialize_leaves_no_hole_and_the_next_call_repairs(
             seen: list[set[float | None]] = []
             stop = threading.Event()
 
-            def watch() -> None:
+            def watch(stop: threading.Event = stop, seen: list[set[float | None]] = seen) -> None:
                 while not stop.is_set():
                     seen.append(_values(store))
 
