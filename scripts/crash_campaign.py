@@ -5,9 +5,11 @@ training data, and check the books and the online copy after every kill.
 
 Children are forked from a preloaded fork server (multiprocessing "forkserver"), so a kill
 costs no interpreter start-up. Each child opens the repository, signals that its operation
-starts, and is killed with SIGKILL after a random delay drawn from 0 to 1.2 times that
-operation's measured duration (some kills land after it finished: they are counted apart).
-After every kill a fresh `FeatureStore` checks:
+starts, and is killed with SIGKILL after a random delay drawn from 0 to that operation's
+measured duration.
+``--kills`` counts kills that landed inside an operation (a child that finished before its
+delay ran out is counted apart, and tightens that operation's delay range). After every
+attempt a fresh `FeatureStore` checks:
 
 - online holes: entities of the materialized group reading NULL, and reads mixing values of
   two data versions (every version writes one value to all entities);
@@ -326,14 +328,25 @@ def main() -> None:
     previous = checker.check({})
     per_op: dict[str, Counter[str]] = {op: Counter() for op in OPS}
     started = time.monotonic()
-    for i in range(args.kills):
-        op = OPS[i % len(OPS)]
-        delay = rng.uniform(0.0, durations[op] * 1.2)
-        outcome, _, _ = run(op, delay)
+    landed = attempts = 0
+    # --kills counts kills that landed inside an operation; a child that finished before
+    # its delay ran out is counted apart, and its time tightens that operation's range
+    while landed < args.kills and attempts < 3 * args.kills:
+        op = OPS[attempts % len(OPS)]
+        attempts += 1
+        delay = rng.uniform(0.0, durations[op])
+        outcome, took, _ = run(op, delay)
         per_op[op][outcome] += 1
+        if outcome == "killed":
+            landed += 1
+        elif outcome == "finished-before-kill":
+            durations[op] = max(0.05, 0.5 * durations[op] + 0.5 * took)
         previous = checker.check(previous)
-        if (i + 1) % 20 == 0:
-            print(f"{i + 1} kills, totals so far {dict(checker.totals)}", file=sys.stderr)
+        if attempts % 20 == 0:
+            print(
+                f"{attempts} attempts, {landed} kills, totals so far {dict(checker.totals)}",
+                file=sys.stderr,
+            )
     # the next calls repair: a materialization brings the copy to the latest version
     with FeatureStore(repo) as store:
         store.materialize()
@@ -348,7 +361,8 @@ def main() -> None:
             "builds_left": len(store.online_store().builds()),
         }
     report = {
-        "kills": args.kills,
+        "kills": landed,
+        "attempts": attempts,
         "online": args.online,
         "entities": N,
         "seed": args.seed,
