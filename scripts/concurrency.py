@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -188,6 +189,7 @@ def run(registry: str, processes: int, ops: int) -> dict[str, Any]:
     finally:
         if stop_pg is not None:
             stop_pg()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
