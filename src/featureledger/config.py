@@ -107,6 +107,15 @@ STATS_ON_WRITE = ("background", "sync", "off")
 
 
 @dataclass
+class RunsConfig:
+    #: how often a running process records that its runs are alive
+    heartbeat_seconds: float = 30.0
+    #: a running run whose heartbeat is older than this is abandoned (any host); on the
+    #: same host a run whose process is gone is abandoned at once
+    abandon_after_seconds: float = 600.0
+
+
+@dataclass
 class RepoConfig:
     project: str = "default"
     registry: str = f"sqlite:///{STATE_DIR}/registry.db"
@@ -114,6 +123,7 @@ class RepoConfig:
     online: OnlineConfig = field(default_factory=OnlineConfig)
     lineage: LineageConfig = field(default_factory=LineageConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    runs: RunsConfig = field(default_factory=RunsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     #: "error" refuses naive timestamps; "utc" reads them as UTC
     naive_timestamps: str = "error"
@@ -160,6 +170,7 @@ class RepoConfig:
                     "online": OnlineConfig,
                     "lineage": LineageConfig,
                     "monitoring": MonitoringConfig,
+                    "runs": RunsConfig,
                     "storage": StorageConfig,
                 }.get(key)
                 if kind is RepoConfig and nested is not None:
@@ -185,6 +196,18 @@ class RepoConfig:
             raise ConfigError(
                 f"{where}: monitoring.stats_on_write must be one of {', '.join(STATS_ON_WRITE)}, "
                 f"got {config.monitoring.stats_on_write!r}"
+            )
+        for name in ("heartbeat_seconds", "abandon_after_seconds"):
+            value = getattr(config.runs, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(
+                    f"{where}: runs.{name} must be a number of seconds > 0, got {value!r}"
+                )
+        if config.runs.abandon_after_seconds <= config.runs.heartbeat_seconds:
+            raise ConfigError(
+                f"{where}: runs.abandon_after_seconds ({config.runs.abandon_after_seconds}) "
+                f"must be longer than runs.heartbeat_seconds ({config.runs.heartbeat_seconds}), "
+                "or live runs would be abandoned"
             )
         if (
             isinstance(config.storage.recover_after, bool)

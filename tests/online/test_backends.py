@@ -76,11 +76,12 @@ def test_redis_key_layout_is_the_documented_one(redis_url: str) -> None:
         _roundtrip(store)
         client = store._r
         keys = set(client.keys("layout:*"))
-        row = b"layout:u:r:" + (1 ^ (1 << 63)).to_bytes(8, "big")
-        assert {b"layout:tables", b"layout:u:meta", b"layout:u:gen", row} <= keys
+        gen = client.get("layout:u:gen")
+        row = b"layout:u:" + gen + b":r:" + (1 ^ (1 << 63)).to_bytes(8, "big")
+        assert {b"layout:tables", b"layout:u:" + gen + b":meta", b"layout:u:gen", row} <= keys
         record = client.get(row)
         assert int.from_bytes(record[:8], "big") - (1 << 63) == int(T0.timestamp() * 1e6)
-        meta = client.hgetall("layout:u:meta")
+        meta = client.hgetall(b"layout:u:" + gen + b":meta")
         vid = int.from_bytes(record[8:12], "big")
         assert meta[f"vid:{vid}".encode()] == b"v#1"
         store.delete_table("u")

@@ -314,6 +314,42 @@ def test_runs_start_finish_and_list_oldest_first(registry: RegistryBackend) -> N
     assert registry.run("nope") is None
 
 
+def test_runs_keep_their_owner_and_heartbeat_and_filter_by_status(
+    registry: RegistryBackend,
+) -> None:
+    owned = RunRecord(
+        "o1", "materialize", "running", "ana", T0, host="box-1", pid=4242, heartbeat_at=T0
+    )
+    registry.start_run(owned)
+    registry.start_run(RunRecord("o2", "ingest", "running", "ana", T0 + timedelta(seconds=1)))
+    assert registry.run("o1") == owned
+    legacy = registry.run("o2")
+    assert legacy is not None and legacy.host == "" and legacy.pid is None
+    assert legacy.heartbeat_at is None
+    registry.heartbeat(["o1", "o2", "missing"])
+    beat = registry.run("o1")
+    assert beat is not None and beat.heartbeat_at is not None and beat.heartbeat_at > T0
+    registry.finish_run("o2", "succeeded", [])
+    assert [r.id for r in registry.runs("running")] == ["o1"]
+    assert [r.id for r in registry.runs("succeeded")] == ["o2"]
+    assert registry.runs("abandoned") == []
+
+
+def test_abandoning_changes_only_runs_still_running(registry: RegistryBackend) -> None:
+    registry.start_run(RunRecord("a1", "ingest", "running", "ana", T0))
+    registry.start_run(RunRecord("a2", "ingest", "running", "ana", T0))
+    registry.finish_run("a2", "succeeded", ["out"])
+    assert registry.abandon_runs(["a1", "a2", "missing"], "abandoned: gone") == ["a1"]
+    gone, done = registry.run("a1"), registry.run("a2")
+    assert gone is not None and gone.status == "abandoned" and gone.error == "abandoned: gone"
+    assert gone.ended_at is not None
+    assert done is not None and done.status == "succeeded"
+    assert registry.abandon_runs(["a1"], "again") == []  # already abandoned
+    registry.heartbeat(["a1"])  # a dead run's late beat changes nothing
+    again = registry.run("a1")
+    assert again is not None and again.heartbeat_at is None
+
+
 # -- numbered series --------------------------------------------------------------------------
 
 

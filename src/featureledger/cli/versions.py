@@ -316,3 +316,54 @@ def reproduce(
         out.info(f"R = {int(report.reproducible)}")
     if not report.reproducible or report.output_matches is False:
         raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def runs(
+    state: Annotated[
+        str | None,
+        typer.Option(help="Only runs in this state: running, succeeded, failed or abandoned."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Recorded runs and their states; runs whose process is gone are marked abandoned first."""
+    found = _store(repo).runs(state)
+    if as_json:
+        out.as_json(
+            [
+                {
+                    "id": r.id,
+                    "kind": r.kind,
+                    "state": r.status,
+                    "user": r.user,
+                    "host": r.host,
+                    "pid": r.pid,
+                    "started_at": r.started_at.isoformat(),
+                    "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+                    "heartbeat_at": r.heartbeat_at.isoformat() if r.heartbeat_at else None,
+                    "params": r.params,
+                    "outputs": r.outputs,
+                    "error": r.error,
+                }
+                for r in found
+            ]
+        )
+        return
+    out.table(
+        "runs",
+        ["id", "kind", "state", "owner", "started", "ended", "error"],
+        [
+            [
+                r.id,
+                r.kind,
+                r.status,
+                f"{r.host}:{r.pid}" if r.pid is not None else "",
+                f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+                f"{r.ended_at:%Y-%m-%d %H:%M:%S}" if r.ended_at else "",
+                r.error,
+            ]
+            for r in found
+        ],
+    )

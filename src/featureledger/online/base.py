@@ -6,6 +6,11 @@ it was written from. `OnlineStore.write` keeps the latest row per entity by even
 `OnlineStore.read` answers a batch of keys in one round trip, serving NULL for unknown keys
 and for values older than the TTL, exactly as the offline point-in-time join does
 (docs/serving.md).
+
+A full rebuild goes through `OnlineStore.replace`: the new copy is built beside the live one
+under a *build id* and swapped in atomically, so readers see the old copy or the new one,
+never a hole; a build left by a killed process is listed by `OnlineStore.builds` and dropped
+by `OnlineStore.discard_build` (docs/reliability.md#crash-safe-materialization).
 """
 
 from __future__ import annotations
@@ -46,6 +51,16 @@ def check_table_key(table_key: object) -> str:
     return table_key
 
 
+_BUILD = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+def check_build(build: object) -> str:
+    """Return ``build`` if it can name an unfinished build (letters, digits, ``-``), else raise."""
+    if not isinstance(build, str) or not _BUILD.fullmatch(build):
+        raise InvalidNameError("online build id", build, "use 1-64 letters, digits or '-'")
+    return build
+
+
 @runtime_checkable
 class OnlineStore(Protocol):
     """Latest feature values per entity, written in batches and read by key.
@@ -64,8 +79,12 @@ class OnlineStore(Protocol):
         *,
         event_time_column: str | None,
         source_version: str,
+        atomic: bool = False,
     ) -> int:
         """Store the latest row per entity; return how many stored values were created or replaced.
+
+        ``atomic=True`` applies the whole write at once (one transaction): readers and a
+        crash see all of it or none of it. Otherwise it is applied chunk by chunk.
 
         Every column of ``rows`` other than ``key_columns`` and ``event_time_column`` is a
         feature. A row replaces the stored one only if its event time is >= the stored one
@@ -89,6 +108,33 @@ class OnlineStore(Protocol):
         `SOURCE_VERSION_COLUMN`. A key with no stored row, a NULL key, or a row whose event
         time is older than ``now - ttl`` (strictly) reads as all NULL.
         """
+        ...
+
+    def replace(
+        self,
+        table_key: str,
+        rows: Rows,
+        key_columns: Sequence[str],
+        *,
+        event_time_column: str | None,
+        source_version: str,
+        build: str,
+    ) -> int:
+        """Build a new copy of ``table_key`` from ``rows`` beside the live one, then swap it
+        in atomically (the old copy is dropped); return how many values were written.
+
+        ``build`` (letters, digits, ``-``) names the unfinished copy in `builds` until the
+        swap, so a caller can tell a build of a killed process from one still running.
+        """
+        ...
+
+    def builds(self) -> list[tuple[str, str]]:
+        """Unfinished builds as (table key, build id), sorted."""
+        ...
+
+    def discard_build(self, table_key: str, build: str) -> None:
+        """Drop an unfinished build (and any old copy a killed swap left); a missing build is
+        no error. The live copy is untouched."""
         ...
 
     def delete_table(self, table_key: str) -> None:

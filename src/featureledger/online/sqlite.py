@@ -5,7 +5,8 @@ Layout (docs/serving.md): a ``WITHOUT ROWID`` table per table key,
 the key bytes, the event time in microseconds, the interned source version and the ``flr1``
 row blob (see `featureledger.online.codec`); beside it ``fl_online_tables`` (key schema per
 table), ``fl_online_schemas`` (every feature schema a table's rows were written with) and
-``fl_online_versions`` (source version strings by id).
+``fl_online_versions`` (source version strings by id). A full rebuild (`replace`) writes
+``"fl_online__~<build>~<table_key>"`` and renames it over the live table in one transaction.
 
 Writes hand SQLite a whole chunk at once: the key and row bytes as two blobs and the event
 times as a JSON array, split inside SQLite by ``substr`` over ``json_each`` in one
@@ -29,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featureledger.errors import FeatureLedgerError, NotFoundError
-from featureledger.online.base import Rows, check_table_key
+from featureledger.online.base import Rows, check_build, check_table_key
 from featureledger.online.codec import (
     Bytes,
     Chunk,
@@ -61,6 +62,12 @@ _DIGITS = 12
 
 def _table(table_key: str) -> str:
     return f'"fl_online__{table_key}"'
+
+
+def _build_key(table_key: str, build: str) -> str:
+    """The name of an unfinished build: ``~`` cannot start a table key, so builds never
+    clash with live tables and `tables` can leave them out."""
+    return f"~{build}~{table_key}"
 
 
 def _json_ints(values: np.ndarray) -> str:
@@ -263,21 +270,105 @@ class SQLiteOnlineStore:
         *,
         event_time_column: str | None,
         source_version: str,
+        atomic: bool = False,
     ) -> int:
         check_table_key(table_key)
+        return self._write(table_key, rows, key_columns, event_time_column, source_version, atomic)
+
+    def _write(
+        self,
+        name: str,
+        rows: Rows,
+        key_columns: Sequence[str],
+        event_time_column: str | None,
+        source_version: str,
+        atomic: bool,
+    ) -> int:
         if not isinstance(source_version, str) or not source_version:
             raise ValueError("source_version must be a non-empty string")
+        if atomic:  # one transaction: readers and a crash see all of the write or none
+            try:
+                with self._tx() as con:
+
+                    def prepare_in(keys: pa.Schema, row_schema: RowSchema) -> tuple[pa.Schema, int]:
+                        layout = self._ensure(con, name, keys, row_schema)
+                        return layout.keys, self._intern(con, source_version)
+
+                    return sum(
+                        self._upsert(con, name, chunk, version)
+                        for chunk, version in encoded_chunks(
+                            rows, key_columns, event_time_column, prepare_in
+                        )
+                    )
+            except BaseException:
+                self._layouts.pop(name, None)  # it may hold schemas the rollback undid
+                raise
 
         def prepare(keys: pa.Schema, row_schema: RowSchema) -> tuple[pa.Schema, int]:
             with self._tx() as con:
-                layout = self._ensure(con, table_key, keys, row_schema)
+                layout = self._ensure(con, name, keys, row_schema)
                 return layout.keys, self._intern(con, source_version)
 
         changed = 0
         for chunk, version in encoded_chunks(rows, key_columns, event_time_column, prepare):
             with self._tx() as con:
-                changed += self._upsert(con, table_key, chunk, version)
+                changed += self._upsert(con, name, chunk, version)
         return changed
+
+    def replace(
+        self,
+        table_key: str,
+        rows: Rows,
+        key_columns: Sequence[str],
+        *,
+        event_time_column: str | None,
+        source_version: str,
+        build: str,
+    ) -> int:
+        """Write ``rows`` into a new table beside the live one, then rename it over the live
+        one in one transaction (readers see the old table or the new one)."""
+        check_table_key(table_key)
+        staged = _build_key(table_key, check_build(build))
+        self._drop(staged)  # a leftover of the same build id starts afresh
+        changed = self._write(staged, rows, key_columns, event_time_column, source_version, False)
+        with self._tx() as con:
+            built = con.execute(
+                "SELECT 1 FROM fl_online_tables WHERE table_key = ?", (staged,)
+            ).fetchone()
+            self._drop_in(con, table_key)
+            if built is not None:  # None: the input had no schema, the table goes
+                con.execute(f"ALTER TABLE {_table(staged)} RENAME TO {_table(table_key)}")
+                for meta in ("fl_online_tables", "fl_online_schemas"):
+                    con.execute(
+                        f"UPDATE {meta} SET table_key = ? WHERE table_key = ?", (table_key, staged)
+                    )
+        # the build's layout is the new table's: reads take the fast path at once
+        layout = self._layouts.pop(staged, None)
+        if built is not None and layout is not None:
+            self._layouts[table_key] = layout
+        else:
+            self._layouts.pop(table_key, None)
+        return changed
+
+    def builds(self) -> list[tuple[str, str]]:
+        with self._mutex if self._shared is not None else _NOLOCK:
+            rows = (
+                self._con()
+                .execute(
+                    "SELECT table_key FROM fl_online_tables WHERE table_key LIKE '~%' "
+                    "ORDER BY table_key"
+                )
+                .fetchall()
+            )
+        found = []
+        for (name,) in rows:
+            build, _, table_key = name[1:].partition("~")
+            found.append((table_key, build))
+        return sorted(found)
+
+    def discard_build(self, table_key: str, build: str) -> None:
+        check_table_key(table_key)
+        self._drop(_build_key(table_key, check_build(build)))
 
     def _ensure(
         self, con: sqlite3.Connection, table_key: str, keys: pa.Schema, rs: RowSchema
@@ -461,17 +552,27 @@ class SQLiteOnlineStore:
 
     def delete_table(self, table_key: str) -> None:
         check_table_key(table_key)
+        self._drop(table_key)
+
+    def _drop(self, name: str) -> None:
         with self._tx() as con:
-            con.execute(f"DROP TABLE IF EXISTS {_table(table_key)}")
-            con.execute("DELETE FROM fl_online_schemas WHERE table_key = ?", (table_key,))
-            con.execute("DELETE FROM fl_online_tables WHERE table_key = ?", (table_key,))
-        self._layouts.pop(table_key, None)
+            self._drop_in(con, name)
+        self._layouts.pop(name, None)
+
+    @staticmethod
+    def _drop_in(con: sqlite3.Connection, name: str) -> None:
+        con.execute(f"DROP TABLE IF EXISTS {_table(name)}")
+        con.execute("DELETE FROM fl_online_schemas WHERE table_key = ?", (name,))
+        con.execute("DELETE FROM fl_online_tables WHERE table_key = ?", (name,))
 
     def tables(self) -> list[str]:
         with self._mutex if self._shared is not None else _NOLOCK:
             rows = (
                 self._con()
-                .execute("SELECT table_key FROM fl_online_tables ORDER BY table_key")
+                .execute(
+                    "SELECT table_key FROM fl_online_tables WHERE table_key NOT LIKE '~%' "
+                    "ORDER BY table_key"
+                )
                 .fetchall()
             )
         return [r[0] for r in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -76,6 +77,11 @@ class RunRecord:
     code_hash: str = ""
     env_hash: str = ""
     error: str = ""
+    #: the owning process: host name and pid (empty/None for runs recorded before 0003)
+    host: str = ""
+    pid: int | None = None
+    #: when the owner last said it is alive (None: never; the start time stands in)
+    heartbeat_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -296,8 +302,17 @@ class RegistryBackend(Protocol):
         """One run, or None."""
         ...
 
-    def runs(self) -> list[RunRecord]:
-        """Every run, oldest start first."""
+    def runs(self, status: str | None = None) -> list[RunRecord]:
+        """Every run (or those with ``status``), oldest start first."""
+        ...
+
+    def heartbeat(self, run_ids: Sequence[str]) -> None:
+        """Set the heartbeat of those of ``run_ids`` still running to now."""
+        ...
+
+    def abandon_runs(self, run_ids: Sequence[str], error: str) -> list[str]:
+        """Mark those of ``run_ids`` still running as ``abandoned`` (ended now, with
+        ``error``); return the ids changed. A run that finished meanwhile keeps its status."""
         ...
 
     # -- training datasets ----------------------------------------------------------------------

@@ -107,7 +107,7 @@ DATA_VERSION = Codec(
 RUN = Codec(
     RunRecord,
     json=frozenset({"params", "inputs", "outputs"}),
-    times=frozenset({"started_at", "ended_at"}),
+    times=frozenset({"started_at", "ended_at", "heartbeat_at"}),
 )
 TRAINING = Codec(
     TrainingDatasetRecord,

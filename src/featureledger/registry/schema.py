@@ -10,8 +10,9 @@ import sqlalchemy as sa
 
 #: kept in fl_meta beside Alembic's revision, so releases from before the migrations (which
 #: read only fl_meta) refuse a newer schema; every migration sets it (2: fl_tokens, 3: fl_counters,
-#: 4: keyed audit chain, fl_maintenance, fl_pins)
-SCHEMA_VERSION = 4
+#: 4: keyed audit chain, fl_maintenance, fl_pins, 5: run owners and
+#: heartbeats)
+SCHEMA_VERSION = 5
 
 metadata = sa.MetaData()
 
@@ -71,6 +72,11 @@ runs_table = sa.Table(
     sa.Column("code_hash", sa.String(64), nullable=False),
     sa.Column("env_hash", sa.String(64), nullable=False),
     sa.Column("error", sa.Text, nullable=False, default=""),
+    # the owning process and its last sign of life (migration 0003)
+    sa.Column("host", sa.String(255), nullable=False, server_default=""),
+    sa.Column("pid", sa.Integer),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_fl_runs_status", "status"),
 )
 
 training_table = sa.Table(

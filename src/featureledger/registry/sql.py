@@ -10,6 +10,7 @@ database-wide ``BEGIN IMMEDIATE`` lock) and a rolled-back insert takes its numbe
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -326,11 +327,39 @@ class SQLRegistry:
             )
         return None if row is None else self._run(row)
 
-    def runs(self) -> list[RunRecord]:
-        """Every recorded run, oldest first."""
+    def runs(self, status: str | None = None) -> list[RunRecord]:
+        """Every recorded run (or those with ``status``), oldest first."""
+        query = sa.select(runs_table).order_by(runs_table.c.started_at)
+        if status is not None:
+            query = query.where(runs_table.c.status == status)
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(runs_table).order_by(runs_table.c.started_at))
-            return [self._run(row) for row in rows.mappings()]
+            return [self._run(row) for row in conn.execute(query).mappings()]
+
+    def heartbeat(self, run_ids: Sequence[str]) -> None:
+        if not run_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                runs_table.update()
+                .where(runs_table.c.id.in_(list(run_ids)), runs_table.c.status == "running")
+                .values(heartbeat_at=datetime.now(UTC))
+            )
+
+    def abandon_runs(self, run_ids: Sequence[str], error: str) -> list[str]:
+        if not run_ids:
+            return []
+        t = runs_table
+        changed = []
+        with self.engine.begin() as conn:
+            for run_id in run_ids:  # one conditional update each: a finish racing us wins
+                result = conn.execute(
+                    t.update()
+                    .where(t.c.id == run_id, t.c.status == "running")
+                    .values(status="abandoned", error=error, ended_at=datetime.now(UTC))
+                )
+                if result.rowcount:
+                    changed.append(run_id)
+        return changed
 
     @staticmethod
     def _run(row: Any) -> RunRecord:

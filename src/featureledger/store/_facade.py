@@ -37,6 +37,7 @@ from featureledger.registry import (
     DeploymentRecord,
     ModelRecord,
     RegistryBackend,
+    RunRecord,
     TokenRecord,
     TrainingDatasetRecord,
     ValidationRecord,
@@ -518,6 +519,11 @@ class FeatureStore:
         return self._backfill.backfill(
             group, from_version=from_version, to_version=to_version, recompute=recompute
         )
+
+    def runs(self, state: str | None = None) -> list[RunRecord]:
+        """Recorded runs, oldest first (only those in ``state``); runs whose process is gone
+        are marked ``abandoned`` first."""
+        return self._runs.listed(state)
 
     def reproduce(
         self, identity: str, *, definitions: Sequence[Definition] = ()

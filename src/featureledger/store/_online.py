@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -262,6 +263,7 @@ class OnlineService:
             raise DataError(f"materialize: start {start} is after end {end}")
         online = self.store()
         store_name = self.store_name()
+        self._discard_dead_builds(online)
         results = []
         for fg in self._online_groups(names):
             major = fg.version or 1
@@ -310,26 +312,43 @@ class OnlineService:
                 }
             run = self.runs.start("materialize", user, params, inputs=[str(source)])
             columns = [*fg.unique_key, *fg.feature_names]
-            reader = self.engine.latest_rows(
-                files,
-                table.schema(latest),
-                fg.primary_key,
-                fg.event_time,
-                columns,
-                start=start,
-                end=end,
-            )
-            if mode in ("full", "window-rebuild") and key in online.tables():
-                online.delete_table(key)
             total = next((r.rows for r in records if r.version == latest), 0)
-            counter = _Counting(reader, _reporter(progress, fg.name, total))
-            changed = online.write(
-                key,
-                counter,
-                fg.primary_key,
-                event_time_column=fg.event_time,
-                source_version=str(source),
-            )
+            try:
+                reader = self.engine.latest_rows(
+                    files,
+                    table.schema(latest),
+                    fg.primary_key,
+                    fg.event_time,
+                    columns,
+                    start=start,
+                    end=end,
+                )
+                counter = _Counting(reader, _reporter(progress, fg.name, total))
+                if mode in ("full", "window-rebuild"):
+                    # built beside the live copy and swapped in: readers and a kill never
+                    # see a hole; the build is named by the run, so a dead one is found
+                    changed = online.replace(
+                        key,
+                        counter,
+                        fg.primary_key,
+                        event_time_column=fg.event_time,
+                        source_version=str(source),
+                        build=run.id,
+                    )
+                else:  # one transaction: the copy moves to the new version whole or not
+                    changed = online.write(
+                        key,
+                        counter,
+                        fg.primary_key,
+                        event_time_column=fg.event_time,
+                        source_version=str(source),
+                        atomic=True,
+                    )
+            except BaseException as exc:
+                self._fail(online, key, run.id, exc)
+                raise
+            # the watermark moves only after its data is in: a kill before here repeats
+            # the run, never skips it
             if mode != "window":  # an additive window leaves the copy's base as it was
                 self.registry.add_materialization(
                     fg.name, major, store_name, latest, counter.rows, mode, run.id
@@ -344,6 +363,26 @@ class OnlineService:
             )
             results.append(Materialization(fg.name, latest, mode, counter.rows, changed))
         return results
+
+    def _discard_dead_builds(self, online: OnlineStore) -> None:
+        """Drop the unfinished builds of runs that are no longer running (killed ones are
+        found abandoned first); a build of a live run in another process is left alone."""
+        builds = online.builds()
+        if not builds:
+            return
+        self.runs.reap()
+        for table_key, build in builds:
+            run = self.registry.run(build)
+            if run is None or run.status != "running":
+                online.discard_build(table_key, build)
+
+    def _fail(self, online: OnlineStore, key: str, run_id: str, exc: BaseException) -> None:
+        """Record a failed materialization and drop its build (best effort: the error that
+        stopped it is the one to report)."""
+        with contextlib.suppress(Exception):
+            online.discard_build(key, run_id)
+        with contextlib.suppress(Exception):
+            self.runs.finish(run_id, "failed", [], f"{type(exc).__name__}: {exc}")
 
     def online_freshness(self) -> list[dict[str, Any]]:
         """How current each group's online copy is, from the registry alone (no data read).

@@ -1,16 +1,68 @@
-"""Runs: one execution of a job, recorded with its provenance and emitted as
-OpenLineage events."""
+"""Runs: one execution of a job, recorded with its provenance and its owner (host, pid),
+kept alive by a heartbeat, and emitted as OpenLineage events.
+
+A run whose owner is gone (same host and its pid dead or reused, or a heartbeat older than
+``runs.abandon_after_seconds`` on any host) is marked ``abandoned`` when runs are listed
+or a new run starts (docs/reliability.md#runs-and-their-owners).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from featureledger.config import RepoConfig
 from featureledger.registry import RegistryBackend, RunRecord
 from featureledger.versioning.provenance import environment_hash, library_code_hash
+
+HOST = socket.gethostname()
+#: statuses a run can have; "running" until it finishes or is found abandoned
+RUN_STATES = ("running", "succeeded", "failed", "abandoned")
+
+
+def _boot_time() -> float | None:
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+_BOOT = _boot_time()
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_alive(pid: int, since: datetime) -> bool:
+    """Whether process ``pid`` of this host exists, is not a zombie and started no later than
+    ``since`` (a later start means the pid was reused by another process)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, owned by another user
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return True  # no /proc (not Linux): existence is all we can tell
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):  # killed, waiting for its parent: gone
+        return False
+    if _BOOT is not None:
+        started = _BOOT + int(fields[19]) / _TICKS
+        if started > since.timestamp() + 2:  # clock-tick rounding and skew
+            return False
+    return True
 
 
 class Runs:
@@ -21,12 +73,68 @@ class Runs:
         self.config = config
         self.repo = repo
         self._lineage_sink: Any = None
+        #: runs this process started and has not finished: the heartbeat keeps them alive
+        self._mine: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beater: threading.Thread | None = None
 
     def close(self) -> None:
-        """Close the lineage sink (an HTTP transport keeps a session)."""
+        """Stop the heartbeat; close the lineage sink (an HTTP transport keeps a session)."""
+        self._stop.set()
+        beater, self._beater = self._beater, None
+        if beater is not None:
+            beater.join()
+        self._stop = threading.Event()
         sink, self._lineage_sink = self._lineage_sink, None
         if sink is not None and hasattr(sink, "close"):
             sink.close()
+
+    def _beat(self, stop: threading.Event) -> None:
+        while not stop.wait(self.config.runs.heartbeat_seconds):
+            with self._lock:
+                ids = sorted(self._mine)
+            if ids:
+                # a missed beat is retried at the next tick; the thread must not die of it
+                with contextlib.suppress(Exception):
+                    self.registry.heartbeat(ids)
+
+    def reap(self) -> list[str]:
+        """Mark running runs whose owner is gone as abandoned; return their ids."""
+        now = datetime.now(UTC)
+        timeout = timedelta(seconds=self.config.runs.abandon_after_seconds)
+        with self._lock:
+            mine = set(self._mine)
+        gone = []
+        for run in self.registry.runs("running"):
+            if run.id in mine:
+                continue
+            beat = run.heartbeat_at or run.started_at
+            if (
+                run.host == HOST
+                and run.pid is not None
+                and not process_alive(run.pid, run.started_at)
+            ):
+                why = f"its process {run.pid} on {run.host} is gone"
+            elif now - beat > timeout:
+                why = (
+                    f"no heartbeat from {run.host or 'its process'} since "
+                    f"{beat:%Y-%m-%d %H:%M:%S} UTC (runs.abandon_after_seconds is "
+                    f"{timeout.total_seconds():g})"
+                )
+            else:
+                continue
+            gone += self.registry.abandon_runs([run.id], f"abandoned: {why}")
+        return gone
+
+    def listed(self, state: str | None = None) -> list[RunRecord]:
+        """Runs, oldest first (those in ``state`` only), after reaping abandoned ones."""
+        if state is not None and state not in RUN_STATES:
+            from featureledger.errors import DataError
+
+            raise DataError(f"runs: unknown state {state!r}; use one of {', '.join(RUN_STATES)}")
+        self.reap()
+        return self.registry.runs(state)
 
     def start(
         self,
@@ -38,23 +146,38 @@ class Runs:
         code_hash: str | None = None,
         env_hash: str | None = None,
     ) -> RunRecord:
+        self.reap()
+        now = datetime.now(UTC)
         run = RunRecord(
             id=str(uuid.uuid4()),
             kind=kind,
             status="running",
             user=user,
-            started_at=datetime.now(UTC),
+            started_at=now,
             params=params,
             inputs=inputs or [],
             code_hash=code_hash or library_code_hash(),
             env_hash=env_hash or environment_hash(),
+            host=HOST,
+            pid=os.getpid(),
+            heartbeat_at=now,
         )
         self.registry.start_run(run)
+        with self._lock:
+            self._mine.add(run.id)
+            if self._beater is None:
+                stop = self._stop
+                self._beater = threading.Thread(
+                    target=self._beat, args=(stop,), name="featureledger-heartbeat", daemon=True
+                )
+                self._beater.start()
         return run
 
     def finish(self, run_id: str, status: str, outputs: list[str], error: str = "") -> None:
         """Record how a run ended and emit it as OpenLineage events (best effort)."""
         self.registry.finish_run(run_id, status, outputs, error)
+        with self._lock:
+            self._mine.discard(run_id)
         self._emit_lineage(run_id)
 
     def _emit_lineage(self, run_id: str) -> None:
