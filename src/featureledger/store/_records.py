@@ -12,6 +12,7 @@ from typing import Any
 from featureledger.definitions import FeatureGroup, VersionId
 from featureledger.errors import DataError, IntegrityError, MonitorBlockError, NotFoundError
 from featureledger.hashing import ContentHash, schema_hash
+from featureledger.lineage.privacy import PRIVATE, effective_classification
 from featureledger.offline import DeltaGroupTable
 from featureledger.offline.delta import Commit
 from featureledger.registry import DataVersion, RegistryBackend
@@ -286,6 +287,20 @@ class VersionRecords:
         if blocking:
             raise MonitorBlockError(where, blocking)
 
+    def classification(self, fg: FeatureGroup) -> dict[str, str]:
+        """Each private, derived or declassified column of ``fg`` -> why it is labelled so."""
+
+        def lookup(name: str, major: int | None) -> FeatureGroup:
+            rec = self.registry.get_definition("feature_group", name, major)
+            return group_from_spec(rec.spec, rec.major)
+
+        labels = effective_classification(fg, lookup)
+        return {
+            name: label.why(fg.name, name)
+            for name, label in labels.items()
+            if label.classification in PRIVATE or label.derived_from
+        }
+
     def show(self, identity: str | VersionId) -> dict[str, Any]:
         """Everything recorded about one identity, as plain data."""
         ident = VersionId.parse(identity) if isinstance(identity, str) else identity
@@ -306,6 +321,7 @@ class VersionRecords:
                     "definition": rec.spec,
                     "latest_data_version": None if latest is None else _dv_dict(latest),
                     "storage": table.uri,
+                    "classification": self.classification(fg),
                 }
             dv = self.registry.data_version(fg.name, rec.major, ident.data)
             if dv is None:
