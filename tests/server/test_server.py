@@ -190,7 +190,16 @@ def test_openapi_lists_the_endpoints(server: Server) -> None:
 def test_cli_token_create_prints_a_working_token(server: Server) -> None:
     result = CliRunner().invoke(
         cli,
-        ["token", "create", "--role", "reader", "--view", "spend", "--repo", str(server.store.repo)],
+        [
+            "token",
+            "create",
+            "--role",
+            "reader",
+            "--view",
+            "spend",
+            "--repo",
+            str(server.store.repo),
+        ],
     )
     assert result.exit_code == 0, result.output
     token = result.output.strip().splitlines()[-1]

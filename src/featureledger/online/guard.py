@@ -70,6 +70,13 @@ class GuardedOnlineStore:
         return call
 
 
-def guard(store: Any, name: str) -> Any:
-    """``store`` with its connection faults translated (see the module docstring)."""
+def guard(factory: Callable[[Any], Any], name: str, where: Any) -> Any:
+    """``factory(where)`` with its connection faults translated, opening included (see the
+    module docstring)."""
+    try:
+        store = factory(where)
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise OnlineStoreUnavailable(name, "open", exc) from exc
+        raise
     return GuardedOnlineStore(store, name)

@@ -481,8 +481,11 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:  # on the event loop: no thread-pool hop
-        """Liveness: the server answers (no token needed)."""
-        return {"status": "ok", "online_store": store.online_store().name}
+        """Liveness: the server answers (no token needed); says if the online store is down."""
+        try:
+            return {"status": "ok", "online_store": store.online_store().name}
+        except OnlineStoreUnavailable as exc:  # the server lives; reads get 503 or fall back
+            return {"status": "ok", "online_store": "unavailable", "detail": str(exc)}
 
     @app.get("/metrics", response_class=Response)
     def prometheus() -> Response:

@@ -202,12 +202,9 @@ class OnlineService:
                 raise ConfigError(
                     f"online.type {cfg.type!r} is not known; use one of {sorted(ONLINE_STORES)}"
                 )
-            if cfg.type == "sqlite":
-                store: Any = factory(self.config.resolve(self.repo, cfg.path))  # type: ignore[call-arg]
-            else:
-                store = factory(cfg.url)  # type: ignore[call-arg]
-            # connection faults become OnlineStoreUnavailable (retryable, HTTP 503)
-            self._online = guard(store, _without_credentials(self.store_name()))
+            where = cfg.url if cfg.type != "sqlite" else self.config.resolve(self.repo, cfg.path)
+            # connection faults, opening included, become OnlineStoreUnavailable (HTTP 503)
+            self._online = guard(factory, _without_credentials(self.store_name()), where)
         return self._online
 
     def store_name(self) -> str:

@@ -113,8 +113,8 @@ class AccessService:
         self.online = online
         #: purpose -> the broader purpose it is declared under (featureledger.yaml)
         self.purposes = dict(purposes or {})
-        #: (view, definitions generation) -> (private output column -> why), for reads
-        self._private: dict[tuple[str, int], dict[str, str]] = {}
+        #: view -> (expiry, definitions generation, purpose, private column -> why)
+        self._private: dict[str, tuple[float, int, str, dict[str, str]]] = {}
         self._token_cache: dict[str, tuple[float, TokenRecord]] = {}
         self._audit_queue: _AuditQueue | None = None
 
@@ -225,10 +225,10 @@ class AccessService:
                 )
                 + "; create a token with --view NAME (or --all-views)"
             )
-        private = self.private_columns(view)
+        purpose, reasons = self.view_privacy(view)
+        private = list(reasons)
         if private:
-            fv, _plan = self.online.serving_plan(view)
-            refusal = purpose_refusal(record.purpose, fv.purpose, self.purposes)
+            refusal = purpose_refusal(record.purpose, purpose, self.purposes)
             if refusal:
                 self.audit_token_use(record, obj, allowed=False)
                 raise AccessDeniedError(
@@ -311,17 +311,24 @@ class AccessService:
 
     def private_columns(self, view: str) -> list[str]:
         """Output columns of ``view`` classified pii or sensitive, declared or derived."""
-        return list(self.private_reasons(view))
+        return list(self.view_privacy(view)[1])
 
-    def private_reasons(self, view: str) -> dict[str, str]:
-        """Private output column of ``view`` -> why it is private (cached per definitions)."""
-        key = (view, self.catalog.generation)
-        hit = self._private.get(key)
-        if hit is not None:
-            return hit
-        fv, plan = self.online.serving_plan(view)  # definitions cached for the read path
+    #: how long a view's purpose and private columns are reused on the read path (an apply
+    #: in this process clears them at once, one in another process is seen within this long)
+    PRIVACY_SECONDS = 5.0
+
+    def view_privacy(self, view: str) -> tuple[str, dict[str, str]]:
+        """``view``'s purpose and its private output columns -> why each is private."""
+        clock = time.monotonic()
+        generation = self.catalog.generation
+        hit = self._private.get(view)
+        if hit is not None and hit[0] > clock and hit[1] == generation:
+            return hit[2], hit[3]
+        # from the catalog, not the serving plan: refusing must not need the online store
+        fv = self.catalog.get_feature_view(view)
         out: dict[str, str] = {}
-        for src, fg, _key in plan:
+        for src in fv.sources:
+            fg = self.catalog.get_feature_group(src.group, src.major)
             labels = effective_classification(fg, self.catalog.get_feature_group)
             for name in src.features:
                 label = labels[name]
@@ -329,8 +336,8 @@ class AccessService:
                     out[fv.output_name(src, name)] = label.why(fg.name, name)
         if len(self._private) > 1000:
             self._private.clear()
-        self._private[key] = out
-        return out
+        self._private[view] = (clock + self.PRIVACY_SECONDS, generation, fv.purpose, out)
+        return fv.purpose, out
 
     def audit_token_use(self, record: TokenRecord, obj: str, *, allowed: bool) -> None:
         """Count one use of a token in the audit trail (action ``token-use``).
