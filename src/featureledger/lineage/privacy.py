@@ -7,8 +7,9 @@ column, the strongest classification of the source columns it is computed from:
 - a SQL transform: the columns sqlglot's column lineage finds (`sql_column_lineage`);
   when sqlglot is missing or cannot follow the query, every source column (so a query
   we cannot read never loses a label);
-- a Python transform: the columns its ``inputs`` declares for that output; every source
-  column for an output it does not declare.
+- a Python transform: the columns its ``inputs`` declares for that output; for an output
+  it does not declare, the same-named source column when it is a key or time column of
+  the group, else every source column.
 
 A column the transform names in ``declassify`` keeps its declared classification, and the
 reason is recorded. Labels are never lowered otherwise: a column declared ``pii`` stays
@@ -104,4 +105,13 @@ def _column_inputs(fg: FeatureGroup, source_columns: list[str]) -> Callable[[str
         return lambda name: found[name][0] if name in found else list(source_columns)
     assert isinstance(transform, PythonTransform)
     declared = transform.inputs
-    return lambda name: list(declared[name]) if name in declared else list(source_columns)
+    # keys and times the source has under the same name are taken as passed through (a
+    # pipeline keeps its entity and its clock); declare them in ``inputs`` to say otherwise
+    carried = {c for c in (*fg.unique_key, fg.created_time) if c and c in source_columns}
+
+    def reads(name: str) -> list[str]:
+        if name in declared:
+            return list(declared[name])
+        return [name] if name in carried else list(source_columns)
+
+    return reads
