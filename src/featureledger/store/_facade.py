@@ -185,7 +185,7 @@ class FeatureStore:
             statistics=statistics,
             logs=logs,
         )
-        online = self._online = OnlineService(
+        self._online = OnlineService(
             registry=registry,
             engine=engine,
             config=config,
@@ -199,9 +199,7 @@ class FeatureStore:
             training=training,
             logs=logs,
         )
-        self._access = AccessService(
-            registry=registry, catalog=catalog, online=online, purposes=config.purposes
-        )
+        self._access = AccessService(registry=registry, catalog=catalog, purposes=config.purposes)
 
     @classmethod
     def init(cls, repo: str | Path, *, project: str | None = None, exist_ok: bool = True) -> Self:

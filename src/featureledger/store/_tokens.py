@@ -29,7 +29,6 @@ from featureledger.errors import AccessDeniedError, DataError, NotFoundError, To
 from featureledger.lineage.privacy import PRIVATE, effective_classification
 from featureledger.registry import RegistryBackend, TokenRecord
 from featureledger.store._catalog import Catalog
-from featureledger.store._online import OnlineService
 from featureledger.versioning.provenance import current_user
 
 Role = Literal["reader", "writer", "admin"]
@@ -105,12 +104,10 @@ class AccessService:
         *,
         registry: RegistryBackend,
         catalog: Catalog,
-        online: OnlineService,
         purposes: Mapping[str, str] | None = None,
     ) -> None:
         self.registry = registry
         self.catalog = catalog
-        self.online = online
         #: purpose -> the broader purpose it is declared under (featureledger.yaml)
         self.purposes = dict(purposes or {})
         #: view -> (expiry, definitions generation, purpose, private column -> why)
