@@ -76,6 +76,9 @@ _Model = TypeVar("_Model", bound=BaseModel)
 class FeaturesResponse(BaseModel):
     view: str
     features: list[dict[str, Any]]
+    #: present only when the online store was down and ``online.fallback: offline`` served
+    #: the last materialized values from the offline store
+    source: Literal["offline-fallback"] | None = None
 
 
 class PushRequest(BaseModel):
