@@ -66,7 +66,7 @@ def build_repo(root: Path, entities: int) -> tuple[str, str]:
     }
     store.ingest("user_stats", pa.table(columns))
     store.materialize()
-    return "user_features", store.create_token("reader")
+    return "user_features", store.create_token("reader", ["user_features"])
 
 
 def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:

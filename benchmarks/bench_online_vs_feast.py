@@ -142,7 +142,7 @@ def run_featureledger(
         for column, values in read([{"user_id": k}]).items():
             singles[column] += values
     one_entity_diffs = same_cells(singles, check)
-    token = store.create_token("reader")
+    token = store.create_token("reader", [VIEW])
     return {
         "ingest_s": ingest_s,
         "materialize_s": materialize_s,

@@ -116,8 +116,6 @@ LIGHT_COMMANDS = [
     (["list", "training-sets"], "training_dataset/fraud@v1/1"),
     (["show", "entity/user"], '"join_keys"'),
     (["show", "feature_view/fraud@v1"], '"definition"'),
-    (["show", "feature_group/clicks"], '"latest_data_version"'),
-    (["show", "feature_group/stats"], '"scd_type"'),
     (["show", "feature_group/clicks@v1#2"], '"operation"'),
     (["show", "training_dataset/fraud@v1/1"], '"pins"'),
     (["versions", "clicks"], "feature_group/clicks@v1"),
@@ -176,3 +174,14 @@ def test_errors_come_from_the_store(repo: Path) -> None:
     assert proc.returncode == 1
     assert "not registered" in proc.stdout + proc.stderr
     assert "known feature_groups: ['clicks', 'stats']" in proc.stdout + proc.stderr
+
+
+def test_show_of_a_group_is_the_stores(repo: Path) -> None:
+    # a group's classification is derived through the pipelines feeding it, so the store
+    # answers; its data versions stay light
+    proc, modules = run_cli("show", "feature_group/clicks", "--repo", str(repo))
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    assert shown["scd_type"]["type"] == 4  # event time and online
+    assert "classification" in shown
+    assert "featureledger.store._facade" in modules

@@ -84,6 +84,10 @@ class OnlineConfig:
     path: str = f"{STATE_DIR}/online.db"
     #: redis://host:port/db when type is redis
     url: str | None = None
+    #: what a read does when the online store is unreachable: "none" raises
+    #: OnlineStoreUnavailable (HTTP 503); "offline" serves the values of the data version
+    #: last materialized, read from the offline store and flagged as such (docs/serving.md)
+    fallback: str = "none"
 
 
 @dataclass
@@ -131,6 +135,10 @@ class RepoConfig:
     training_path: str = f"{STATE_DIR}/training"
     #: licence -> uses it allows, on top of the built-in table (contracts/licenses.py)
     licenses: dict[str, list[str]] = field(default_factory=dict)
+    #: purpose -> the broader purpose it is part of, e.g. {"kyc-review": "kyc"}: a token
+    #: for kyc-review then reads views declared for kyc (never the reverse); purposes not
+    #: declared here match only themselves (docs/serving.md, "Access model")
+    purposes: dict[str, str] = field(default_factory=dict)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(asdict(self), sort_keys=False)
@@ -218,6 +226,12 @@ class RepoConfig:
                 f"{where}: storage.recover_after must be a number of seconds >= 0, got "
                 f"{config.storage.recover_after!r}"
             )
+        if config.online.fallback not in ("none", "offline"):
+            raise ConfigError(
+                f"{where}: online.fallback must be 'none' or 'offline', got "
+                f"{config.online.fallback!r}"
+            )
+        _check_purposes(config.purposes, where)
         secret = [k for k in config.storage.options if any(w in k.upper() for w in _SECRET_WORDS)]
         if secret:
             raise ConfigError(
@@ -241,3 +255,24 @@ class RepoConfig:
         if self.registry.startswith(prefix) and not self.registry.startswith(prefix + "/"):
             return prefix + str(repo / self.registry[len(prefix) :])
         return self.registry
+
+
+def _check_purposes(purposes: Any, where: str) -> None:
+    """``purposes`` is a mapping of names to names without a cycle."""
+    if not isinstance(purposes, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k.strip() and v.strip()
+        for k, v in purposes.items()
+    ):
+        raise ConfigError(
+            f"{where}: purposes must map each purpose to the broader purpose it belongs to, "
+            f"e.g. {{kyc-review: kyc}}; got {purposes!r}"
+        )
+    for start in purposes:
+        chain = [start]
+        while chain[-1] in purposes:
+            chain.append(purposes[chain[-1]])
+            if chain[-1] in chain[:-1]:
+                raise ConfigError(
+                    f"{where}: purposes form a cycle: {' -> '.join(chain)}; a purpose may not "
+                    "be beneath itself"
+                )

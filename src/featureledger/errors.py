@@ -24,7 +24,8 @@ the exception so callers can act on them without parsing text.
     ├── AccessDeniedError        a valid API token may not do what was asked
     ├── ConcurrentWriteError     another writer committed first (retryable)
     ├── IntegrityError           stored data does not match its recorded checksums
-    └── StorageError             object storage refused or failed a request
+    ├── StorageError             object storage refused or failed a request
+    └── OnlineStoreUnavailable   the online store (Redis, SQLite) cannot be reached (retryable)
 
     CoverageWarning (a UserWarning)  training data built from a group with no data for the frame
 """
@@ -174,6 +175,27 @@ class StorageError(FeatureLedgerError):
         self.uri = uri
         self.retryable = retryable
         super().__init__(message)
+
+
+class OnlineStoreUnavailable(FeatureLedgerError):
+    """The online store could not be reached or answered with a connection fault.
+
+    Retryable: nothing was read or written. ``store`` names the store (``redis://host:port``
+    or the SQLite path); ``retry_after`` is how many seconds the caller should wait (the
+    server sends it as Retry-After with its 503)."""
+
+    retryable = True
+
+    def __init__(self, store: str, action: str, cause: BaseException, *, retry_after: int = 1):
+        self.store = store
+        self.action = action
+        self.retry_after = retry_after
+        super().__init__(
+            f"online store {store} is unavailable ({action}: {type(cause).__name__}: {cause}); "
+            "nothing was changed. Retry in a moment; if it persists, check that the store is "
+            "running and reachable, or set online.fallback: offline in featureledger.yaml to "
+            "serve the last materialized values from the offline store meanwhile"
+        )
 
 
 class ContractViolation(DataError):

@@ -135,9 +135,9 @@ def serve(free_port: Callable[[], int]) -> Callable[..., AbstractContextManager[
 def tokens(server: Server) -> dict[str, str]:
     s = server.store
     return {
-        "reader": s.create_token("reader"),
-        "writer": s.create_token("writer"),
-        "admin": s.create_token("admin"),
+        "reader": s.create_token("reader", all_views=True),
+        "writer": s.create_token("writer", all_views=True),
+        "admin": s.create_token("admin", all_views=True),
         "scoped": s.create_token("writer", views=["spend"]),
-        "purpose": s.create_token("reader", purpose="fraud scoring"),
+        "purpose": s.create_token("reader", all_views=True, purpose="fraud scoring"),
     }

@@ -103,7 +103,7 @@ def test_pii_refusal_names_the_columns(server: Server, tokens: dict[str, str]) -
 
 
 def test_revoked_token_is_refused(server: Server) -> None:
-    token = server.store.create_token("reader")
+    token = server.store.create_token("reader", ["spend"])
     client = server.client(token)
     assert client.post("/features/spend", json={"entities": [{"user_id": 1}]}).status_code == 200
     record = server.store.check_token(token)
@@ -189,7 +189,17 @@ def test_openapi_lists_the_endpoints(server: Server) -> None:
 
 def test_cli_token_create_prints_a_working_token(server: Server) -> None:
     result = CliRunner().invoke(
-        cli, ["token", "create", "--role", "reader", "--repo", str(server.store.repo)]
+        cli,
+        [
+            "token",
+            "create",
+            "--role",
+            "reader",
+            "--view",
+            "spend",
+            "--repo",
+            str(server.store.repo),
+        ],
     )
     assert result.exit_code == 0, result.output
     token = result.output.strip().splitlines()[-1]
@@ -259,7 +269,7 @@ def test_admin_materializes_lists_and_revokes(server: Server, tokens: dict[str, 
     listed = admin.get("/admin/tokens").json()["tokens"]
     assert {"reader", "writer", "admin"} <= {t["role"] for t in listed}
     assert not any(v in str(listed) for v in tokens.values())  # never a secret
-    victim = server.store.create_token("reader")
+    victim = server.store.create_token("reader", ["spend"])
     victim_id = server.store.check_token(victim).id
     r = admin.post(f"/admin/tokens/{victim_id}/revoke")
     assert r.status_code == 200 and r.json()["revoked_at"]

@@ -33,13 +33,13 @@ def test_bad_roles_views_and_tokens_are_refused(fresh_store: FeatureStore) -> No
 
 def test_authorization_rules(fresh_store: FeatureStore) -> None:
     s = fresh_store
-    reader = s.check_token(s.create_token("reader"))
+    reader = s.check_token(s.create_token("reader", all_views=True))
     scoped = s.check_token(s.create_token("admin", views=["spend"], purpose="x"))
     with pytest.raises(AccessDeniedError, match="reader"):
         s.authorize_push(reader, "stats")
     with pytest.raises(AccessDeniedError, match=r"\['email'\]"):
         s.authorize_read(reader, "profiles")
-    with pytest.raises(AccessDeniedError, match="only the view"):
+    with pytest.raises(AccessDeniedError, match="scoped to the view"):
         s.authorize_read(scoped, "profiles")
     s.authorize_read(scoped, "spend")
     s.authorize_push(scoped, "stats")

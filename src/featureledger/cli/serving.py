@@ -137,23 +137,40 @@ app.add_typer(token_app, name="token")
 def token_create(
     role: Annotated[str, typer.Option(help="reader, writer (also pushes) or admin.")],
     view: Annotated[
-        list[str] | None, typer.Option("--view", help="Limit reads to this view (repeatable).")
+        list[str] | None,
+        typer.Option("--view", help="A view it reads and pushes into (repeatable)."),
     ] = None,
+    all_views: Annotated[
+        bool,
+        typer.Option(
+            "--all-views", help="Read every view, present and future (instead of --view)."
+        ),
+    ] = False,
     purpose: Annotated[
-        str, typer.Option(help="Why the token reads data; needed for pii/sensitive columns.")
+        str,
+        typer.Option(help="Why it reads data; pii/sensitive columns need the view's purpose."),
     ] = "",
     repo: RepoOpt = Path("."),
 ) -> None:
-    """Create an API token; it is printed once and only its hash is stored."""
+    """Create an API token; it is printed once and only its hash is stored.
+
+    A token reads only the views it is given: without --view or --all-views it reads
+    nothing (an admin token still reaches the admin endpoints)."""
     store = _store(repo)
-    secret = store.create_token(role, view or (), purpose)
+    secret = store.create_token(role, view or (), purpose, all_views=all_views)
     record = store.check_token(secret)
     out.ok(
-        f"token {record.id} ({role}, views: {', '.join(record.views) or 'all'}"
+        f"token {record.id} ({role}, views: {_views(record.views)}"
         + (f", purpose: {record.purpose}" if record.purpose else "")
         + "); copy it now, it is not shown again:"
     )
     out.plain(secret)
+
+
+def _views(views: list[str]) -> str:
+    if views == ["*"]:
+        return "all"
+    return ", ".join(views) or "none (reads nothing)"
 
 
 @token_app.command("list")
@@ -167,7 +184,7 @@ def token_list(repo: RepoOpt = Path(".")) -> None:
             [
                 t.id,
                 t.role,
-                ", ".join(t.views) or "all",
+                _views(t.views),
                 t.purpose or "-",
                 t.created_at,
                 t.created_by,

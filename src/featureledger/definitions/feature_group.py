@@ -107,6 +107,14 @@ class FeatureGroup:
                 f"feature group {self.name!r}: a transform needs a source to read from"
             )
         names = [c.name for c in self.columns]
+        if self.transform is not None:
+            named = {*self.transform.declassify, *getattr(self.transform, "inputs", {})}
+            unknown = sorted(named - set(names))
+            if unknown:
+                raise DefinitionError(
+                    f"feature group {self.name!r}: its transform's declassify/inputs name "
+                    f"column(s) {unknown} the group does not have (it has {names})"
+                )
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise DefinitionError(

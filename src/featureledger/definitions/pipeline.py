@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,11 +46,38 @@ class GroupSource:
 Source = FileSource | GroupSource
 
 
+def _declassify(owner: str, value: Mapping[str, str]) -> dict[str, str]:
+    """``declassify`` checked: output column -> a non-empty reason."""
+    if isinstance(value, str) or not isinstance(value, Mapping):
+        raise DefinitionError(
+            f"{owner}: declassify must map output columns to the reason each is not "
+            f"private, e.g. {{'email_hash': 'salted SHA-256, salt not stored'}}; got {value!r}"
+        )
+    out = {}
+    for column, reason in value.items():
+        if not isinstance(reason, str) or not reason.strip():
+            raise DefinitionError(
+                f"{owner}: declassify[{column!r}] needs a reason (why the column no longer "
+                "identifies anyone); it is recorded and shown by `featureledger show`"
+            )
+        out[str(column)] = reason.strip()
+    return out
+
+
 @dataclass(frozen=True)
 class SQLTransform:
-    """A DuckDB query over the table ``source`` (the window); ``$start``/``$end`` bind."""
+    """A DuckDB query over the table ``source`` (the window); ``$start``/``$end`` bind.
+
+    Output columns computed from pii or sensitive columns of a source group are private
+    too (column lineage through sqlglot; every column when it cannot be followed), except
+    those ``declassify`` names, each with the reason it no longer identifies anyone.
+    """
 
     query: str
+    declassify: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "declassify", _declassify("SQLTransform", self.declassify))
 
     @property
     def code_hash(self) -> str:
@@ -61,7 +88,10 @@ class SQLTransform:
         return self.code_hash
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "sql", "query": self.query, "code_hash": self.code_hash}
+        out: dict[str, Any] = {"type": "sql", "query": self.query, "code_hash": self.code_hash}
+        if self.declassify:  # only when set, so existing definitions keep their hash
+            out["declassify"] = dict(sorted(self.declassify.items()))
+        return out
 
 
 @dataclass(frozen=True)
@@ -72,6 +102,10 @@ class PythonTransform:
     it references, see `featureledger.definitions.code`) and the hash of each part; the
     code stays in the repository. ``name`` is the function's qualified name, without its
     module, so the CLI and Python record the same definition.
+
+    ``inputs`` declares, per output column, the source columns it is computed from; an
+    output column not declared is taken to read every source column, so it is private when
+    any of them is. ``declassify`` works as for `SQLTransform`.
     """
 
     function: Callable[..., Any] | None = None
@@ -80,10 +114,28 @@ class PythonTransform:
     recorded_module_hash: str = ""
     imports: tuple[str, ...] = field(default=())
     recorded_code_parts: Mapping[str, str] = field(default_factory=dict)
+    inputs: Mapping[str, Sequence[str]] = field(default_factory=dict, hash=False)
+    declassify: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.function is None and not self.name:
             raise DefinitionError("PythonTransform needs a function")
+        owner = f"PythonTransform {self.name or getattr(self.function, '__qualname__', '')!r}"
+        if isinstance(self.inputs, str) or not isinstance(self.inputs, Mapping):
+            raise DefinitionError(
+                f"{owner}: inputs must map output columns to the source columns each reads, "
+                f"e.g. {{'spend_7d': ['amount']}}; got {self.inputs!r}"
+            )
+        inputs = {}
+        for column, read in self.inputs.items():
+            if isinstance(read, str) or not all(isinstance(c, str) for c in read):
+                raise DefinitionError(
+                    f"{owner}: inputs[{column!r}] must be a list of source column names, "
+                    f"got {read!r}"
+                )
+            inputs[str(column)] = tuple(read)
+        object.__setattr__(self, "inputs", inputs)
+        object.__setattr__(self, "declassify", _declassify(owner, self.declassify))
         if self.function is not None:
             object.__setattr__(self, "name", self.function.__qualname__)
 
@@ -130,6 +182,12 @@ class PythonTransform:
             "code_hash": self.code_hash,
             "code_parts": dict(self.code_parts),
             "imports": self.module_imports(),
+            **(
+                {"inputs": {k: list(v) for k, v in sorted(self.inputs.items())}}
+                if self.inputs
+                else {}
+            ),
+            **({"declassify": dict(sorted(self.declassify.items()))} if self.declassify else {}),
         }
 
 
@@ -152,7 +210,7 @@ def transform_from_dict(data: Mapping[str, Any] | None) -> Transform | None:
     if data is None:
         return None
     if data["type"] == "sql":
-        return SQLTransform(data["query"])
+        return SQLTransform(data["query"], declassify=data.get("declassify", {}))
     return PythonTransform(
         None,
         name=data["name"],
@@ -160,4 +218,6 @@ def transform_from_dict(data: Mapping[str, Any] | None) -> Transform | None:
         recorded_module_hash=data.get("module_hash", ""),
         imports=tuple(data.get("imports", ())),
         recorded_code_parts=dict(data.get("code_parts", {})),
+        inputs=data.get("inputs", {}),
+        declassify=data.get("declassify", {}),
     )

@@ -192,7 +192,7 @@ class TokenRecord:
     id: str
     token_hash: str
     role: str  # reader | writer | admin
-    views: list[str]  # empty: every view
+    views: list[str]  # the views it reads; ["*"]: every view; empty: none (default deny)
     purpose: str
     created_by: str
     created_at: datetime

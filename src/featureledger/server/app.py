@@ -13,18 +13,20 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as prometheus_text
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,6 +38,7 @@ from featureledger.errors import (
     DefinitionError,
     FeatureLedgerError,
     NotFoundError,
+    OnlineStoreUnavailable,
     TokenError,
 )
 from featureledger.registry import TokenRecord
@@ -48,6 +51,7 @@ log = logging.getLogger("featureledger.server")
 #: HTTP status of each featureledger error (the most specific class wins); others are 400
 STATUS: list[tuple[type[FeatureLedgerError], int]] = [
     (TokenError, 401),
+    (OnlineStoreUnavailable, 503),
     (AccessDeniedError, 403),
     (NotFoundError, 404),
     (ConcurrentWriteError, 409),
@@ -66,9 +70,15 @@ class FeaturesRequest(BaseModel):
     log: bool = False
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
 class FeaturesResponse(BaseModel):
     view: str
     features: list[dict[str, Any]]
+    #: present only when the online store was down and ``online.fallback: offline`` served
+    #: the last materialized values from the offline store
+    source: Literal["offline-fallback"] | None = None
 
 
 class PushRequest(BaseModel):
@@ -302,6 +312,8 @@ def error_response(exc: FeatureLedgerError) -> FastJSON:
     """The response to a featureledger error: status by class, the message as detail."""
     status = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, OnlineStoreUnavailable):  # clients and proxies may retry after this
+        headers = {"Retry-After": str(exc.retry_after)}
     body = {"detail": str(exc), "error": type(exc).__name__, "retryable": exc.retryable}
     return FastJSON(body, status_code=status, headers=headers)
 
@@ -472,8 +484,11 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:  # on the event loop: no thread-pool hop
-        """Liveness: the server answers (no token needed)."""
-        return {"status": "ok", "online_store": store.online_store().name}
+        """Liveness: the server answers (no token needed); says if the online store is down."""
+        try:
+            return {"status": "ok", "online_store": store.online_store().name}
+        except OnlineStoreUnavailable as exc:  # the server lives; reads get 503 or fall back
+            return {"status": "ok", "online_store": "unavailable", "detail": str(exc)}
 
     @app.get("/metrics", response_class=Response)
     def prometheus() -> Response:
@@ -483,21 +498,25 @@ def create_app(
     @app.post(
         "/features/{view}",
         response_model=FeaturesResponse,
-        responses={401: {}, 403: {}, 404: {}, 413: {}, 422: {}},
+        responses={401: {}, 403: {}, 404: {}, 413: {}, 422: {}, 503: {}},
+        openapi_extra=_body_doc(FeaturesRequest),
     )
     async def features(
         view: str,
-        body: FeaturesRequest,
+        request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(bearer),
         log: bool = False,
     ) -> Any:
         """Latest features of ``view`` for each entity row, in request order."""
-        return read_features(
-            view,
-            body.entities,
-            _secret(credentials),
-            log=log or body.log,
-        )
+        record = authorize_read(view, _secret(credentials))  # before the body is looked at
+        body = parse_body(await request.body(), FeaturesRequest)
+        return read_authorized(view, body.entities, record, log=log or body.log)
+
+    def authorize_read(view: str, secret: str | None) -> TokenRecord | None:
+        record = token(secret)
+        if record is not None:
+            store.authorize_read(record, view)
+        return record
 
     def read_features(
         view: str, entities: list[dict[str, Any]], secret: str | None, *, log: bool
@@ -505,7 +524,12 @@ def create_app(
         # runs on the event loop, not the threadpool: a read takes well under 0.1 ms and the
         # hop to a worker thread cost more than that (p50 1.1 -> 0.9 ms, 590 -> 1,000 req/s
         # from 8 clients); pushes, which write files, stay on the threadpool
-        record = token(secret)
+        return read_authorized(view, entities, authorize_read(view, secret), log=log)
+
+    def read_authorized(
+        view: str, entities: list[dict[str, Any]], record: TokenRecord | None, *, log: bool
+    ) -> Response:
+        del record  # authorized by the caller; kept in the signature so no path skips it
         if len(entities) > max_entities:
             return FastJSON(
                 {
@@ -515,8 +539,6 @@ def create_app(
                 },
                 status_code=413,
             )
-        if record is not None:
-            store.authorize_read(record, view)
         try:
             got = store.get_online_features(view, entities, log=log)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # mixed types across rows
@@ -525,22 +547,32 @@ def create_app(
             ) from exc
         rows = got.to_pylist()
         metrics.served.labels(view).inc(len(rows))
-        return FastJSON({"view": view, "features": rows})
+        answer: dict[str, Any] = {"view": view, "features": rows}
+        if got.source != "online":  # the online store was down: say where values came from
+            answer["source"] = got.source
+        return FastJSON(answer)
 
     @app.post(
         "/push/{group}",
         response_model=PushResponse,
-        responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}},
+        responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}, 503: {}},
+        openapi_extra=_body_doc(PushRequest),
     )
-    def push(
+    async def push(
         group: str,
-        body: PushRequest,
+        request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(bearer),
     ) -> Any:
         """Validate rows against the group's contract and write them (online by default)."""
         record = token(_secret(credentials))
-        if record is not None:
+        if record is not None:  # role and group first: a reader never gets a body error
             store.authorize_push(record, group)
+        body = parse_body(await request.body(), PushRequest)
+        if record is not None:  # then the columns the rows carry
+            store.authorize_push_columns(record, group, {k for row in body.rows for k in row})
+        return await run_in_threadpool(write_rows, group, body)
+
+    def write_rows(group: str, body: PushRequest) -> Response:
         fg = store.get_feature_group(group)
         try:
             table = _typed_rows(body.rows, {f.name: f.arrow_type for f in fg.columns})
@@ -560,13 +592,22 @@ def create_app(
         store.authorize_admin(record, action)
         return record
 
-    @app.post("/admin/materialize", responses={401: {}, 403: {}, 404: {}, 409: {}})
-    def materialize(
-        body: MaterializeRequest,
+    @app.post(
+        "/admin/materialize",
+        responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}, 503: {}},
+        openapi_extra=_body_doc(MaterializeRequest, required=False),
+    )
+    async def materialize(
+        request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(bearer),
     ) -> Any:
         """Materialize groups or views (default: every online group); admin tokens only."""
         admin(credentials, "materialize")
+        raw = await request.body()
+        body = parse_body(raw, MaterializeRequest) if raw.strip() else MaterializeRequest()
+        return await run_in_threadpool(run_materialize, body)
+
+    def run_materialize(body: MaterializeRequest) -> Response:
         done = store.materialize(body.names or None, incremental=not body.full)
         return FastJSON(
             {
@@ -612,7 +653,59 @@ def create_app(
         revoked = store.revoke_token(token_id, by=f"token:{record.id}")
         return FastJSON({"id": revoked.id, "revoked_at": revoked.revoked_at})
 
+    def openapi() -> dict[str, Any]:
+        """FastAPI's spec plus the request models the endpoints parse themselves."""
+        if app.openapi_schema is None:
+            spec = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            for model in (FeaturesRequest, PushRequest, MaterializeRequest):
+                schemas[model.__name__] = model.model_json_schema(ref_template=_REF)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+_REF = "#/components/schemas/{model}"
+
+#: how deep arrays and objects may nest in a request body (orjson's own limit)
+JSON_DEPTH = 1024
+
+
+def _body_doc(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """The OpenAPI request body of an endpoint that parses ``model`` itself (after the
+    token check, so validation never answers before authorization)."""
+    ref = {"$ref": _REF.format(model=model.__name__)}
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": ref}}}}
+
+
+def parse_body(raw: bytes, model: type[_Model]) -> _Model:
+    """``raw`` as ``model``, whatever the Content-Type header says (curl's ``-d`` sends a
+    form type); `RequestValidationError` (422) naming what is wrong otherwise."""
+
+    def refuse(msg: str, kind: str) -> RequestValidationError:
+        return RequestValidationError([{"loc": ("body",), "msg": msg, "type": kind}])
+
+    if not raw.strip():
+        raise refuse("the body is empty; send a JSON object", "missing")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc) or "recursion" in str(exc).lower():
+            raise refuse(
+                f"JSON nested too deep: arrays and objects may nest at most {JSON_DEPTH} "
+                f"levels ({exc}); send a flatter body",
+                "json_too_deep",
+            ) from None
+        raise refuse(f"the body is not valid UTF-8 JSON ({exc})", "json_invalid") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()]
+        raise RequestValidationError(errors) from None
 
 
 def _secret(credentials: HTTPAuthorizationCredentials | None) -> str | None:

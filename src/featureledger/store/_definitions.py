@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import fcntl
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ from featureledger.contracts import classify_contract_change, contract_from_yaml
 from featureledger.definitions import Definition, Entity, FeatureGroup, FeatureView, ViewSource
 from featureledger.errors import BreakingChangeError, DefinitionError, NotFoundError
 from featureledger.hashing import ContentHash, definition_hash
+from featureledger.lineage.privacy import PRIVATE, effective_classification
 from featureledger.offline import DeltaGroupTable
 from featureledger.registry import DefinitionRecord, RegistryBackend
 from featureledger.store._catalog import Catalog
@@ -279,15 +280,19 @@ class DefinitionService:
                         )
                     gspec, smajor = rec.spec, rec.major
                 known = [f["name"] for f in gspec["features"]]
+                labels = effective_classification(
+                    group_from_spec(gspec, smajor or 1),
+                    self._staged_lookup(group_specs, group_majors),
+                )
                 private = [
-                    f["name"]
-                    for f in gspec["features"]
-                    if f["name"] in s.features and f.get("classification") in ("pii", "sensitive")
+                    labels[f].why(s.group, f)
+                    for f in s.features
+                    if f in labels and labels[f].classification in PRIVATE
                 ]
                 if private and not v.purpose:
                     raise DefinitionError(
-                        f"feature view {v.name!r} selects pii/sensitive column(s) {private} of "
-                        f"{s.group!r} without a declared purpose; set purpose='...' on the view "
+                        f"feature view {v.name!r} selects pii/sensitive column(s) without a "
+                        f"declared purpose: {'; '.join(private)}. Set purpose='...' on the view "
                         "(why the model needs them), or leave those columns out"
                     )
                 missing = [f for f in s.features if f not in known]
@@ -313,6 +318,21 @@ class DefinitionService:
             plan.items.append(item)
             staged.append(("feature_view", spec, target))
         return plan, staged
+
+    def _staged_lookup(
+        self, specs: dict[str, dict[str, Any]], majors: dict[str, int]
+    ) -> Callable[[str, int | None], FeatureGroup]:
+        """Groups as this apply would leave them: staged ones first, then the registry."""
+
+        def lookup(name: str, major: int | None) -> FeatureGroup:
+            if name in specs and (major is None or major == majors[name]):
+                return group_from_spec(specs[name], majors[name])
+            rec = self.registry.latest_definition("feature_group", name, major)
+            if rec is None:
+                raise NotFoundError(f"feature_group/{name} is not registered")
+            return group_from_spec(rec.spec, rec.major)
+
+        return lookup
 
     @staticmethod
     def _classify(

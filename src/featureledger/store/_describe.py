@@ -47,9 +47,11 @@ def group(
     versions: list[DataVersion],
     uri: str,
     scd_type: int,
+    classification: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A feature group (``versions`` already synced with its table at ``uri``), or one of
-    its data versions when ``ident`` names one."""
+    """A feature group (``versions`` already synced with its table at ``uri``; its SCD type
+    and the classification of its columns, derived through pipelines), or one of its data
+    versions when ``ident`` names one (which needs neither)."""
     if ident.data is None:
         latest = versions[-1] if versions else None
         return {
@@ -59,7 +61,13 @@ def group(
             "scd_type": {"type": scd_type, "meaning": SCD_MEANING[scd_type]},
             "latest_data_version": None if latest is None else data_version(latest),
             "storage": uri,
+            "classification": classification,
         }
+    return data_version_of(ident, versions)
+
+
+def data_version_of(ident: VersionId, versions: list[DataVersion]) -> dict[str, Any]:
+    """The data version ``ident`` names, among a group's ``versions``."""
     found = next((v for v in versions if v.version == ident.data), None)
     if found is None:
         newest = f"latest is #{versions[-1].version}" if versions else "none is recorded"

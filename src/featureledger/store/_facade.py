@@ -17,7 +17,7 @@ from featureledger.config import CONFIG_FILE, STATE_DIR, OfflineConfig, RepoConf
 from featureledger.contracts import ValidationReport
 from featureledger.contracts.gates import Gate
 from featureledger.definitions import Definition, Entity, FeatureGroup, FeatureView, VersionId
-from featureledger.errors import ConfigError
+from featureledger.errors import ConfigError, OnlineStoreUnavailable
 from featureledger.lineage import Impact, LineageGraph
 from featureledger.monitoring import (
     DEFAULT_RELEASE_GATES,
@@ -49,6 +49,7 @@ from featureledger.store._backfill import Backfill, BackfillService
 from featureledger.store._catalog import Catalog
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService, Plan
+from featureledger.store._fallback import offline_fallback
 from featureledger.store._feature_logs import FeatureLogs
 from featureledger.store._files import StoreFiles
 from featureledger.store._history import HistoryService
@@ -211,7 +212,7 @@ class FeatureStore:
             statistics=statistics,
             logs=logs,
         )
-        online = self._online = OnlineService(
+        self._online = OnlineService(
             registry=registry,
             engine=engine,
             config=config,
@@ -225,7 +226,7 @@ class FeatureStore:
             training=training,
             logs=logs,
         )
-        self._access = AccessService(registry=registry, catalog=catalog, online=online)
+        self._access = AccessService(registry=registry, catalog=catalog, purposes=config.purposes)
 
     @classmethod
     def init(cls, repo: str | Path, *, project: str | None = None, exist_ok: bool = True) -> Self:
@@ -745,14 +746,33 @@ class FeatureStore:
         log: bool = False,
         request_data: Any = None,
     ) -> OnlineFeatures:
-        """Latest features for each entity row, with the view's TTLs applied as offline."""
-        return self._online.get_online_features(
-            view, entity_rows, now=now, log=log, request_data=request_data
-        )
+        """Latest features for each entity row, with the view's TTLs applied as offline.
 
-    def create_token(self, role: str, views: Iterable[str] = (), purpose: str = "") -> str:
-        """Create an API token and return its secret; only its hash is kept."""
-        return self._access.create_token(role, views, purpose)
+        `OnlineStoreUnavailable` (retryable) when the online store cannot be reached; with
+        ``online.fallback: offline`` the last materialized values are read offline instead,
+        flagged ``source == "offline-fallback"`` (not logged)."""
+        try:
+            return self._online.get_online_features(
+                view, entity_rows, now=now, log=log, request_data=request_data
+            )
+        except OnlineStoreUnavailable as exc:
+            if self.config.online.fallback != "offline":
+                raise
+            return offline_fallback(
+                self._online, view, entity_rows, cause=exc, now=now, request_data=request_data
+            )
+
+    def create_token(
+        self,
+        role: str,
+        views: Iterable[str] = (),
+        purpose: str = "",
+        *,
+        all_views: bool = False,
+    ) -> str:
+        """Create an API token that reads ``views`` (or every view with ``all_views``);
+        a token with neither reads nothing. Returns the secret; only its hash is kept."""
+        return self._access.create_token(role, views, purpose, all_views=all_views)
 
     def tokens(self) -> list[TokenRecord]:
         """Every API token (hashes only), revoked ones included."""
@@ -770,16 +790,24 @@ class FeatureStore:
         """Raise `AccessDeniedError` unless ``record`` may read every column of ``view``."""
         return self._access.authorize_read(record, view)
 
-    def authorize_push(self, record: TokenRecord, group: str) -> None:
-        """Raise `AccessDeniedError` unless ``record`` may push rows into ``group``."""
-        return self._access.authorize_push(record, group)
+    def authorize_push(
+        self, record: TokenRecord, group: str, columns: Iterable[str] | None = None
+    ) -> None:
+        """Raise `AccessDeniedError` unless ``record`` may push ``columns`` into ``group``."""
+        return self._access.authorize_push(record, group, columns)
+
+    def authorize_push_columns(
+        self, record: TokenRecord, group: str, columns: Iterable[str]
+    ) -> None:
+        """Raise `AccessDeniedError` if ``record`` may not write one of ``columns``."""
+        return self._access.authorize_push_columns(record, group, columns)
 
     def authorize_admin(self, record: TokenRecord, action: str) -> None:
         """Raise `AccessDeniedError` unless ``record`` is an admin token."""
         return self._access.authorize_admin(record, action)
 
     def private_columns(self, view: str) -> list[str]:
-        """Output columns of ``view`` classified pii or sensitive."""
+        """Output columns of ``view`` classified pii or sensitive, declared or derived."""
         return self._access.private_columns(view)
 
     def audit_token_use(self, record: TokenRecord, obj: str, *, allowed: bool) -> None:

@@ -35,14 +35,6 @@ def delta_head(table: Path) -> int | None:
     return max(versions) if versions else None
 
 
-def scd_type(spec: dict[str, Any]) -> int:
-    """`FeatureGroup.scd_type` read from a registered spec (without building the group,
-    which needs PyArrow); `tests/test_cli_startup.py` compares the two through `show`."""
-    if spec.get("event_time") is None:
-        return 0
-    return 4 if spec.get("online") else 2
-
-
 class LightCatalog:
     """Read-only answers for the light commands, or None where the store must answer."""
 
@@ -112,10 +104,11 @@ class LightCatalog:
                 return None
             if ident.kind != "feature_group":
                 return describe.definition(ident, rec)
-            versions = self._synced(rec.name, rec.major)
-            if versions is None:
+            if ident.data is None:
+                # the group itself: its classification is derived through the pipelines
+                # that feed it (`lineage.privacy`), which is the store's to compute
                 return None
-            uri = str(self._table(rec.name, rec.major))
-            return describe.group(ident, rec, versions, uri, scd_type(rec.spec))
+            versions = self._synced(rec.name, rec.major)
+            return None if versions is None else describe.data_version_of(ident, versions)
 
         return self._answer(run)

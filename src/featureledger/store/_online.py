@@ -19,6 +19,7 @@ from featureledger.monitoring import newest_time, stats_from_json
 from featureledger.offline.base import OfflineEngine
 from featureledger.offline.conform import NaivePolicy, cast_exact, conform_batch, to_arrow
 from featureledger.online import ONLINE_STORES, OnlineStore
+from featureledger.online.guard import guard
 from featureledger.registry import RegistryBackend
 from featureledger.store._catalog import Catalog
 from featureledger.store._data import DataService
@@ -61,7 +62,7 @@ class OnlineFeatures:
     Arrow types; each form is built from the other only when asked for.
     """
 
-    __slots__ = ("_columns", "_table", "_types")
+    __slots__ = ("_columns", "_table", "_types", "source")
 
     def __init__(
         self,
@@ -69,10 +70,13 @@ class OnlineFeatures:
         *,
         columns: dict[str, list[Any]] | None = None,
         types: dict[str, pa.DataType] | None = None,
+        source: str = "online",
     ) -> None:
         self._table = table
         self._columns = columns
         self._types = types or {}
+        #: "online", or "offline-fallback" when the online store was down (online.fallback)
+        self.source = source
 
     @property
     def table(self) -> pa.Table:
@@ -138,6 +142,12 @@ def _reporter(
     return lambda done: progress(group, done, total)
 
 
+def _without_credentials(name: str) -> str:
+    """A store name fit for messages: ``redis://user:secret@host`` loses ``user:secret@``."""
+    scheme, sep, rest = name.partition("://")
+    return scheme + sep + rest.rpartition("@")[2] if sep else name
+
+
 def _table_key(fg: FeatureGroup) -> str:
     return f"{fg.name}@v{fg.version or 1}"
 
@@ -193,11 +203,9 @@ class OnlineService:
                 raise ConfigError(
                     f"online.type {cfg.type!r} is not known; use one of {sorted(ONLINE_STORES)}"
                 )
-            if cfg.type == "sqlite":
-                store: Any = factory(self.config.resolve(self.repo, cfg.path))  # type: ignore[call-arg]
-            else:
-                store = factory(cfg.url)  # type: ignore[call-arg]
-            self._online = store
+            where = cfg.url if cfg.type != "sqlite" else self.config.resolve(self.repo, cfg.path)
+            # connection faults, opening included, become OnlineStoreUnavailable (HTTP 503)
+            self._online = guard(factory, _without_credentials(self.store_name()), where)
         return self._online
 
     def store_name(self) -> str:

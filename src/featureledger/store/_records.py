@@ -12,6 +12,7 @@ from typing import Any
 from featureledger.definitions import FeatureGroup, VersionId
 from featureledger.errors import DataError, IntegrityError, MonitorBlockError, NotFoundError
 from featureledger.hashing import ContentHash, schema_hash
+from featureledger.lineage.privacy import PRIVATE, effective_classification
 from featureledger.offline import DeltaGroupTable
 from featureledger.offline.delta import Commit
 from featureledger.registry import DataVersion, RegistryBackend
@@ -298,6 +299,20 @@ class VersionRecords:
         if blocking:
             raise MonitorBlockError(where, blocking)
 
+    def classification(self, fg: FeatureGroup) -> dict[str, str]:
+        """Each private, derived or declassified column of ``fg`` -> why it is labelled so."""
+
+        def lookup(name: str, major: int | None) -> FeatureGroup:
+            rec = self.registry.get_definition("feature_group", name, major)
+            return group_from_spec(rec.spec, rec.major)
+
+        labels = effective_classification(fg, lookup)
+        return {
+            name: label.why(fg.name, name)
+            for name, label in labels.items()
+            if label.classification in PRIVATE or label.derived_from
+        }
+
     def show(self, identity: str | VersionId) -> dict[str, Any]:
         """Everything recorded about one identity, as plain data."""
         ident = VersionId.parse(identity) if isinstance(identity, str) else identity
@@ -312,7 +327,9 @@ class VersionRecords:
             table = self.tables.table(fg.name, rec.major)
             self.sync(fg, table)
             versions = self.registry.data_versions(fg.name, rec.major)
-            return describe.group(ident, rec, versions, table.uri, fg.scd_type)
+            return describe.group(
+                ident, rec, versions, table.uri, fg.scd_type, self.classification(fg)
+            )
         if ident.kind == "training_dataset":
             records = self.registry.training_datasets(ident.name, ident.major)
             return describe.training_dataset(ident, records)

@@ -3,9 +3,14 @@
 A token is ``fl_<43 url-safe characters>`` (256 random bits). Only its SHA-256 is stored
 (registry table ``fl_tokens``), so the secret is shown once, when it is created. Roles:
 ``reader`` reads features; ``writer`` also pushes rows; ``admin`` is a writer that may also
-use the server's admin endpoints (materialize, list and revoke tokens). A token scoped to
-views reads only those views and pushes only into the groups they read. Columns classified
-``pii`` or ``sensitive`` are served only to tokens that declare a purpose."""
+use the server's admin endpoints (materialize, list and revoke tokens).
+
+Access is denied by default (docs/serving.md, "Access model"): a token reads only the views
+it lists (``ALL_VIEWS``, from ``--all-views``, lists every view; a token with no list reads
+nothing) and pushes only the columns those views select, plus the group's keys and times.
+Columns classified ``pii`` or ``sensitive`` (declared, or derived through a pipeline, see
+`featureledger.lineage.privacy`) are served only when the token's purpose is the view's
+purpose or is declared beneath it in ``purposes`` of featureledger.yaml."""
 
 from __future__ import annotations
 
@@ -16,14 +21,14 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from featureledger.errors import AccessDeniedError, DataError, NotFoundError, TokenError
+from featureledger.lineage.privacy import PRIVATE, effective_classification
 from featureledger.registry import RegistryBackend, TokenRecord
 from featureledger.store._catalog import Catalog
-from featureledger.store._online import OnlineService
 from featureledger.versioning.provenance import current_user
 
 Role = Literal["reader", "writer", "admin"]
@@ -32,11 +37,10 @@ Role = Literal["reader", "writer", "admin"]
 ROLES: tuple[str, ...] = ("reader", "writer", "admin")
 
 
-#: columns of these classifications need a token with a declared purpose
-PRIVATE = ("pii", "sensitive")
-
-
 TOKEN_PREFIX = "fl_"
+
+#: the view list of a token created with ``all_views=True``: it reads every view
+ALL_VIEWS = "*"
 
 
 def hash_token(token: str) -> str:
@@ -96,11 +100,18 @@ class AccessService:
     """Tokens, authorization and the audit of their use."""
 
     def __init__(
-        self, *, registry: RegistryBackend, catalog: Catalog, online: OnlineService
+        self,
+        *,
+        registry: RegistryBackend,
+        catalog: Catalog,
+        purposes: Mapping[str, str] | None = None,
     ) -> None:
         self.registry = registry
         self.catalog = catalog
-        self.online = online
+        #: purpose -> the broader purpose it is declared under (featureledger.yaml)
+        self.purposes = dict(purposes or {})
+        #: view -> (expiry, definitions generation, purpose, private column -> why)
+        self._private: dict[str, tuple[float, int, str, dict[str, str]]] = {}
         self._token_cache: dict[str, tuple[float, TokenRecord]] = {}
         self._audit_queue: _AuditQueue | None = None
 
@@ -108,13 +119,32 @@ class AccessService:
     #: in this process takes effect at once, one from another process within this long
     TOKEN_CACHE_SECONDS = 5.0
 
-    def create_token(self, role: str, views: Iterable[str] = (), purpose: str = "") -> str:
-        """Create an API token and return its secret; only its hash is kept."""
+    def create_token(
+        self,
+        role: str,
+        views: Iterable[str] = (),
+        purpose: str = "",
+        *,
+        all_views: bool = False,
+    ) -> str:
+        """Create an API token and return its secret; only its hash is kept.
+
+        The token reads (and pushes into) only ``views``; ``all_views=True`` grants every
+        view, present and future. With neither it reads nothing (an admin token still
+        reaches the admin endpoints)."""
         if role not in ROLES:
             raise DataError(f"token role must be one of {', '.join(ROLES)}, got {role!r}")
+        if isinstance(views, str):
+            views = [views]
         scope = sorted(set(views))
+        if all_views and scope:
+            raise DataError(
+                f"a token gets either a list of views ({scope}) or all_views=True, not both"
+            )
         for name in scope:
             self.catalog.get_feature_view(name)  # NotFoundError naming the known views
+        if all_views:
+            scope = [ALL_VIEWS]
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         record = TokenRecord(
             id=uuid.uuid4().hex[:12],
@@ -181,22 +211,36 @@ class AccessService:
     def authorize_read(self, record: TokenRecord, view: str) -> None:
         """Raise `AccessDeniedError` unless ``record`` may read every column of ``view``."""
         obj = f"feature_view/{view}"
-        if record.views and view not in record.views:
+        if not may_read(record, view):
             self.audit_token_use(record, obj, allowed=False)
             raise AccessDeniedError(
-                f"token {record.id} may read only the view(s) {record.views}, not {view!r}"
+                f"token {record.id} may not read feature_view/{view}: "
+                + (
+                    f"it is scoped to the view(s) {record.views}"
+                    if record.views
+                    else "it lists no views, and a token reads only the views it lists"
+                )
+                + "; create a token with --view NAME (or --all-views)"
             )
-        private = self.private_columns(view)
-        if private and not record.purpose:
-            self.audit_token_use(record, obj, allowed=False)
-            raise AccessDeniedError(
-                f"feature_view/{view} serves pii/sensitive column(s) {private}; token "
-                f"{record.id} declares no purpose. Create a token with --purpose TEXT"
-            )
+        purpose, reasons = self.view_privacy(view)
+        private = list(reasons)
+        if private:
+            refusal = purpose_refusal(record.purpose, purpose, self.purposes)
+            if refusal:
+                self.audit_token_use(record, obj, allowed=False)
+                raise AccessDeniedError(
+                    f"feature_view/{view} serves pii/sensitive column(s) {private}; token "
+                    f"{record.id}: {refusal}"
+                )
         self.audit_token_use(record, obj, allowed=True)
 
-    def authorize_push(self, record: TokenRecord, group: str) -> None:
-        """Raise `AccessDeniedError` unless ``record`` may push rows into ``group``."""
+    def authorize_push(
+        self, record: TokenRecord, group: str, columns: Iterable[str] | None = None
+    ) -> None:
+        """Raise `AccessDeniedError` unless ``record`` may push ``columns`` into ``group``.
+
+        Without ``columns`` only the role and the group are checked; the server does that
+        before it reads a body, then checks the rows' columns (`authorize_push_columns`)."""
         obj = f"feature_group/{group}"
         if record.role == "reader":
             self.audit_token_use(record, obj, allowed=False)
@@ -204,17 +248,52 @@ class AccessService:
                 f"token {record.id} is a reader; pushing into {group!r} needs a writer or "
                 "admin token"
             )
-        if record.views:
-            groups = {
-                s.group for v in record.views for s in self.catalog.get_feature_view(v).sources
-            }
-            if group not in groups:
-                self.audit_token_use(record, obj, allowed=False)
-                raise AccessDeniedError(
-                    f"token {record.id} is scoped to the view(s) {record.views}, which do not "
-                    f"read feature group {group!r}"
+        if ALL_VIEWS not in record.views and self.writable_columns(record, group) is None:
+            self.audit_token_use(record, obj, allowed=False)
+            raise AccessDeniedError(
+                f"token {record.id} "
+                + (
+                    f"is scoped to the view(s) {record.views}, which do not read "
+                    if record.views
+                    else "lists no views, so it may push into no "
                 )
+                + f"feature group {group!r}; create a token with --view for a view that reads it"
+            )
+        if columns is not None:
+            self.authorize_push_columns(record, group, columns)
         self.audit_token_use(record, obj, allowed=True)
+
+    def authorize_push_columns(
+        self, record: TokenRecord, group: str, columns: Iterable[str]
+    ) -> None:
+        """Raise `AccessDeniedError` (audited) if ``columns`` holds one ``record`` may not
+        write: a view-scoped token writes the columns its views select, plus keys and times."""
+        if ALL_VIEWS in record.views:
+            return
+        writable = self.writable_columns(record, group) or set()
+        extra = sorted(set(columns) - writable)
+        if extra:
+            self.audit_token_use(record, f"feature_group/{group}", allowed=False)
+            raise AccessDeniedError(
+                f"token {record.id} may not push column(s) {extra} into {group!r}: its "
+                f"view(s) {record.views} select only {sorted(writable)} of that group; leave "
+                "those columns out or use a token scoped to a view that selects them"
+            )
+
+    def writable_columns(self, record: TokenRecord, group: str) -> set[str] | None:
+        """The columns of ``group`` a view-scoped token may push (keys, times and the
+        features its views select); None when none of its views reads the group."""
+        found: set[str] | None = None
+        for name in record.views:
+            fv = self.catalog.get_feature_view(name)
+            for src in fv.sources:
+                if src.group != group:
+                    continue
+                fg = self.catalog.get_feature_group(src.group, src.major)
+                found = (found or set()) | set(fg.unique_key) | set(src.features)
+                if fg.created_time:
+                    found.add(fg.created_time)
+        return found
 
     def authorize_admin(self, record: TokenRecord, action: str) -> None:
         """Raise `AccessDeniedError` unless ``record`` is an admin token."""
@@ -228,14 +307,34 @@ class AccessService:
         self.audit_token_use(record, obj, allowed=True)
 
     def private_columns(self, view: str) -> list[str]:
-        """Output columns of ``view`` classified pii or sensitive."""
-        fv, plan = self.online.serving_plan(view)  # definitions cached for the read path
-        out = []
-        for src, fg, _key in plan:
-            for f in fg.features:
-                if f.name in src.features and f.classification in PRIVATE:  # type: ignore[union-attr]
-                    out.append(fv.output_name(src, f.name))  # type: ignore[union-attr]
-        return out
+        """Output columns of ``view`` classified pii or sensitive, declared or derived."""
+        return list(self.view_privacy(view)[1])
+
+    #: how long a view's purpose and private columns are reused on the read path (an apply
+    #: in this process clears them at once, one in another process is seen within this long)
+    PRIVACY_SECONDS = 5.0
+
+    def view_privacy(self, view: str) -> tuple[str, dict[str, str]]:
+        """``view``'s purpose and its private output columns -> why each is private."""
+        clock = time.monotonic()
+        generation = self.catalog.generation
+        hit = self._private.get(view)
+        if hit is not None and hit[0] > clock and hit[1] == generation:
+            return hit[2], hit[3]
+        # from the catalog, not the serving plan: refusing must not need the online store
+        fv = self.catalog.get_feature_view(view)
+        out: dict[str, str] = {}
+        for src in fv.sources:
+            fg = self.catalog.get_feature_group(src.group, src.major)
+            labels = effective_classification(fg, self.catalog.get_feature_group)
+            for name in src.features:
+                label = labels[name]
+                if label.classification in PRIVATE:
+                    out[fv.output_name(src, name)] = label.why(fg.name, name)
+        if len(self._private) > 1000:
+            self._private.clear()
+        self._private[view] = (clock + self.PRIVACY_SECONDS, generation, fv.purpose, out)
+        return fv.purpose, out
 
     def audit_token_use(self, record: TokenRecord, obj: str, *, allowed: bool) -> None:
         """Count one use of a token in the audit trail (action ``token-use``).
@@ -256,3 +355,35 @@ class AccessService:
         if self._audit_queue is None:
             self._audit_queue = _AuditQueue(self.registry)
         return self._audit_queue
+
+
+def may_read(record: TokenRecord, view: str) -> bool:
+    """Whether ``record``'s view list names ``view`` (or is ``--all-views``)."""
+    return ALL_VIEWS in record.views or view in record.views
+
+
+def purpose_refusal(token_purpose: str, view_purpose: str, parents: Mapping[str, str]) -> str:
+    """Why a token of ``token_purpose`` may not read a view declared for ``view_purpose``;
+    "" when it may: the same purpose, or one declared beneath it in ``parents`` (purpose ->
+    the broader purpose it belongs to), however many levels down."""
+    if not view_purpose:
+        return (
+            "the view declares no purpose, so its private columns are served to no token; "
+            "set purpose='...' on the view and apply"
+        )
+    if not token_purpose:
+        return f"it declares no purpose; the view is for {view_purpose!r} (--purpose)"
+    seen = []
+    purpose: str | None = token_purpose
+    while purpose is not None and purpose not in seen:
+        if purpose == view_purpose:
+            return ""
+        seen.append(purpose)
+        purpose = parents.get(purpose)
+    chain = " under ".join(repr(p) for p in seen)
+    return (
+        f"its purpose {chain} is not the view's purpose {view_purpose!r}"
+        + ("" if len(seen) > 1 else " and is declared under no other purpose")
+        + "; purposes match exactly unless featureledger.yaml declares one under another "
+        f"(purposes: {{{token_purpose}: {view_purpose}}})"
+    )
