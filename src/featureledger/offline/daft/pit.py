@@ -141,7 +141,7 @@ def hash_files(files: Sequence[str], schema: pa.Schema, io: Any) -> ContentHash:
 
     read = daft.read_parquet(list(files), io_config=io)
     hashed = read.select(row_pieces(*[col(c) for c in names]).alias("__fl_h"))
-    sums = hashed.select(*[col("__fl_h").struct.get(n).alias(n) for n in lanes]).agg(
+    sums = hashed.select(*[col("__fl_h")[n].alias(n) for n in lanes]).agg(
         daft.col(next(iter(lanes))).count().alias("__fl_rows"),
         *[col(n).sum().alias(n) for n in lanes],
     )
