@@ -3,7 +3,8 @@
 ``@pytest.mark.notimpl(["daft"], raises=NotImplementedError, reason="...")`` turns the test
 into a strict xfail expecting ``raises`` for the named engines, so a gap that gets fixed
 fails the run until its mark is removed. Tests get the engine from a fixture parametrized
-as ``engine`` (a variant ``name@where`` counts as ``name``); naming an engine that is not known is an error, so marks cannot go stale.
+as ``engine`` (a variant ``name@where`` counts as ``name``); naming an engine that is not
+known is an error, so marks cannot go stale.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ readers. Nothing about the engine is replaced: every query runs on the Ray clust
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import shutil
 import tempfile
@@ -112,10 +113,8 @@ class RayEngine:
 
     def stop(self) -> None:
         if self._process.is_alive():
-            try:
+            with contextlib.suppress(OSError):
                 self._conn.send(None)
-            except OSError:
-                pass
             self._process.join(60)
         if self._process.is_alive():
             self._process.kill()

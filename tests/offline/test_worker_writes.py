@@ -59,7 +59,9 @@ def _source(fg: FeatureGroup, files: list[str], features: list[str]) -> PitSourc
     entities=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 25)), min_size=1, max_size=30),
 )
 def test_written_join_holds_the_joins_rows_and_duckdbs_hash(
-    engine: OfflineEngine, rows: list[tuple[int, int, float | None]], entities: list[tuple[int, int]]
+    engine: OfflineEngine,
+    rows: list[tuple[int, int, float | None]],
+    entities: list[tuple[int, int]],
 ) -> None:
     spend = [
         {"user_id": k, "et": BASE + s * SECOND, "amount": v, "tier": f"t{k % 3}"}

@@ -9,11 +9,11 @@ from featureledger.offline.base import (
     ColumnScan,
     ContractScan,
     OfflineEngine,
-    WorkerWriter,
     PitSource,
     RuleScan,
     StatsColumn,
     StatsScan,
+    WorkerWriter,
 )
 from featureledger.offline.delta import DeltaGroupTable
 from featureledger.offline.engines import ENGINES, create_engine, default_engine, engine_factory

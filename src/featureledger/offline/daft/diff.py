@@ -24,7 +24,7 @@ def diff(
     from daft import col, lit
     from daft.functions import coalesce
 
-    keys = list(unique_key)
+    keys: list[Any] = list(unique_key)
     common = [c for c in new_schema.names if c in old_schema.names and c not in keys]
     a = old.select(*[col(c).alias(f"__a_{c}") for c in old_schema.names], lit(True).alias("__in_a"))
     b = new.select(*[col(c).alias(f"__b_{c}") for c in new_schema.names], lit(True).alias("__in_b"))
@@ -45,10 +45,14 @@ def diff(
         "removed": col("__in_a") & ~col("__in_b"),
         "changed": col("__in_a") & col("__in_b") & any_change,
     }
-    marked = both.select(*flags).with_columns(
-        {f"__is_{k}": e for k, e in kinds.items()}
-        | {"__is_unchanged": col("__in_a") & col("__in_b") & ~any_change}
-    ).collect()
+    marked = (
+        both.select(*flags)
+        .with_columns(
+            {f"__is_{k}": e for k, e in kinds.items()}
+            | {"__is_unchanged": col("__in_a") & col("__in_b") & ~any_change}
+        )
+        .collect()
+    )
     counted = marked.agg(
         *[
             col(f"__is_{k}").cast("int64").sum().alias(k)

@@ -66,25 +66,24 @@ class DaftEngine:
     def scan(self, files: Sequence[str], schema: pa.Schema) -> daft.DataFrame:
         return scan(files, schema, self.storage, self._io)
 
-    # -- the writer's helpers ---------------------------------------------------------------------
+    # -- the writer's helpers ----------------------------------------------------------------------
     def dedupe_sorted(
         self, batch: pa.Table, unique_key: Sequence[str], created_time: str | None
     ) -> tuple[pa.Table, int]:
         """One row per ``unique_key`` (greatest created time, then the later row), sorted."""
         import daft
-        from daft import col
+        from daft import col, lit
         from daft.functions import row_number
 
-        keys = list(unique_key)
+        keys: list[Any] = list(unique_key)
         frame = daft.from_arrow(batch.append_column(_POS, positions(batch.num_rows)))
         distinct = frame.select(*keys).distinct().count_rows()
         dupes = batch.num_rows - distinct
         if dupes:
             order = ([created_time] if created_time else []) + [_POS]
             window = daft.Window().partition_by(*keys).order_by(*order, desc=True)
-            frame = frame.with_column("__fl_rn", row_number().over(window)).where(
-                col("__fl_rn") == 1
-            )
+            frame = frame.with_column("__fl_rn", row_number().over(window))
+            frame = frame.where(col("__fl_rn") == lit(1))
         out = to_arrow(frame.sort(keys, nulls_first=False), batch.schema)
         # one chunk: Delta's writer interleaves the chunks of a multi-chunk table
         return out.combine_chunks(), int(dupes)
@@ -101,7 +100,7 @@ class DaftEngine:
         import daft
         from daft import col, lit
 
-        keys = list(unique_key)
+        keys: list[Any] = list(unique_key)
         stored = self.scan(files, schema)
         if time_range is not None:
             column, lo, hi = time_range
@@ -167,7 +166,7 @@ class DaftEngine:
         from daft import col, lit
 
         frame = self.scan(files, schema)
-        key_list = list(keys)
+        key_list: list[Any] = list(keys)
         if event_time is not None:
             if start is not None:
                 frame = frame.where(col(event_time) >= lit(start))
@@ -221,7 +220,7 @@ class DaftEngine:
         """Served rows beside recomputed ones, on the driver (both are in memory)."""
         return _driver().skew_pairs(offline, online, join, features, **options)
 
-    # -- point-in-time join -------------------------------------------------------------------------
+    # -- point-in-time join ------------------------------------------------------------------------
     def pit_join(
         self,
         entities: pa.Table,

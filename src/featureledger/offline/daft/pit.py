@@ -60,7 +60,7 @@ def joined(
     frame = daft.from_arrow(entities)
     outputs: list[daft.Expression] = []
     for i, src in enumerate(sources):
-        keys = [f"__fl_{i}_k{j}" for j in range(len(src.keys))]
+        keys: list[Any] = [f"__fl_{i}_k{j}" for j in range(len(src.keys))]
         feats = [f"__fl_{i}_f{j}" for j in range(len(src.features))]
         et = f"__fl_{i}_et"
         timed = src.event_time is not None and timestamp_column is not None
@@ -84,6 +84,7 @@ def joined(
         for name, (stored, out) in zip(feats, src.features, strict=True):
             value = col(name)
             if timed and src.ttl_us is not None:
+                assert timestamp_column is not None
                 oldest = col(timestamp_column) - lit(timedelta(microseconds=int(src.ttl_us)))
                 dtype = daft.DataType.from_arrow_type(src.schema.field(stored).type)
                 value = when(col(et) >= oldest, value).otherwise(lit(None).cast(dtype))
@@ -130,9 +131,9 @@ def hash_files(files: Sequence[str], schema: pa.Schema, io: Any) -> ContentHash:
     def row_pieces(*columns: Any) -> pa.StructArray:
         from featureledger.hashing import row_values
 
-        batch = pa.RecordBatch.from_arrays(
-            [c.to_arrow() for c in columns], names=names
-        ).cast(schema)
+        batch = pa.RecordBatch.from_arrays([c.to_arrow() for c in columns], names=names).cast(
+            schema
+        )
         pieces = []
         for lane in row_values(batch):
             for p in range(_PIECES):
@@ -148,8 +149,6 @@ def hash_files(files: Sequence[str], schema: pa.Schema, io: Any) -> ContentHash:
     total = sums.to_pydict()
     lane_sums = []
     for lane in (0, 1):
-        value = sum(
-            int(total[f"__fl_h{lane}_{p}"][0] or 0) << (16 * p) for p in range(_PIECES)
-        )
+        value = sum(int(total[f"__fl_h{lane}_{p}"][0] or 0) << (16 * p) for p in range(_PIECES))
         lane_sums.append(value % (1 << 64))
     return ContentHash(int(total["__fl_rows"][0] or 0), lane_sums[0], lane_sums[1])

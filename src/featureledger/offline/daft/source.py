@@ -59,7 +59,9 @@ class FileTask(DataSourceTask):
         stored = pq.ParquetFile(path, filesystem=fs)
         present = set(stored.schema_arrow.names)
         # at least one column, so batches still carry their row counts
-        wanted = [c for c in self.arrow_schema.names if c in present] or stored.schema_arrow.names[:1]
+        wanted = [c for c in self.arrow_schema.names if c in present] or stored.schema_arrow.names[
+            :1
+        ]
         for batch in stored.iter_batches(batch_size=1 << 17, columns=wanted):
             yield RecordBatch.from_arrow_table(
                 _conform(pa.Table.from_batches([batch]), self.arrow_schema)
