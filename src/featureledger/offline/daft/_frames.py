@@ -27,16 +27,29 @@ def daft_schema(schema: pa.Schema) -> dict[str, Any]:
     return {f.name: daft.DataType.from_arrow_type(f.type) for f in schema}
 
 
-def io_config(storage: Storage | None) -> Any:
+#: credentials among `Storage.storage_options`
+SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def shipped_options(storage: Storage, ship_secrets: bool) -> dict[str, str]:
+    """The storage options a query carries to whoever runs it: on Ray the plan goes to the
+    workers, which take credentials from their own environment (docs/scale-out.md), so the
+    driver's are left out; the native runner runs in this process and keeps them."""
+    opts = dict(storage.storage_options)
+    return opts if ship_secrets else {k: v for k, v in opts.items() if k not in SECRETS}
+
+
+def io_config(storage: Storage | None, ship_secrets: bool = True) -> Any:
     """Daft's object-store settings from the repository's storage (None on local disk).
 
     The same options deltalake commits with (`Storage.storage_options`), so Daft's readers
-    on the workers reach the table exactly as the writer did."""
+    reach the table as the writer did; without ``ship_secrets`` credentials come from the
+    environment of the process reading (a Ray worker's own)."""
     if storage is None or storage.local:
         return None
     from daft.io import IOConfig, S3Config
 
-    opts = storage.storage_options
+    opts = shipped_options(storage, ship_secrets)
     endpoint = opts.get("AWS_ENDPOINT_URL")
     allow_http = opts.get("AWS_ALLOW_HTTP") == "true"
     return IOConfig(
@@ -54,7 +67,11 @@ def io_config(storage: Storage | None) -> Any:
 
 
 def scan(
-    files: Sequence[str], schema: pa.Schema, storage: Storage | None, io: Any = None
+    files: Sequence[str],
+    schema: pa.Schema,
+    storage: Storage | None,
+    io: Any = None,
+    ship_secrets: bool = True,
 ) -> daft.DataFrame:
     """The snapshot ``(files, schema)`` as a lazy dataframe in ``schema``: files written
     before a column was added read it as NULL, narrower stored types are widened; an empty
@@ -80,7 +97,7 @@ def scan(
                 "storage to reach it; pass storage=open_storage(url, options)",
                 uri=files[0],
             )
-        return SnapshotSource(list(files), schema, dict(storage.storage_options)).read()
+        return SnapshotSource(list(files), schema, shipped_options(storage, ship_secrets)).read()
     if all(_daft_reads(f) for f in files):
         return daft.read_parquet(
             list(files), schema=daft_schema(schema), infer_schema=False, io_config=io

@@ -50,7 +50,9 @@ class DaftEngine:
         self.ray_address = ray_address
         #: "native" or "ray": Daft's runner is process-wide and set once (`runner.py`)
         self.runner = use_runner(ray_address)
-        self._io = io_config(storage)
+        # on Ray, workers read object storage with their own credentials (docs/scale-out.md)
+        self._ship_secrets = self.runner == "native"
+        self._io = io_config(storage, self._ship_secrets)
 
     @classmethod
     def from_config(
@@ -64,7 +66,7 @@ class DaftEngine:
         the process, because Daft cannot set another one."""
 
     def scan(self, files: Sequence[str], schema: pa.Schema) -> daft.DataFrame:
-        return scan(files, schema, self.storage, self._io)
+        return scan(files, schema, self.storage, self._io, self._ship_secrets)
 
     # -- the writer's helpers ----------------------------------------------------------------------
     def dedupe_sorted(

@@ -87,6 +87,8 @@ class SnapshotSource(DataSource):
         columns = pushdowns.columns
         schema = self.arrow_schema
         if columns:
-            schema = pa.schema([schema.field(c) for c in columns])
+            # in the source's column order: Daft binds the plan's columns by position
+            wanted = set(columns)
+            schema = pa.schema([f for f in schema if f.name in wanted])
         for path in self.files:
             yield FileTask(path, schema, self.s3)
