@@ -63,8 +63,10 @@ class TrainingData:
             assert self.record.output_path is not None
             table = self._read(self.record.output_path)
             if ROW_COLUMN in table.column_names:
-                # written by an engine's workers (`WorkerWriter`): restore the entity order
+                # written by an engine's workers (`WorkerWriter`): restore the entity order,
+                # and the plain types of Daft's large ones (the same values, the same hash)
                 table = table.sort_by(ROW_COLUMN).drop_columns([ROW_COLUMN])
+                table = table.cast(pa.schema([f.with_type(_plain(f.type)) for f in table.schema]))
             self._table = table
         return self._table
 
@@ -78,6 +80,16 @@ class TrainingData:
 
     def __len__(self) -> int:
         return self.record.rows
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(t):
+        return pa.string()
+    if pa.types.is_large_binary(t):
+        return pa.binary()
+    if pa.types.is_large_list(t):
+        return pa.list_(_plain(t.value_type))
+    return t
 
 
 def _keep_entities(entities: pa.Table, uri: str, files: StoreFiles) -> ContentHash:
