@@ -8,7 +8,7 @@ entity frame, ingested once per size into Delta tables by the project's writer (
 so every engine joins the same pinned snapshots. Size xl is bench_xl.py's shape (50M rows
 per group, 5M entity rows). Each engine runs in its own child process, timed around
 ``pit_join(...).read_all()`` (the whole result on the driver, as `training_data` without
-``output=`` holds it); peak memory is the child's ru_maxrss and, on Ray, the largest peak
+``output=`` holds it); peak memory is the child's VmHWM and, on Ray, the largest peak
 RSS among the cluster's processes (raylet, workers, GCS: sampled every 0.2 s). Results are
 compared cell for cell with DuckDB's. Cost growth is reported m -> l -> xl, and a
 1-billion-row estimate on 32 nodes is derived from the measured per-core throughput.
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit, gib, machine_facts, peak_rss_bytes, run_child, secs
+from common import emit, gib, machine_facts, run_child, secs
 
 GROUPS = {  # name -> (features, ttl days), as bench_pit.py
     "user_stats": ([f"f{i}" for i in range(8)] + ["c0", "s0"], 30),
@@ -92,6 +92,15 @@ def prepare(size: str, work: Path) -> Path:
     (out / "entities.parquet").write_bytes((data / "entities.parquet").read_bytes())
     (out / "ready").write_text("")
     return out
+
+
+def vm_hwm_bytes() -> int:
+    """This process's peak RSS since exec (VmHWM). Not ru_maxrss: Linux carries that over
+    from the forked parent's size, so a child of a big parent would report the parent."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 # -- children -------------------------------------------------------------------------------------
@@ -203,7 +212,7 @@ def child(engine_name: str, folder: Path, result: Path) -> None:
             "ok": True,
             "seconds": seconds,
             "rows": out.num_rows,
-            "peak_rss": peak_rss_bytes(),
+            "peak_rss": vm_hwm_bytes(),
             "ray_processes": len(ray_peaks),
             "ray_max_peak_rss": ray_peaks[-1] if ray_peaks else None,
             "ray_sum_peak_rss": sum(ray_peaks) if ray_peaks else None,
