@@ -60,12 +60,15 @@ def diff(
         ],
         *[col(f"__chg_{c}").cast("int64").sum().alias(f"__chg_{c}") for c in common],
     ).to_pylist()[0]
+    # the smallest keys per kind: Daft's sort + limit, sorted again here (Daft's sort on
+    # Ray was seen collected out of order; see `DaftEngine.pit_join`)
     samples = {
         kind: marked.where(col(f"__is_{kind}"))
+        .select(*keys)
         .sort(keys)
         .limit(examples)
-        .select(*keys)
         .to_arrow()
+        .sort_by([(k, "ascending") for k in keys])
         .to_pylist()
         for kind in kinds
     }

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from featureledger.definitions.contract import Rule
-from featureledger.offline.base import ContractScan, PitSource, StatsColumn, StatsScan
+from featureledger.offline.base import ROW_COLUMN, ContractScan, PitSource, StatsColumn, StatsScan
 from featureledger.offline.daft import diff as _diff
 from featureledger.offline.daft import pit
 from featureledger.offline.daft._frames import io_config, positions, scan, to_arrow
@@ -86,7 +86,8 @@ class DaftEngine:
             window = daft.Window().partition_by(*keys).order_by(*order, desc=True)
             frame = frame.with_column("__fl_rn", row_number().over(window))
             frame = frame.where(col("__fl_rn") == lit(1))
-        out = to_arrow(frame.sort(keys, nulls_first=False), batch.schema)
+        # sorted here, not by Daft: Daft's sort on Ray was seen collected out of order
+        out = to_arrow(frame, batch.schema).sort_by([(k, "ascending") for k in keys])
         # one chunk: Delta's writer interleaves the chunks of a multi-chunk table
         return out.combine_chunks(), int(dupes)
 
@@ -112,11 +113,12 @@ class DaftEngine:
         ).select(*[col(k).alias(f"__fl_b{j}") for j, k in enumerate(keys)], col(_POS))
         found = stored.join(
             probe, left_on=keys, right_on=[f"__fl_b{j}" for j in range(len(keys))], how="inner"
-        ).sort(_POS)
+        )
         out = to_arrow(
             found.select(col(_POS), *[col(c) for c in schema.names]),
             pa.schema([pa.field(_POS, pa.int64()), *schema]),
         )
+        out = out.sort_by(_POS)  # here: see `dedupe_sorted`
         return out.drop_columns([_POS]), out.column(_POS).combine_chunks()
 
     # -- pipelines ---------------------------------------------------------------------------------
@@ -185,7 +187,8 @@ class DaftEngine:
                 how="semi",
             )
         out_schema = pa.schema([schema.field(c) for c in columns])
-        table = to_arrow(frame.select(*columns).sort(key_list, nulls_first=False), out_schema)
+        table = to_arrow(frame.select(*columns), out_schema)
+        table = table.sort_by([(k, "ascending") for k in key_list])  # here: see `dedupe_sorted`
         return pa.RecordBatchReader.from_batches(
             out_schema, table.to_batches(max_chunksize=batch_size)
         )
@@ -233,9 +236,15 @@ class DaftEngine:
     ) -> pa.RecordBatchReader:
         """Point-in-time join as one Daft query (`pit.joined`); ``strategy`` is ignored:
         Daft has one plan, its as-of join, with the TTL applied after it."""
-        frame = pit.joined(self.scan, entities, timestamp_column, sources)
+        # ordered on the driver: at size l on Ray, Daft's sort came back with ~29% of
+        # the rows out of order (partitions collected out of order), so the row column
+        # comes back and the result is sorted here, whatever the runner
+        frame = pit.joined(
+            self.scan, entities, timestamp_column, sources, ordered=False, keep_row=True
+        )
         schema = pit.output_schema(entities, sources)
-        table = to_arrow(frame, schema)
+        with_row = pa.schema([*schema, pa.field(ROW_COLUMN, pa.int64())])
+        table = to_arrow(frame, with_row).sort_by(ROW_COLUMN).drop_columns([ROW_COLUMN])
         return pa.RecordBatchReader.from_batches(schema, table.to_batches(max_chunksize=batch_size))
 
     def pit_join_to(
