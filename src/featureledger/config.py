@@ -32,6 +32,9 @@ class OfflineConfig:
     pit_strategy: str = "auto"
     threads: int | None = None
     temp_directory: str = f"{STATE_DIR}/tmp"
+    #: engine "daft" only: None runs Daft's native runner; "local" starts a local Ray
+    #: cluster; else the address of an existing one ("auto", "ray://head:10001")
+    ray_address: str | None = None
 
 
 @dataclass

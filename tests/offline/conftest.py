@@ -9,6 +9,11 @@ that way, and once the gap is closed it passes, which fails the run until the ma
 
 Inputs are real Delta snapshots written by the project's own writer
 (`versioning.writer.write_batch`) with the engine under test, not hand-made Parquet files.
+
+The Daft engine runs twice: on Daft's native runner (``daft``) and on a local Ray cluster
+(``daft@ray``, `ray_engine.py`: a cluster started once per test session and worker, in a
+child process because Daft's runner is fixed per process). A ``notimpl`` mark naming
+``daft`` covers both.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from featureledger.versioning.writer import write_batch
 from . import notimpl
 
 ENGINE_NAMES = sorted(ENGINES)
+#: engines as the suite runs them: every engine, and Daft once more on Ray
+VARIANTS = [*ENGINE_NAMES, "daft@ray"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,12 +47,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     notimpl.mark_gaps(items, ENGINES)
 
 
-@pytest.fixture(scope="session", params=ENGINE_NAMES)
+@pytest.fixture(scope="session", params=VARIANTS)
 def engine(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OfflineEngine]:
-    """Each engine of `ENGINES`, made from a default config as a store would make it; one
-    per engine and test session (per xdist worker), closed at the end."""
+    """Each engine of `ENGINES`, made from a default config as a store would make it, and
+    the Daft engine on a local Ray cluster; one per engine and test session (per xdist
+    worker), closed (the cluster stopped) at the end."""
+    if request.param == "daft@ray":
+        from .ray_engine import RayEngine
+
+        on_ray = RayEngine()
+        try:
+            yield on_ray  # type: ignore[misc]
+        finally:
+            on_ray.stop()
+        return
     repo = tmp_path_factory.mktemp(f"engine-{request.param}")
     config = RepoConfig()
     config.offline.engine = request.param

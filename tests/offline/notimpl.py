@@ -3,7 +3,8 @@
 ``@pytest.mark.notimpl(["daft"], raises=NotImplementedError, reason="...")`` turns the test
 into a strict xfail expecting ``raises`` for the named engines, so a gap that gets fixed
 fails the run until its mark is removed. Tests get the engine from a fixture parametrized
-as ``engine``; naming an engine that is not known is an error, so marks cannot go stale.
+as ``engine`` (a variant ``name@where`` counts as ``name``); naming an engine that is not
+known is an error, so marks cannot go stale.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def mark_gaps(items: list[pytest.Item], known: Collection[str]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
         engine = callspec.params.get("engine") if callspec is not None else None
+        if isinstance(engine, str):
+            engine = engine.partition("@")[0]  # "daft@ray": the daft engine on Ray
         for mark in item.iter_markers("notimpl"):
             engines = list(mark.args[0] if mark.args else mark.kwargs["engines"])
             unknown = sorted(set(engines) - set(known))

@@ -449,13 +449,13 @@ def test_every_engine_is_made_from_config_by_name(tmp_path: Path) -> None:
 def test_an_unknown_engine_is_refused_with_the_known_ones(tmp_path: Path) -> None:
     # config.py sits below offline/ and cannot know the engines: the store refuses on open
     config = RepoConfig.from_dict({"offline": {"engine": "sparkk"}})
-    with pytest.raises(ConfigError, match=r"offline\.engine 'sparkk'.*known: duckdb"):
+    with pytest.raises(ConfigError, match=r"offline\.engine 'sparkk'.*known: daft, duckdb"):
         create_engine(config, tmp_path)
-    with pytest.raises(ConfigError, match="known: duckdb"):
+    with pytest.raises(ConfigError, match="known: daft, duckdb"):
         engine_factory("sparkk")
     repo = FeatureStore.init(tmp_path / "repo").repo
     (repo / "featureledger.yaml").write_text("offline:\n  engine: sparkk\n")
-    with pytest.raises(ConfigError, match="known: duckdb"):
+    with pytest.raises(ConfigError, match="known: daft, duckdb"):
         FeatureStore(repo)
 
 

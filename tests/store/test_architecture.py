@@ -112,3 +112,15 @@ def test_only_the_offline_engines_open_duckdb() -> None:
         and any(m == "duckdb" or m.startswith("duckdb.") for m in _all_imports(p))
     ]
     assert outside == []
+
+
+def test_only_the_daft_engine_imports_daft_and_ray() -> None:
+    # Daft and Ray are an optional extra: only the engine behind the port may load them
+    daft_engine = SRC / "offline" / "daft"
+    outside = [
+        str(p.relative_to(SRC))
+        for p in _modules()
+        if daft_engine not in p.parents
+        and any(m.split(".")[0] in ("daft", "ray") for m in _all_imports(p))
+    ]
+    assert outside == []

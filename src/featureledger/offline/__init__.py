@@ -13,6 +13,7 @@ from featureledger.offline.base import (
     RuleScan,
     StatsColumn,
     StatsScan,
+    WorkerWriter,
 )
 from featureledger.offline.delta import DeltaGroupTable
 from featureledger.offline.engines import ENGINES, create_engine, default_engine, engine_factory
@@ -29,6 +30,7 @@ __all__ = [
     "RuleScan",
     "StatsColumn",
     "StatsScan",
+    "WorkerWriter",
     "create_engine",
     "default_engine",
     "engine_factory",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pyarrow.dataset as pads
 
 from featureledger.definitions.contract import Rule
+from featureledger.hashing import ContentHash
 
 #: column the store adds to entity frames so results keep the frame's row order
 ROW_COLUMN = "__fl_row"
@@ -263,4 +264,23 @@ class OfflineEngine(Protocol):
 
     def close(self) -> None:
         """Release what the engine holds (connections, caches, clusters)."""
+        ...
+
+
+@runtime_checkable
+class WorkerWriter(Protocol):
+    """An engine whose workers write a join's result themselves (Daft on Ray): training
+    data larger than the driver's memory never passes through it."""
+
+    def pit_join_to(
+        self,
+        entities: pa.Table,
+        timestamp_column: str | None,
+        sources: Sequence[PitSource],
+        directory: str,
+    ) -> tuple[list[str], ContentHash]:
+        """`OfflineEngine.pit_join`'s rows written as Parquet files under ``directory``
+        (a new folder), each row with its `ROW_COLUMN` so the entity order can be restored
+        on read; the files, and the ``flh1`` content hash of the rows without `ROW_COLUMN`
+        (equal to `content_hash` of `pit_join`'s result: the hash ignores order and layout)."""
         ...

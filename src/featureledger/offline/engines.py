@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 EngineFactory: TypeAlias = "str | Callable[[RepoConfig, Path, Storage | None], OfflineEngine]"
 
 ENGINES: dict[str, EngineFactory] = {
+    "daft": "featureledger.offline.daft:DaftEngine.from_config",
     "duckdb": "featureledger.offline.duckdb:DuckDBEngine.from_config",
 }
 

@@ -34,10 +34,11 @@ from featureledger.errors import (
     LicenseError,
     NotFoundError,
     SchemaMismatchError,
+    StorageError,
 )
 from featureledger.hashing import ContentHash, content_hash, definition_hash
 from featureledger.offline import ROW_COLUMN, PitSource
-from featureledger.offline.base import OfflineEngine
+from featureledger.offline.base import OfflineEngine, WorkerWriter
 from featureledger.offline.conform import NaivePolicy, conform_entities, to_arrow
 from featureledger.registry import RegistryBackend, TrainingDatasetRecord
 from featureledger.store._catalog import Catalog
@@ -69,7 +70,13 @@ class TrainingData:
     def to_arrow(self) -> pa.Table:
         if self._table is None:
             assert self.record.output_path is not None
-            self._table = self._read(self.record.output_path)
+            table = self._read(self.record.output_path)
+            if ROW_COLUMN in table.column_names:
+                # written by an engine's workers (`WorkerWriter`): restore the entity order,
+                # and the plain types of Daft's large ones (the same values, the same hash)
+                table = table.sort_by(ROW_COLUMN).drop_columns([ROW_COLUMN])
+                table = table.cast(pa.schema([f.with_type(_plain(f.type)) for f in table.schema]))
+            self._table = table
         return self._table
 
     def to_pandas(self) -> Any:
@@ -104,6 +111,16 @@ def view_provenance(fv: FeatureView) -> dict[str, Any]:
         **code,
         "environment": pipeline_environment(code["imports"]),
     }
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(t):
+        return pa.string()
+    if pa.types.is_large_binary(t):
+        return pa.binary()
+    if pa.types.is_large_list(t):
+        return pa.list_(_plain(t.value_type))
+    return t
 
 
 def _keep_entities(entities: pa.Table, uri: str, files: StoreFiles) -> ContentHash:
@@ -418,7 +435,24 @@ class TrainingService:
     def run_join(
         self, join: _JoinPlan, output: str | Path | None
     ) -> tuple[pa.Table | None, ContentHash]:
-        """Stream the join, hashing each batch; keep it in memory or write it to ``output``."""
+        """Stream the join, hashing each batch; keep it in memory or write it to ``output``.
+
+        An engine whose workers write (`WorkerWriter`, Daft on Ray) writes ``output`` as a
+        folder of Parquet files from the workers and hashes them there, so the result never
+        passes through this process (views with on-demand transforms, which run here, are
+        joined here as usual)."""
+        if output is not None and not join.on_demand and isinstance(self.engine, WorkerWriter):
+            uri = self.files.output_uri(output)
+            if self.files.exists(uri):
+                raise StorageError(
+                    f"training data output {uri} exists; the {self.engine.name} engine writes "
+                    "a new folder of Parquet files there: name one that does not exist yet",
+                    uri=uri,
+                )
+            _, total = self.engine.pit_join_to(
+                join.entities, join.timestamp_column, join.sources, uri
+            )
+            return None, total
         reader = self.engine.pit_join(
             join.entities,
             join.timestamp_column,

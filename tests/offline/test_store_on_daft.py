@@ -1,0 +1,66 @@
+"""A repository configured with `offline.engine: daft` (native runner): training data
+through the store equals the DuckDB repository's, row for row and hash for hash, and with
+``output=`` the workers write a folder of part files that reads back in entity order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from featureledger import Entity, FeatureGroup, FeatureStore, FeatureView, Field, content_hash
+from featureledger.errors import StorageError
+
+TS = "event_timestamp"
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+USER = Entity("user", join_keys=["user_id"])
+MERCHANT = Entity("merchant", join_keys=[Field("merchant_id", "string")])
+
+
+def at(seconds: int) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def repo(root: Path, engine: str) -> FeatureStore:
+    store = FeatureStore.init(root)
+    (root / "featureledger.yaml").write_text(
+        (root / "featureledger.yaml").read_text().replace("engine: duckdb", f"engine: {engine}")
+    )
+    store = FeatureStore(root)
+    assert store.engine.name == engine
+    u = FeatureGroup("u", USER, [Field("x", "float64")], ttl=timedelta(seconds=20))
+    m = FeatureGroup("m", MERCHANT, [Field("y", "string")])
+    store.apply([u, m, FeatureView("v", [u, m])])
+    store.ingest(
+        "u", pa.table({"user_id": [1, 1, 2], TS: [at(0), at(10), at(5)], "x": [1.0, 2.0, None]})
+    )
+    store.ingest("u", pa.table({"user_id": [1], TS: [at(10)], "x": [3.0]}))  # a merge
+    store.ingest("m", pa.table({"merchant_id": ["a", "b"], TS: [at(3), at(30)], "y": ["p", "q"]}))
+    return store
+
+
+def test_training_data_on_daft_equals_duckdbs(tmp_path: Path) -> None:
+    entities = pa.Table.from_pylist(
+        [
+            {"user_id": u, "merchant_id": m, TS: at(t)}
+            for u, m, t in [(1, "a", 10), (2, "b", 29), (1, "b", 31), (3, "zz", 100), (2, "a", 2)]
+        ]
+    )
+    duck = repo(tmp_path / "duck", "duckdb").training_data("v", entities)
+    on_daft = repo(tmp_path / "daft", "daft")
+    held = on_daft.training_data("v", entities)
+    assert held.to_arrow().equals(duck.to_arrow())
+    assert held.record.content == duck.record.content == content_hash(duck.to_arrow())
+    assert duck.to_arrow().column("x").to_pylist() == [3.0, None, None, None, None]
+    out = tmp_path / "exports" / "train"
+    written = on_daft.training_data("v", entities, output=out)
+    assert out.is_dir() and list(out.glob("*.parquet"))
+    assert written.record.content == duck.record.content
+    assert written.to_arrow().equals(duck.to_arrow())
+    # a folder already there is refused, and nothing is added to it
+    before = sorted(out.iterdir())
+    with pytest.raises(StorageError, match="exists"):
+        on_daft.training_data("v", entities, output=out)
+    assert sorted(out.iterdir()) == before
