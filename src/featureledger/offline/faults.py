@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from featureledger.definitions.types import TIMESTAMP
 from featureledger.errors import DataError, TimestampError
@@ -129,11 +130,25 @@ class RowFaults:
             for row, reason in zip(f.rows.tolist(), f.reasons(), strict=True):
                 reasons[row].append(reason)
         held = table.take(pa.array(positions, pa.int64()))
+        held = self._blank(held, {int(p): i for i, p in enumerate(positions)})
         held = held.append_column(
             FAILED_RULES_COLUMN,
             pa.array([reasons[int(p)] for p in positions], pa.list_(pa.string())),
         )
         return good, held
+
+    def _blank(self, table: pa.Table, at: dict[int, int]) -> pa.Table:
+        """Null the cells of bad times: they hold a placeholder, the value is in the reason."""
+        for f in self.faults:
+            if f.kind not in ("time_range", "sub_microsecond"):
+                continue
+            blank = np.zeros(table.num_rows, dtype=bool)
+            blank[[at[int(r)] for r in f.rows]] = True
+            index = table.schema.get_field_index(f.column)
+            column = table.column(index)
+            nulls = pa.nulls(table.num_rows, column.type)
+            table = table.set_column(index, f.column, pc.if_else(pa.array(blank), nulls, column))
+        return table
 
     def annotated(self, table: pa.Table) -> pa.Table:
         """The whole batch with `FAILED_RULES_COLUMN` (null on good rows), as kept when
@@ -143,6 +158,7 @@ class RowFaults:
             for row, reason in zip(f.rows.tolist(), f.reasons(), strict=True):
                 reasons.setdefault(row, []).append(reason)
         column = [reasons.get(i) for i in range(table.num_rows)]
+        table = self._blank(table, {i: i for i in range(table.num_rows)})
         return table.append_column(FAILED_RULES_COLUMN, pa.array(column, pa.list_(pa.string())))
 
 
