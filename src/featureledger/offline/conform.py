@@ -34,7 +34,7 @@ from featureledger.errors import (
     SchemaMismatchError,
     TimestampError,
 )
-from featureledger.offline.faults import RowFaults, check_instants, to_text
+from featureledger.offline.faults import FaultKind, RowFaults, check_instants, to_text
 
 NaivePolicy = Literal["error", "utc"]
 
@@ -543,7 +543,7 @@ def conform_batch(
             # a cell nulled because it did not parse is already a fault of its row
             nulls[found.rows_of(name)] = False
             rows = np.flatnonzero(nulls)
-            kind = "null_key" if name in group.primary_key else "null_time"
+            kind: FaultKind = "null_key" if name in group.primary_key else "null_time"
             found.add(kind, name, rows, f"has {len(rows)} null value(s)")
     if found:
         if faults is None:
