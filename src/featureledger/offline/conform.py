@@ -19,6 +19,7 @@ import csv
 import os
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,6 +144,7 @@ def convert_values(
     values that fails is looked at value by value.
     """
     if target is not None and pa.types.is_timestamp(target):
+        values = _instants(values, name, where, faults)
         # times are inferred, so the naive-timestamp rule sees them as given
         _sub_microsecond_values(values, name, where, faults)
         target = None
@@ -180,6 +182,31 @@ def _fits(values: list[Any], target: pa.DataType, name: str, where: str) -> bool
         return not isinstance(cast_exact(inferred, target, name=name, where=where), str)
     except (pa.ArrowException, OverflowError, ValueError, TypeError):
         return False
+
+
+def _instants(values: list[Any], name: str, where: str, faults: RowFaults | None) -> list[Any]:
+    """Values of a time column as datetimes: ISO 8601 strings (as JSON sends them) are
+    parsed; anything else that is not a datetime is a fault (its cell becomes None)."""
+    out: list[Any] = []
+    bad: list[int] = []
+    for i, v in enumerate(values):
+        if isinstance(v, str):
+            try:
+                v = datetime.fromisoformat(v)
+            except ValueError:
+                bad.append(i)
+                v = None
+        elif v is not None and not isinstance(v, datetime):
+            bad.append(i)
+            v = None
+        out.append(v)
+    if bad:
+        shown = [f"{to_text(values[i])} is not a time" for i in bad]
+        sink = faults if faults is not None else RowFaults(where)
+        sink.add("unparseable", name, bad, f"has {len(bad)} value(s) that are not times", shown)
+        if faults is None:
+            raise sink.error()
+    return out
 
 
 def _inferred_type(values: list[Any]) -> pa.DataType:
@@ -302,7 +329,7 @@ def _read_csv(
         )
 
     try:
-        return read(typed)
+        return _csv_times(read(typed), column_types, where, faults)
     except pa.ArrowInvalid as exc:
         detail = str(exc).strip()
         if "straddling" in detail or "block" in detail:
@@ -338,6 +365,27 @@ def _read_csv(
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             converted = _parse_text(col.combine_chunks(), target, name, where, faults)
         table = table.set_column(table.schema.get_field_index(name), name, converted)
+    return _csv_times(table, column_types, where, faults)
+
+
+def _csv_times(
+    table: pa.Table, column_types: dict[str, pa.DataType], where: str, faults: RowFaults | None
+) -> pa.Table:
+    """Time columns that inference left as text (a cell is not a time): each cell that
+    parses as an ISO 8601 time with a zone offset is kept, the others are faults."""
+    import pyarrow.csv as pacsv
+
+    for name, target in column_types.items():
+        if not pa.types.is_timestamp(target) or name not in table.column_names:
+            continue
+        col = table.column(name)
+        if not pa.types.is_string(col.type):
+            continue
+        nulls = pa.array(pacsv.ConvertOptions().null_values, pa.string())
+        col = pc.if_else(pc.is_in(col, nulls), pa.scalar(None, pa.string()), col)
+        # nanoseconds, so sub-microsecond digits are found (and refused) by the time rules
+        parsed = _parse_text(col.combine_chunks(), pa.timestamp("ns", "UTC"), name, where, faults)
+        table = table.set_column(table.schema.get_field_index(name), name, parsed)
     return table
 
 
