@@ -66,8 +66,9 @@ def test_ingest_never_crashes(
 @fuzz_settings(200)
 @given(text=contract_texts())
 @example(
-    text="apiVersion: featureledger/v1\nkind: contract\ndataset: g\n"
-    "slos:\n  - kind: freshness\n    column: t\n    max_age: 99999999999999999999d\n"
+    text="apiVersion: featureledger/v1\nkind: DataContract\ndataset: g\n"
+    "schema:\n  - name: g\n    properties:\n      - name: t\n        physicalType: timestamp\n"
+    "slaProperties:\n  - rule: freshness\n    column: t\n    max_age: 99999999999999999999d\n"
 )
 @example(text="/no/such/contract.yaml")
 def test_contract_yaml_never_crashes(text: str) -> None:
