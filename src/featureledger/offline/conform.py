@@ -39,6 +39,9 @@ from featureledger.offline.faults import FaultKind, RowFaults, check_instants, t
 
 NaivePolicy = Literal["error", "utc"]
 
+#: the fraction of seconds in an ISO 8601 time
+_FRACTION = re.compile(r"T[\d:]+[.,](\d+)")
+
 
 def to_arrow(
     data: Any,
@@ -189,23 +192,33 @@ def _instants(values: list[Any], name: str, where: str, faults: RowFaults | None
     parsed; anything else that is not a datetime is a fault (its cell becomes None)."""
     out: list[Any] = []
     bad: list[int] = []
+    lossy: list[int] = []
     for i, v in enumerate(values):
         if isinstance(v, str):
-            try:
-                v = datetime.fromisoformat(v)
-            except ValueError:
-                bad.append(i)
+            fraction = _FRACTION.search(v)
+            if fraction and fraction.group(1)[6:].strip("0"):
+                # fromisoformat would drop the digits after the sixth silently
+                lossy.append(i)
                 v = None
+            else:
+                try:
+                    v = datetime.fromisoformat(v)
+                except ValueError:
+                    bad.append(i)
+                    v = None
         elif v is not None and not isinstance(v, datetime):
             bad.append(i)
             v = None
         out.append(v)
+    sink = faults if faults is not None else RowFaults(where)
     if bad:
         shown = [f"{to_text(values[i])} is not a time" for i in bad]
-        sink = faults if faults is not None else RowFaults(where)
         sink.add("unparseable", name, bad, f"has {len(bad)} value(s) that are not times", shown)
-        if faults is None:
-            raise sink.error()
+    if lossy:
+        detail = f"has {len(lossy)} time(s) with sub-microsecond digits"
+        sink.add("sub_microsecond", name, lossy, detail, [str(values[i]) for i in lossy])
+    if sink and faults is None:
+        raise sink.error()
     return out
 
 
