@@ -183,6 +183,13 @@ def check_instants(
     None); their cells keep a placeholder, since those rows are never published."""
     unit = column.type.unit
     per = PER_SECOND[unit]
+    low, high = pc.min_max(column).values()
+    if not low.is_valid or (low.value >= MIN_SECONDS * per and high.value < MAX_SECONDS * per):
+        try:  # the common case, one pass: a safe cast refuses sub-microsecond digits
+            return column.cast(TIMESTAMP, safe=True)
+        except pa.ArrowInvalid:
+            pass
+    # a bad batch: find the rows
     nulls = column.is_null().to_numpy(zero_copy_only=False)
     ints = column.cast(pa.int64())
     values = np.asarray(ints.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
