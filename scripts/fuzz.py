@@ -31,7 +31,7 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.errors import UnsatisfiedAssumption  # noqa: E402
 from tests.fuzz import cases  # noqa: E402
 
-DEFAULTS = {"ingest": 1000, "contract": 4000, "definitions": 4000, "http": 1000}
+DEFAULTS = {"ingest": 500, "contract": 2000, "definitions": 6000, "http": 1500}
 
 
 def run(

@@ -144,7 +144,11 @@ class DataService:
                 raise
             return good, held.num_rows
         path = self.files.rejected_uri(fg.name, major, run.id)
-        self.files.write_parquet(faults.annotated(batch), path)
+        try:
+            self.files.write_parquet(faults.annotated(batch), path)
+        except Exception as exc:
+            self.runs.finish(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
+            raise
         rows = int(faults.mask(batch.num_rows).sum())
         error = faults.error(
             f" Nothing was written; the whole batch ({batch.num_rows} rows, {rows} at fault) "
