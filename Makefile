@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup services demo test lint typecheck bench clean
+.PHONY: help setup services demo test lint typecheck bench fuzz clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ lint: $(STAMP)  ## ruff and mypy
 bench: $(STAMP)  ## the point-in-time benchmark on size s (docs/benchmarks.md has the full set)
 	$(PY) benchmarks/bench_pit.py --size s
 	$(PY) benchmarks/bench_online.py
+
+# tests/fuzz runs a short fuzz in `make test`; FEATURELEDGER_FUZZ_EXAMPLES=N makes it longer
+fuzz: $(STAMP)  ## 10,000 fuzz cases (ingest, contract YAML, definitions, HTTP) with counts
+	$(PY) scripts/fuzz.py
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -456,3 +456,124 @@ def test_entity_frame_clashing_with_feature_names(viewed: FeatureStore) -> None:
 
 def test_training_data_unknown_pins(viewed: FeatureStore) -> None:
     refused_entities(viewed, entities(), DataError, "['nope']", versions={"nope": 1})
+
+
+# -- crash classes found by fuzzing (issue 11): each is now a clear error, nothing written ---------
+
+
+def test_duplicate_columns_are_named_in_pandas_parquet_and_csv(
+    filled: FeatureStore, tmp_path: Path
+) -> None:
+    df = good().to_pandas()
+    df.columns = ["user_id", "event_timestamp", "created", "clicks", "clicks"]
+    refused(filled, df, SchemaMismatchError, "['clicks'] appear more than once")
+    path = tmp_path / "dup.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        pa.Table.from_arrays(
+            [*good().columns, good().column("spend")], names=[*good().column_names, "spend"]
+        ),
+        path,
+    )
+    refused(filled, path, SchemaMismatchError, "['spend'] appear more than once", str(path))
+    csv_path = tmp_path / "dup.csv"
+    csv_path.write_text("user_id,user_id,event_timestamp,created,clicks,spend\n")
+    refused(filled, csv_path, SchemaMismatchError, "['user_id'] appear more than once")
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("event_timestamp", datetime(1, 1, 1, tzinfo=UTC)),
+        ("event_timestamp", 2**62),  # beyond Python's datetime
+        ("created", datetime(1, 1, 1, tzinfo=UTC)),
+        ("created", 2**63 - 1),
+        ("created", datetime(9999, 12, 31, tzinfo=UTC)),
+    ],
+)
+def test_times_outside_the_supported_range_are_refused(
+    filled: FeatureStore, column: str, value: object
+) -> None:
+    index = good().schema.get_field_index(column)
+    times = good().column(column).cast(pa.int64()).to_pylist()
+    micros = value
+    if isinstance(value, datetime):
+        micros = (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    times[1] = micros
+    bad = good().set_column(index, column, pa.array(times, TS))
+    refused(filled, bad, TimestampError, repr(column), "rows [1]", "[1678-01-01, 2262-01-01) UTC")
+    if isinstance(value, datetime):  # the same from row dicts
+        rows = good().to_pylist()
+        rows[1][column] = value
+        refused(filled, rows, TimestampError, repr(column), "rows [1]", "supported range")
+
+
+def test_integers_beyond_64_bits_in_row_dicts(filled: FeatureStore) -> None:
+    rows = good(offset=10).to_pylist()
+    rows[2]["user_id"] = 2**63
+    refused(filled, rows, DataError, "'user_id'", "rows [2]", "9223372036854775808")
+    rows = good(offset=10).to_pylist()
+    rows[0]["clicks"] = 2**64
+    refused(filled, rows, DataError, "'clicks'", "rows [0]")
+    refused(filled, {**good().to_pydict(), "spend": [1.0, 2**70, 3.0]}, DataError, "'spend'")
+
+
+def test_nanoseconds_are_refused_in_row_dicts_and_iso_strings(filled: FeatureStore) -> None:
+    rows = good(offset=10).to_pylist()
+    rows[1]["event_timestamp"] = pd.Timestamp("2024-01-01T00:00:00.000000001Z")
+    refused(filled, rows, TimestampError, "sub-microsecond", "rows [1]", "floor('us')")
+    rows = good(offset=10).to_pylist()
+    rows[0]["event_timestamp"] = "2024-01-01T00:00:00.000000001Z"
+    refused(filled, rows, TimestampError, "sub-microsecond", "rows [0]")
+    # ISO strings as JSON sends them are times; more than six zero digits lose nothing
+    rows = good(offset=10).to_pylist()
+    rows[0]["event_timestamp"] = "2024-01-01T00:00:00.000000000Z"
+    rows[1]["event_timestamp"] = "2024-01-01T01:00:00+00:00"
+    filled.ingest("stats", rows)
+    stored = {r["user_id"]: r["event_timestamp"] for r in filled.read("stats").to_pylist()}
+    assert stored[10] == T0 and stored[11] == T0 + timedelta(hours=1)
+
+
+def test_an_empty_list_says_there_are_no_rows(filled: FeatureStore) -> None:
+    refused(filled, [], EmptyDataError, "empty list", "no rows")
+
+
+def test_a_huge_csv_cell_gets_a_clear_message(filled: FeatureStore, tmp_path: Path) -> None:
+    path = tmp_path / "huge.csv"
+    cell = "x" * (40 << 20)  # the issue's case; rows up to 16 MiB are read
+    path.write_text(
+        "user_id,event_timestamp,created,clicks,spend\n"
+        "1,2024-01-01T00:00:00Z,2024-01-01T00:00:00Z,1,1.0\n"
+        f'2,2024-01-01T00:00:00Z,2024-01-01T00:00:00Z,1,"{cell}"\n'
+    )
+    refused(filled, path, DataError, "row longer than 16 MiB", "(line 3)", "unbalanced quote")
+
+
+def test_one_string_is_one_name_in_definitions() -> None:
+    assert Entity("e", join_keys="user_id").key_names == ("user_id",)
+    group = FeatureGroup("g", USER, features="clicks", licenses="mit")
+    assert group.licenses == ("mit",) and group.feature_names == ("clicks",)
+    with pytest.raises(DefinitionError, match="features must be a list, got None"):
+        FeatureGroup("g", USER, features=None)  # type: ignore[arg-type]
+    with pytest.raises(DefinitionError, match="licenses must be a list"):
+        FeatureGroup("g", USER, features=["f"], licenses=3)  # type: ignore[arg-type]
+    with pytest.raises(DefinitionError, match="tags must be a mapping"):
+        Entity("e", tags=["a"])  # type: ignore[arg-type]
+
+
+def test_contract_files_and_durations_give_clear_errors(tmp_path: Path) -> None:
+    from featureledger.contracts import load_contract
+    from featureledger.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match=r"contract file .*missing.yaml' does not exist"):
+        load_contract(tmp_path / "missing.yaml")
+    with pytest.raises(NotFoundError):
+        load_contract(str(tmp_path / "missing.yaml"))
+    text = (
+        "apiVersion: featureledger/v1\nkind: DataContract\ndataset: g\n"
+        "schema:\n  - name: g\n    properties:\n      - name: t\n        physicalType: timestamp\n"
+        "slaProperties:\n  - rule: freshness\n    column: t\n    max_age: 99999999999999999999d\n"
+    )
+    with pytest.raises(DefinitionError, match=r"99999999999999999999d.*out of range"):
+        load_contract(text)

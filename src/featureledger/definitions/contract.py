@@ -55,18 +55,25 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
         return value
     if isinstance(value, bool):
         raise DefinitionError(f"a duration must be like '2h', '1d12h' or seconds, got {value!r}")
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        text = value.replace(" ", "").lower()
-        sign, body = (-1, text[1:]) if text.startswith("-") else (1, text)
-        parts = _DURATION.findall(body)
-        if body and "".join(n + u for n, u in parts) == body:
-            total = timedelta(0)
-            for number, unit in parts:
-                count = float(number) if "." in number else int(number)
-                total += _UNITS[unit] * count
-            return total * sign
+    try:
+        if isinstance(value, int | float):
+            return timedelta(seconds=value)
+        if isinstance(value, str):
+            text = value.replace(" ", "").lower()
+            sign, body = (-1, text[1:]) if text.startswith("-") else (1, text)
+            parts = _DURATION.findall(body)
+            if body and "".join(n + u for n, u in parts) == body:
+                total = timedelta(0)
+                for number, unit in parts:
+                    count = float(number) if "." in number else int(number)
+                    total += _UNITS[unit] * count
+                return total * sign
+    except (OverflowError, ValueError):
+        # timedelta holds at most 999,999,999 days; inf and nan are no duration at all
+        raise DefinitionError(
+            f"duration {value!r} is out of range; durations must be finite and under "
+            "999999999 days (about 2.7 million years)"
+        ) from None
     raise DefinitionError(
         f"cannot read duration {value!r}; write it like '2h', '1d12h', '90s', '250ms' or as a "
         "number of seconds"

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from featureledger.definitions.field import Field, as_field
 from featureledger.definitions.identity import VersionId
-from featureledger.definitions.names import check_name
+from featureledger.definitions.names import as_items, as_mapping, check_name
 from featureledger.errors import DefinitionError
 
 
@@ -31,12 +31,13 @@ class Entity:
 
     def __post_init__(self) -> None:
         check_name("entity", self.name)
-        keys = tuple(as_field(k, self.dtype) for k in (self.join_keys or [self.name + "_id"]))
+        given = as_items(f"entity {self.name!r}: join_keys", self.join_keys, single=(str, Field))
+        keys = tuple(as_field(k, self.dtype) for k in (given or [self.name + "_id"]))
         names = [k.name for k in keys]
         if len(set(names)) != len(names):
             raise DefinitionError(f"entity {self.name!r}: join keys repeat a name: {names}")
         object.__setattr__(self, "join_keys", keys)
-        object.__setattr__(self, "tags", dict(self.tags))
+        object.__setattr__(self, "tags", as_mapping(f"entity {self.name!r}: tags", self.tags))
 
     @property
     def key_fields(self) -> tuple[Field, ...]:

@@ -13,7 +13,7 @@ from featureledger.definitions.contract import Contract
 from featureledger.definitions.entity import Entity
 from featureledger.definitions.field import Field, as_field
 from featureledger.definitions.identity import VersionId
-from featureledger.definitions.names import check_name
+from featureledger.definitions.names import as_items, as_mapping, check_name
 from featureledger.definitions.pipeline import (
     Source,
     Transform,
@@ -60,15 +60,24 @@ class FeatureGroup:
 
     def __post_init__(self) -> None:
         check_name("feature group", self.name)
-        entities = (self.entity,) if isinstance(self.entity, Entity) else tuple(self.entity)
+        what = f"feature group {self.name!r}"
+        entities = (
+            (self.entity,)
+            if isinstance(self.entity, Entity)
+            else as_items(f"{what}: entity", self.entity)
+        )
         if not entities or not all(isinstance(e, Entity) for e in entities):
             raise DefinitionError(
                 f"feature group {self.name!r}: entity must be an Entity or a list of them"
             )
         object.__setattr__(self, "entity", entities)
-        object.__setattr__(self, "features", tuple(as_field(f, "float64") for f in self.features))
-        object.__setattr__(self, "tags", dict(self.tags))
-        object.__setattr__(self, "licenses", tuple(self.licenses))
+        features = as_items(f"{what}: features", self.features, single=(str, Field))
+        object.__setattr__(self, "features", tuple(as_field(f, "float64") for f in features))
+        object.__setattr__(self, "tags", as_mapping(f"{what}: tags", self.tags))
+        licenses = as_items(f"{what}: licenses", self.licenses)
+        if not all(isinstance(x, str) and x for x in licenses):
+            raise DefinitionError(f"{what}: licenses must be non-empty strings, got {licenses!r}")
+        object.__setattr__(self, "licenses", licenses)
         for col in (self.event_time, self.created_time):
             if col is not None:
                 check_name("column", col)

@@ -12,7 +12,7 @@ from featureledger.definitions.code import function_hash
 from featureledger.definitions.feature_group import FeatureGroup, FeatureSelection
 from featureledger.definitions.field import Field, as_field
 from featureledger.definitions.identity import VersionId
-from featureledger.definitions.names import check_name
+from featureledger.definitions.names import as_items, as_mapping, check_name
 from featureledger.errors import DefinitionError
 
 
@@ -60,8 +60,11 @@ class OnDemand:
 
     def __post_init__(self) -> None:
         check_name("on-demand transform", self.name)
-        object.__setattr__(self, "outputs", tuple(as_field(f, "float64") for f in self.outputs))
-        object.__setattr__(self, "request", tuple(as_field(f, "float64") for f in self.request))
+        what = f"on-demand transform {self.name!r}"
+        outputs = as_items(f"{what}: outputs", self.outputs, single=(str, Field))
+        request = as_items(f"{what}: request", self.request, single=(str, Field))
+        object.__setattr__(self, "outputs", tuple(as_field(f, "float64") for f in outputs))
+        object.__setattr__(self, "request", tuple(as_field(f, "float64") for f in request))
         if not self.outputs:
             raise DefinitionError(f"on-demand transform {self.name!r}: declare its outputs")
 
@@ -122,10 +125,16 @@ class FeatureView:
 
     def __post_init__(self) -> None:
         check_name("feature view", self.name)
-        if not self.features:
-            raise DefinitionError(f"feature view {self.name!r}: select at least one feature")
+        what = f"feature view {self.name!r}"
+        items = as_items(
+            f"{what}: features",
+            self.features,
+            single=(FeatureGroup, FeatureSelection, ViewSource),
+        )
+        if not items:
+            raise DefinitionError(f"{what}: select at least one feature")
         sources: list[ViewSource] = []
-        for item in self.features:
+        for item in items:
             if isinstance(item, FeatureGroup):
                 item = item.select()
             if isinstance(item, FeatureSelection):
@@ -148,8 +157,9 @@ class FeatureView:
         if self.version is not None and (not isinstance(self.version, int) or self.version < 1):
             raise DefinitionError(f"feature view {self.name!r}: version must be an integer >= 1")
         object.__setattr__(self, "features", tuple(sources))
-        object.__setattr__(self, "on_demand", tuple(self.on_demand))
-        object.__setattr__(self, "tags", dict(self.tags))
+        on_demand = as_items(f"{what}: on_demand", self.on_demand, single=(OnDemand,))
+        object.__setattr__(self, "on_demand", on_demand)
+        object.__setattr__(self, "tags", as_mapping(f"{what}: tags", self.tags))
         if not self.full_feature_names:
             names = [f for s in self.sources for f in s.features]
             clash = sorted({n for n in names if names.count(n) > 1})

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from featureledger.errors import InvalidNameError
+from featureledger.errors import DefinitionError, InvalidNameError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
@@ -27,3 +29,22 @@ def check_name(what: str, name: object) -> str:
             rule = "it starts with a digit"
         raise InvalidNameError(what, name, rule)
     return name
+
+
+def as_items(what: str, value: object, *, single: tuple[type, ...] = (str,)) -> tuple[Any, ...]:
+    """``value`` as a tuple of items; one ``single`` item (a name) counts as one, never as
+    the sequence of its characters. Anything not iterable raises `DefinitionError`."""
+    if isinstance(value, single):
+        return (value,)
+    if value is None or isinstance(value, bytes | Mapping) or not isinstance(value, Iterable):
+        raise DefinitionError(f"{what} must be a list, got {value!r} ({type(value).__name__})")
+    return tuple(value)
+
+
+def as_mapping(what: str, value: object) -> dict[str, Any]:
+    """``value`` as a plain dict, or `DefinitionError` when it is not a mapping."""
+    if not isinstance(value, Mapping):
+        raise DefinitionError(
+            f"{what} must be a mapping of names to values, got {value!r} ({type(value).__name__})"
+        )
+    return dict(value)

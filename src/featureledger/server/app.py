@@ -714,7 +714,21 @@ def _secret(credentials: HTTPAuthorizationCredentials | None) -> str | None:
 
 def _typed_rows(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Table:
     """Rows from JSON as Arrow; ISO 8601 strings become the group's timestamps and dates."""
-    table = pa.Table.from_pylist(rows)
+    names = dict.fromkeys(k for r in rows for k in r)
+    arrays = {}
+    for name in names:
+        values = [r.get(name) for r in rows]
+        try:
+            arrays[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+            # mixed types or integers beyond 64 bits: say which column and row
+            bad = next((i for i, v in enumerate(values) if not _readable(values, v)), None)
+            raise DataError(
+                f"column {name!r}: values not readable ({exc}); first at row {bad} "
+                f"({values[bad] if bad is not None else ''!r}). Send one JSON type per "
+                "column, integers within 64 bits."
+            ) from exc
+    table = pa.table(arrays)
     for i, name in enumerate(table.column_names):
         want = types.get(name)
         column = table.column(i)
@@ -723,3 +737,13 @@ def _typed_rows(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa
         if pa.types.is_timestamp(want) or pa.types.is_date(want):
             table = table.set_column(i, name, pc.cast(column, want))
     return table
+
+
+def _readable(values: list[Any], value: Any) -> bool:
+    """Whether ``value`` converts alone and as the first non-null value's type."""
+    first = next((v for v in values if v is not None), None)
+    try:
+        pa.array([first, value])
+        return True
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return False

@@ -21,6 +21,7 @@ from featureledger.hashing import ContentHash
 from featureledger.offline import DeltaGroupTable
 from featureledger.offline.base import OfflineEngine
 from featureledger.offline.conform import NaivePolicy, conform_parts, to_arrow
+from featureledger.offline.faults import FAILED_RULES_COLUMN, RowFaults
 from featureledger.registry import DataVersion, RegistryBackend, RunRecord, ValidationRecord
 from featureledger.store._catalog import Catalog
 from featureledger.store._files import StoreFiles
@@ -100,8 +101,12 @@ class DataService:
         fg = self.catalog.get_feature_group(group, version)
         major = fg.version or 1
         where = f"ingest into feature_group/{fg.name}@v{major}"
+        faults = RowFaults(where)
         table_in = to_arrow(
-            data, where=where, column_types={c.name: c.arrow_type for c in fg.columns}
+            data,
+            where=where,
+            column_types={c.name: c.arrow_type for c in fg.columns},
+            faults=faults,
         )
         now = datetime.now(UTC)
         optional, notes = self.added_columns(fg)
@@ -113,6 +118,7 @@ class DataService:
             fill_created=pa.scalar(now, pa.timestamp("us", tz="UTC")),
             optional=optional,
             notes=notes,
+            faults=faults,
         )
         if parts.problems:
             # the file's other faults come in the same message, so one fix-up round does
@@ -125,7 +131,48 @@ class DataService:
             user,
             {"group": fg.name, "major": major, "mode": mode, "rows": batch.num_rows, "note": note},
         )
-        return self.commit_batch(fg, batch, mode, note, run, user)
+        held = 0
+        if faults:
+            batch, held = self.hold_faulty_rows(fg, batch, faults, run, user)
+        return self.commit_batch(fg, batch, mode, note, run, user, held=held)
+
+    def hold_faulty_rows(
+        self, fg: FeatureGroup, batch: pa.Table, faults: RowFaults, run: RunRecord, user: str
+    ) -> tuple[pa.Table, int]:
+        """Rows that cannot be stored (null keys, unparseable values, bad times): under a
+        quarantine policy they are held back with their reasons and the good rows are
+        returned; otherwise the whole batch is kept under ``rejected/`` and refused."""
+        major = fg.version or 1
+        if fg.policy == "quarantine":
+            good, held = faults.split(batch, fg.arrow_schema)
+            try:
+                # held rows are made durable before anything is published: none is lost
+                self.quarantine_rows(fg, held, run.id)
+            except Exception as exc:
+                self.runs.finish(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
+                raise
+            return good, held.num_rows
+        path = self.files.rejected_uri(fg.name, major, run.id)
+        try:
+            self.files.write_parquet(faults.annotated(batch), path)
+        except Exception as exc:
+            self.runs.finish(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
+            raise
+        rows = int(faults.mask(batch.num_rows).sum())
+        error = faults.error(
+            f" Nothing was written; the whole batch ({batch.num_rows} rows, {rows} at fault) "
+            f"is kept at {path} with the reasons in column {FAILED_RULES_COLUMN!r} (policy "
+            f"{fg.policy}). Fix those rows and ingest again, or set policy='quarantine' to "
+            "publish the good rows and hold back the others."
+        )
+        self.runs.finish(run.id, "rejected", [], error=str(error))
+        self.registry.audit(
+            user,
+            "reject",
+            str(fg.identity(major)),
+            {"rows": batch.num_rows, "faulty_rows": rows, "run": run.id, "kept_at": str(path)},
+        )
+        raise error
 
     def added_columns(self, fg: FeatureGroup) -> tuple[list[str], dict[str, str]]:
         """Feature columns a minor version of this major added, split into those a batch
@@ -171,14 +218,26 @@ class DataService:
         return [f"contract: {r.describe()}" for r in report.errors]
 
     def commit_batch(
-        self, fg: FeatureGroup, batch: pa.Table, mode: Mode, note: str, run: RunRecord, user: str
+        self,
+        fg: FeatureGroup,
+        batch: pa.Table,
+        mode: Mode,
+        note: str,
+        run: RunRecord,
+        user: str,
+        *,
+        held: int = 0,
     ) -> DataVersion:
         """Check a conformed batch against the group's contract, write what may be
-        published under the table lock, and record it all; finishes ``run``."""
+        published under the table lock, and record it all; finishes ``run``. ``held``
+        counts rows of the input already quarantined for row faults."""
         major = fg.version or 1
         where = f"ingest into feature_group/{fg.name}@v{major}"
         table = self.tables.table(fg.name, major)
-        gate = self.apply_contract(fg, batch, run, user, where)
+        if batch.num_rows == 0:  # every row was held for a row fault: no contract to judge
+            gate = _Gate(batch, None, None, "unchecked", 0)
+        else:
+            gate = self.apply_contract(fg, batch, run, user, where)
         batch = gate.publish
         try:
             if gate.held is not None and gate.held.num_rows:
@@ -192,7 +251,7 @@ class DataService:
                     user,
                     "quarantine",
                     str(fg.identity(major)),
-                    {"rows": gate.rows_held, "run": run.id},
+                    {"rows": gate.rows_held + held, "run": run.id},
                 )
                 return parent
             # local disk: writers queue on the table lock. Object storage: the lock is a
@@ -248,7 +307,7 @@ class DataService:
                         "rows": batch.num_rows,
                         "run": run.id,
                         "validation": gate.status,
-                        "quarantined": gate.rows_held,
+                        "quarantined": gate.rows_held + held,
                     },
                 )
         except Exception as exc:

@@ -59,7 +59,8 @@ def rule_from_dict(
     if not isinstance(data, Mapping) or "rule" not in data:
         raise DefinitionError(f"{where}: each rule needs a 'rule:' kind, got {data!r}")
     kinds = SLO_RULES if slo else QUALITY_RULES
-    cls = kinds.get(data["rule"])
+    # a kind that is not a string (a list, a mapping) cannot name a rule
+    cls = kinds.get(data["rule"]) if isinstance(data["rule"], str) else None
     if cls is None:
         section = "slaProperties" if slo else "quality"
         raise DefinitionError(

@@ -21,7 +21,7 @@ from featureledger.definitions.contract import (
     Contract,
     rule_column,
 )
-from featureledger.errors import DefinitionError
+from featureledger.errors import DefinitionError, NotFoundError
 
 
 # -- featureledger's own form ----------------------------------------------------------------------
@@ -177,9 +177,21 @@ def read_contract(
 ) -> OdcsImport:
     """`load_contract` with `import_odcs`'s options for ODCS documents; also returns what a
     lenient ODCS import dropped."""
-    text = source.read_text() if isinstance(source, Path) else source
+    path: Path | None = source if isinstance(source, Path) else None
     if isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml")):
-        text = Path(source).read_text()
+        path = Path(source)
+    if path is None:
+        text = str(source)
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"contract file {str(path)!r} does not exist; check the path (relative paths "
+                f"are read from {str(Path.cwd())!r})"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DefinitionError(f"contract file {str(path)!r} could not be read: {exc}") from None
     doc = _load(text)
     if isinstance(doc, Mapping) and str(doc.get("apiVersion", "")).startswith("v3"):
         return import_odcs(doc, lenient=lenient, object=object)
