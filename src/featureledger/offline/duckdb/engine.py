@@ -8,9 +8,11 @@ column selection are still pushed into the scan.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -592,21 +594,33 @@ class DuckDBEngine:
         self.last_plans = ["duckdb"] * len(sources)
         if strategy not in ("auto", "merge"):
             return {}
-        out: dict[int, pa.Table] = {}
-        for i, src in enumerate(sources):
+
+        def one(src: PitSource) -> pa.Table | None:
             if not merge.usable(entities, timestamp_column, src):
-                continue
+                return None
             found = merge.plan(src)
             if found is None:
-                continue
+                return None
             # ``auto`` leaves snapshots that are not stored sorted to the DuckDB plans:
             # sorting them here costs more than those plans do
             if strategy == "auto" and (
                 not found.sorted_as_stored or len(found.runs) > self.MERGE_MAX_RUNS
             ):
-                continue
-            out[i] = merge.join(entities, timestamp_column, src, found)
-            self.last_plans[i] = "merge"
+                return None
+            return merge.join(entities, timestamp_column, src, found)
+
+        # numpy and Arrow release the GIL: the groups are joined side by side
+        workers = min(len(sources), os.cpu_count() or 1)
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                tables = list(pool.map(one, sources))
+        else:
+            tables = [one(src) for src in sources]
+        out: dict[int, pa.Table] = {}
+        for i, table in enumerate(tables):
+            if table is not None:
+                out[i] = table
+                self.last_plans[i] = "merge"
         return out
 
     def _newest_in_window(
