@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from featureledger.offline.duckdb import DuckDBEngine
-from featureledger.offline.duckdb.merge import _upper_bound
+from featureledger.offline.duckdb.merge import Run, _search, _upper_bound
 
 from .conftest import write_group
 from .reference import reference_pit
@@ -173,3 +173,29 @@ def test_upper_bound_is_searchsorted_per_segment(
     got = _upper_bound(times, lo, hi, t)
     want = [bounds[s] + int(np.searchsorted(np.sort(segments[s]), v, side="right")) for s, v in qs]
     assert got.tolist() == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    segments=st.lists(st.lists(st.integers(-(2**60), 2**60), max_size=8), min_size=1, max_size=20),
+    queries=st.lists(st.tuples(st.integers(0, 19), st.integers(-(2**61), 2**61)), max_size=30),
+    narrow=st.booleans(),
+)
+def test_search_agrees_with_the_binary_search(
+    segments: list[list[int]], queries: list[tuple[int, int]], narrow: bool
+) -> None:
+    """The composite searchsorted (narrow spans) and its fallback (spans too wide for one
+    int64) give the binary search's answer, with queries before and after the run's span."""
+    if narrow:  # a few microseconds: the composite path
+        segments = [[v % 7 for v in s] for s in segments]
+        queries = [(s, t % 11 - 2) for s, t in queries]
+    segments = [s for s in segments if s] or [[0]]
+    keys = np.repeat(np.arange(len(segments)), [len(s) for s in segments])
+    times = np.array([v for s in segments for v in sorted(s)], dtype=np.int64)
+    bounds = np.cumsum([0, *[len(s) for s in segments]])
+    run = Run([], np.zeros(1, np.int64), pa.table({"k": keys}), times)
+    qs = [(s % len(segments), t) for s, t in queries]
+    lo = np.array([bounds[s] for s, _ in qs], dtype=np.int64)
+    hi = np.array([bounds[s + 1] for s, _ in qs], dtype=np.int64)
+    t = np.array([t for _, t in qs], dtype=np.int64)
+    assert _search(run, lo, hi, t).tolist() == _upper_bound(times, lo, hi, t).tolist()
