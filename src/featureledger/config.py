@@ -28,7 +28,7 @@ class OfflineConfig:
     path: str = f"{STATE_DIR}/offline"
     #: DuckDB memory limit such as "4GB"; unset lets DuckDB take 80% of RAM
     memory_limit: str | None = None
-    #: point-in-time join plan: "auto" (per group), "merge", "asof", "range" (OfflineEngine.pit_join)
+    #: point-in-time join plan: "auto" (per group), "merge", "asof", "range" (see pit_join)
     pit_strategy: str = "auto"
     threads: int | None = None
     temp_directory: str = f"{STATE_DIR}/tmp"

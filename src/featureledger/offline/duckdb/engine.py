@@ -510,6 +510,10 @@ class DuckDBEngine:
         but the cost of the first join grows with the stored rows inside each window.
         ``auto`` estimates that number per group (rows per key times the TTL's share of the
         stored time span) and takes ``range`` when it is at most `RANGE_JOIN_MAX_MATCHES`.
+
+        Before either, ``auto`` and ``merge`` try the merge plan (`merge`, numpy and Arrow
+        over the sorted runs the writer stores) per group; ``auto`` keeps it only for
+        snapshots stored as at most `MERGE_MAX_RUNS` sorted runs.
         """
         merged = self._merge_joins(entities, timestamp_column, sources, strategy)
         if len(merged) == len(sources):
