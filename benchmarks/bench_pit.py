@@ -1,6 +1,7 @@
 """Point-in-time join benchmark: featureledger vs a hand-written DuckDB query vs Feast.
 
-    python benchmarks/bench_pit.py --size s|m|l [--feast] [--repeat 2] [--profile]
+    python benchmarks/bench_pit.py --size s|m|l [--shape base|few|skewed] [--feast] [--repeat 2]
+        [--profile]
 
 All contenders read the same Parquet files made by generate.py (generated first if
 missing). Each measured join runs in its own child process, so its peak RSS is the peak
@@ -400,6 +401,9 @@ def ensure_feast() -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", choices=["s", "m", "l"], default="s")
+    ap.add_argument(
+        "--shape", choices=["base", "few", "skewed"], default="base", help="see generate.py"
+    )
     ap.add_argument("--feast", action="store_true", help="also run Feast (DuckDB and file stores)")
     ap.add_argument(
         "--feast-stores",
@@ -445,7 +449,7 @@ def main() -> None:
 
     from generate import SIZES, generate
 
-    data = generate(args.size)
+    data = generate(args.size, shape=args.shape)
     rows, n_entities, _ = SIZES[args.size]
     meta = json.loads((data / "meta.json").read_text())
     facts = machine_facts()
@@ -469,7 +473,7 @@ def main() -> None:
         + ", ".join(f"{k} {v}" for k, v in vers.items())
     )
     print(
-        f"size {args.size}: {rows:,} feature rows per group (x2 groups, "
+        f"size {args.size}, shape {args.shape}: {rows:,} feature rows per group (x2 groups, "
         f"{meta['duplicate_rows_per_group']:,} duplicates each), {n_entities:,} entity rows; "
         f"Parquet {sum(meta['files'].values()) / 2**20:.0f} MiB"
     )
@@ -481,6 +485,7 @@ def main() -> None:
     me = [sys.executable, str(Path(__file__).resolve())]
     report: dict[str, Any] = {
         "size": args.size,
+        "shape": args.shape,
         "machine": facts,
         "versions": vers,
         "meta": meta,
@@ -590,8 +595,8 @@ def main() -> None:
         # print the summary
         print()
         print(
-            f"== point-in-time join, size {args.size}: {n_entities:,} entity rows x 2 groups "
-            f"of {rows:,} rows (best of {args.repeat}) =="
+            f"== point-in-time join, size {args.size} ({args.shape}): {n_entities:,} entity "
+            f"rows x 2 groups of {rows:,} rows (best of {args.repeat}) =="
         )
         fl = best["featureledger"]
         hdr = f"{'contender':<16}{'time':>10}{'peak RSS':>12}{'fl speedup':>12}{'rows ok':>9}"

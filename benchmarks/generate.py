@@ -1,6 +1,6 @@
 """Deterministic benchmark data as Parquet under benchmarks/data/<size>/.
 
-    python benchmarks/generate.py --size s|m|l [--force]
+    python benchmarks/generate.py --size s|m|l [--shape base|few|skewed] [--force]
 
 Writes, for each size, with numpy seeded so every run gives the same bytes:
 
@@ -17,6 +17,11 @@ user_txn. In each group ~1% of the rows repeat an earlier row's (user_id, event_
 with a later created_timestamp and different values; the later one must win. Users number
 rows/100 (1k, 10k, 100k), so each user has ~100 rows per group over one year (a row every
 ~3.7 days: the 7-day TTL of user_txn sometimes expires, the 30-day one rarely does).
+
+Other shapes (``--shape``, written to benchmarks/data/<size>-<shape>/), so that a join tuned
+to one shape is seen on others: ``few`` has rows/4 users (~4 rows per user and group, so
+most entity rows find nothing inside the 7-day TTL), ``skewed`` gives half of each group's
+rows to 1 % of the users (~5,000 rows per hot user at size l) and spreads the rest.
 """
 
 from __future__ import annotations
@@ -47,16 +52,27 @@ CATEGORIES = [f"cat_{i:02d}" for i in range(20)]
 DUP_FRACTION = 0.01
 NULL_FRACTION = 0.01
 SEEDS = {"user_stats": 11, "user_txn": 22, "entities": 33}
+SHAPES = ("base", "few", "skewed")
 
 
 def _keys(
-    rng: np.random.Generator, n: int, n_users: int, t0_us: int, span_us: int, dup_fraction: float
+    rng: np.random.Generator,
+    n: int,
+    n_users: int,
+    t0_us: int,
+    span_us: int,
+    dup_fraction: float,
+    skewed: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """user_id, event time (us) and created time (us) for ``n`` rows, ~dup_fraction of
-    which repeat an earlier (user_id, event time) with a later created time."""
+    which repeat an earlier (user_id, event time) with a later created time; ``skewed``
+    gives half of the rows to the first 1 % of the users."""
     n_dup = int(n * dup_fraction)
     n_base = n - n_dup
     uid = rng.integers(0, n_users, n_base, dtype=np.int64)
+    if skewed:
+        hot = n_base // 2
+        uid[:hot] = rng.integers(0, max(n_users // 100, 1), hot, dtype=np.int64)
     et = t0_us + rng.integers(0, span_us, n_base, dtype=np.int64)
     created = et + rng.integers(0, 60_000_000, n_base, dtype=np.int64)  # written within 1 min
     if n_dup:
@@ -85,9 +101,10 @@ def user_stats(
     t0_us: int = T0_US,
     span_us: int = YEAR_US,
     dup_fraction: float = DUP_FRACTION,
+    skewed: bool = False,
 ) -> pa.Table:
     rng = np.random.default_rng(seed)
-    uid, et, created = _keys(rng, n, n_users, t0_us, span_us, dup_fraction)
+    uid, et, created = _keys(rng, n, n_users, t0_us, span_us, dup_fraction, skewed)
     order = np.lexsort((created, et))  # feature pipelines write in time order
     uid, et, created = uid[order], et[order], created[order]
     cols: dict[str, pa.Array] = {
@@ -111,9 +128,10 @@ def user_txn(
     t0_us: int = T0_US,
     span_us: int = YEAR_US,
     dup_fraction: float = DUP_FRACTION,
+    skewed: bool = False,
 ) -> pa.Table:
     rng = np.random.default_rng(seed)
-    uid, et, created = _keys(rng, n, n_users, t0_us, span_us, dup_fraction)
+    uid, et, created = _keys(rng, n, n_users, t0_us, span_us, dup_fraction, skewed)
     order = np.lexsort((created, et))
     uid, et, created = uid[order], et[order], created[order]
     cols: dict[str, pa.Array] = {
@@ -140,9 +158,12 @@ def entities(n: int, n_users: int, *, seed: int = SEEDS["entities"]) -> pa.Table
     return pa.table({"user_id": uid, "event_timestamp": pa.array(et, TS), "label": label})
 
 
-def generate(size: str, force: bool = False) -> Path:
+def generate(size: str, force: bool = False, shape: str = "base") -> Path:
     rows, n_entities, n_users = SIZES[size]
-    out = DATA / size
+    skewed = shape == "skewed"
+    if shape == "few":
+        n_users = rows // 4
+    out = DATA / (size if shape == "base" else f"{size}-{shape}")
     meta_path = out / "meta.json"
     if meta_path.exists() and not force:
         meta = json.loads(meta_path.read_text())
@@ -151,16 +172,17 @@ def generate(size: str, force: bool = False) -> Path:
             return out
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    stats = user_stats(rows, n_users)
+    stats = user_stats(rows, n_users, skewed=skewed)
     pq.write_table(stats, out / "user_stats.parquet")
     del stats
-    txn = user_txn(rows, n_users)
+    txn = user_txn(rows, n_users, skewed=skewed)
     pq.write_table(txn, out / "user_txn.parquet")
     del txn
     ents = entities(n_entities, n_users)
     pq.write_table(ents, out / "entities.parquet")
     meta = {
         "size": size,
+        "shape": shape,
         "rows_per_group": rows,
         "duplicate_rows_per_group": int(rows * DUP_FRACTION),
         "entity_rows": ents.num_rows,
@@ -180,10 +202,11 @@ def generate(size: str, force: bool = False) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", choices=sorted(SIZES), nargs="+", default=["s"])
+    ap.add_argument("--shape", choices=SHAPES, default="base", help="rows per key (see above)")
     ap.add_argument("--force", action="store_true", help="rewrite existing data")
     args = ap.parse_args()
     for size in args.size:
-        generate(size, args.force)
+        generate(size, args.force, args.shape)
 
 
 if __name__ == "__main__":

@@ -250,9 +250,9 @@ def test_pit_join_matches_reference(sc: dict[str, Any]) -> None:
             f"unit={sc['unit']}us ttls={ttls}",
         )
         assert result.record.content == content_hash(table)
-        # both join plans give the same rows whatever `auto` picked
+        # every join plan gives the same rows whatever `auto` picked
         entity_table = pa.Table.from_pylist(entity_rows, schema=ENTITY_SCHEMA)
-        for strategy in ("asof", "range"):
+        for strategy in ("merge", "asof", "range"):
             store.config.offline.pit_strategy = strategy
             other = store.training_data("fraud", entity_table).to_arrow()
             assert other.equals(table), f"strategy {strategy} differs"

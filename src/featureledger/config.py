@@ -28,7 +28,7 @@ class OfflineConfig:
     path: str = f"{STATE_DIR}/offline"
     #: DuckDB memory limit such as "4GB"; unset lets DuckDB take 80% of RAM
     memory_limit: str | None = None
-    #: point-in-time join plan: "auto" (per group), "asof" or "range" (see OfflineEngine.pit_join)
+    #: point-in-time join plan: "auto" (per group), "merge", "asof", "range" (see pit_join)
     pit_strategy: str = "auto"
     threads: int | None = None
     temp_directory: str = f"{STATE_DIR}/tmp"
@@ -196,9 +196,9 @@ class RepoConfig:
                 f"{where}: naive_timestamps must be 'error' or 'utc', got "
                 f"{config.naive_timestamps!r}"
             )
-        if config.offline.pit_strategy not in ("auto", "asof", "range"):
+        if config.offline.pit_strategy not in ("auto", "merge", "asof", "range"):
             raise ConfigError(
-                f"{where}: offline.pit_strategy must be auto, asof or range, got "
+                f"{where}: offline.pit_strategy must be auto, merge, asof or range, got "
                 f"{config.offline.pit_strategy!r}"
             )
         if config.monitoring.stats_on_write is False:  # YAML 1.1 reads a bare `off` as false

@@ -25,7 +25,7 @@ BASE = datetime(2025, 1, 1, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 US = timedelta(microseconds=1)
 TS = pa.timestamp("us", tz="UTC")
-STRATEGIES = ["asof", "range", "auto"]
+STRATEGIES = ["asof", "range", "merge", "auto"]
 
 USER = Entity("user", join_keys=["user_id"])
 PAIR = Entity("pair", join_keys=["user_id", Field("shop", "string")])

@@ -162,8 +162,9 @@ class OfflineEngine(Protocol):
         None only when every source is static).
         No such row: NULL features. Output: the entity columns but `ROW_COLUMN`, then each
         source's features, one row per entity row in `ROW_COLUMN` order. Storage is unique
-        on (keys, event time), so no tie remains. ``strategy`` ("auto", "asof" or "range")
-        picks a plan; every plan gives the same rows, and engines with one plan ignore it."""
+        on (keys, event time), so no tie remains. ``strategy`` ("auto", "merge", "asof",
+        "range") picks a plan; every plan gives the same rows, and engines with one plan
+        ignore it."""
         ...
 
     def window(

@@ -8,9 +8,11 @@ column selection are still pushed into the scan.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +30,7 @@ from featureledger.offline.base import (
     StatsColumn,
     StatsScan,
 )
-from featureledger.offline.duckdb import contracts, skew, stats
+from featureledger.offline.duckdb import contracts, merge, skew, stats
 from featureledger.offline.duckdb._sql import count_keys as _count_keys
 from featureledger.offline.duckdb._sql import lit as _lit
 from featureledger.offline.duckdb._sql import positions as _positions
@@ -74,6 +76,8 @@ class DuckDBEngine:
         self._db: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self._footers: dict[str, pa.Schema] = {}
+        #: the plan each source of the last `pit_join` took ("merge" or "duckdb")
+        self.last_plans: list[str] = []
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         # connected on first use: commands that only read the registry (list, versions,
@@ -506,7 +510,14 @@ class DuckDBEngine:
         but the cost of the first join grows with the stored rows inside each window.
         ``auto`` estimates that number per group (rows per key times the TTL's share of the
         stored time span) and takes ``range`` when it is at most `RANGE_JOIN_MAX_MATCHES`.
+
+        Before either, ``auto`` and ``merge`` try the merge plan (`merge`, numpy and Arrow
+        over the sorted runs the writer stores) per group; ``auto`` keeps it only for
+        snapshots stored as at most `MERGE_MAX_RUNS` sorted runs.
         """
+        merged = self._merge_joins(entities, timestamp_column, sources, strategy)
+        if len(merged) == len(sources):
+            return _in_row_order(entities, merged, batch_size)
         con = self._cursor()
         con.register("entities", entities)
         select = [f"e.{q(c)}" for c in entities.column_names if c != ROW_COLUMN]
@@ -514,6 +525,12 @@ class DuckDBEngine:
         joins: list[str] = []
         for i, src in enumerate(sources):
             alias = f"g{i}"
+            if i in merged:  # found by the merge plan, in the frame's row order
+                found = merged[i]
+                con.register(alias, found.append_column("__fl_r", entities.column(ROW_COLUMN)))
+                joins.append(f"LEFT JOIN {alias} ON {alias}.__fl_r = e.{ROW_COLUMN}")
+                select += [f"{alias}.{q(out)} AS {q(out)}" for _, out in src.features]
+                continue
             scan = self.scan(con, f"src{i}", src.files, src.schema)
             windowed = bool(src.event_time and src.ttl_us is not None and timestamp_column)
             if windowed and self._use_range(con, scan, src, strategy):
@@ -565,6 +582,50 @@ class DuckDBEngine:
             f"ORDER BY e.{ROW_COLUMN}"
         )
         return con.sql(sql).to_arrow_reader(batch_size)
+
+    #: ``auto`` takes the merge plan for a snapshot of at most this many sorted runs
+    MERGE_MAX_RUNS = 4
+
+    def _merge_joins(
+        self,
+        entities: pa.Table,
+        timestamp_column: str | None,
+        sources: Sequence[PitSource],
+        strategy: str,
+    ) -> dict[int, pa.Table]:
+        """The features of each source the merge plan serves, by source index; the plan
+        taken per source is kept in `last_plans` (for tests and profiles)."""
+        self.last_plans = ["duckdb"] * len(sources)
+        if strategy not in ("auto", "merge"):
+            return {}
+
+        def one(src: PitSource) -> pa.Table | None:
+            if not merge.usable(entities, timestamp_column, src):
+                return None
+            found = merge.plan(src)
+            if found is None:
+                return None
+            # ``auto`` leaves snapshots that are not stored sorted to the DuckDB plans:
+            # sorting them here costs more than those plans do
+            if strategy == "auto" and (
+                not found.sorted_as_stored or len(found.runs) > self.MERGE_MAX_RUNS
+            ):
+                return None
+            return merge.join(entities, timestamp_column, src, found)
+
+        # numpy and Arrow release the GIL: the groups are joined side by side
+        workers = min(len(sources), os.cpu_count() or 1)
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                tables = list(pool.map(one, sources))
+        else:
+            tables = [one(src) for src in sources]
+        out: dict[int, pa.Table] = {}
+        for i, table in enumerate(tables):
+            if table is not None:
+                out[i] = table
+                self.last_plans[i] = "merge"
+        return out
 
     def _newest_in_window(
         self, con: duckdb.DuckDBPyConnection, scan: str, src: PitSource, timestamp_column: str
@@ -629,3 +690,18 @@ class DuckDBEngine:
             params={"column": column},
         ).fetchall()[0]
         return int(span) if complete else None
+
+
+def _in_row_order(
+    entities: pa.Table, found: dict[int, pa.Table], batch_size: int
+) -> pa.RecordBatchReader:
+    """The entity columns and every source's features, in `ROW_COLUMN` order."""
+    columns = [c for c in entities.column_names if c != ROW_COLUMN]
+    table = entities.select(columns)
+    for i in sorted(found):
+        for name, col in zip(found[i].column_names, found[i].columns, strict=True):
+            table = table.append_column(name, col)
+    rows = entities.column(ROW_COLUMN).to_numpy()
+    if len(rows) > 1 and not bool((rows[1:] > rows[:-1]).all()):
+        table = table.take(pa.array(rows.argsort(kind="stable")))
+    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(batch_size))

@@ -1,0 +1,380 @@
+"""The ``merge`` point-in-time plan: an as-of search over storage sorted by (keys, event time).
+
+The writer stores every batch sorted by the group's unique key (keys, then event time), so
+the files of a snapshot are runs in which each key's rows are contiguous and in event-time
+order. For such a run the stored row an entity row (keys, t) needs is found without a join
+over the stored rows: the entity keys are matched to the run's key segments (a hash join
+over one row per key), and a binary search inside the segment finds the last event time at
+or before t, vectorised over all entity rows at once. The features are then read once, row
+group by row group, and taken at the found positions, already in entity order, so nothing
+is sorted or re-ordered at the end.
+
+A snapshot is one run when its files, ordered by their first key, are sorted as a whole
+(one ingest, or a compaction); otherwise each file is a run and an entity row takes the
+newest of its runs' candidates (storage is unique per (keys, event time), so they never tie).
+A file whose rows are not in (keys, event time) order is sorted in memory first; `plan`
+reports that, so ``auto`` can leave such snapshots to the DuckDB plans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from featureledger.offline.base import PitSource
+
+_E = "__fl_e"
+_SEG = "__fl_seg"
+
+
+@dataclass
+class Run:
+    """Files read as one sorted sequence: their keys and event times, concatenated."""
+
+    files: list[str]
+    #: row offset of each file in the run, and the total as the last entry
+    offsets: np.ndarray
+    keys: pa.Table
+    #: event times as int64 microseconds (None for static groups)
+    times: np.ndarray | None
+    #: permutation applied to sort an unsorted file (run position -> file row), else None
+    order: np.ndarray | None = None
+    #: True where a row's key tuple differs from the previous row's (computed once)
+    change: np.ndarray | None = None
+    #: segment number * time span + event time offset: ascending over the run (`_search`)
+    composite: np.ndarray | None = None
+
+    def changes(self) -> np.ndarray:
+        if self.change is None:
+            self.change = _key_changes(self.keys)
+        return self.change
+
+
+@dataclass
+class MergePlan:
+    """A group's snapshot read as sorted runs; ``sorted_as_stored`` is False when some
+    file had to be sorted in memory (the plan still gives the right rows, only slower)."""
+
+    runs: list[Run]
+    sorted_as_stored: bool
+
+
+def _time_us(column: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
+    """Event times as int64 microseconds, or None when the type cannot be read exactly."""
+    t = column.type
+    if not pa.types.is_timestamp(t):
+        return None
+    try:
+        as_us = pc.cast(column, pa.timestamp("us", t.tz))  # safe: refuses lossy ns values
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if isinstance(as_us, pa.ChunkedArray):
+        as_us = as_us.combine_chunks()
+    return np.asarray(as_us.view(pa.int64()).to_numpy(zero_copy_only=False))
+
+
+def _key_changes(keys: pa.Table) -> np.ndarray:
+    """Boolean per row: True where the key tuple differs from the previous row's."""
+    n = keys.num_rows
+    change = np.ones(n, dtype=bool)
+    if n < 2:
+        return change
+    rest = np.zeros(n - 1, dtype=bool)
+    for col in keys.columns:
+        arr = col.combine_chunks()
+        if pa.types.is_integer(arr.type) and arr.null_count == 0:
+            v = arr.to_numpy()
+            rest |= v[1:] != v[:-1]
+        else:
+            ne = pc.not_equal(arr.slice(1), arr.slice(0, n - 1)).fill_null(True)
+            rest |= np.asarray(ne.to_numpy(zero_copy_only=False))
+    change[1:] = rest
+    return change
+
+
+def _sorted_run(run: Run) -> bool:
+    """Each key's rows contiguous and, within a key, event times ascending."""
+    keys, times = run.keys, run.times
+    if keys.num_rows < 2:
+        return True
+    change = run.changes()
+    if times is not None and not np.all(change[1:] | (times[1:] >= times[:-1])):
+        return False
+    starts = keys.filter(pa.array(change))
+    distinct = starts.group_by(starts.column_names).aggregate([]).num_rows
+    return bool(distinct == starts.num_rows)
+
+
+def usable(entities: pa.Table, timestamp_column: str | None, src: PitSource) -> bool:
+    """Whether the entity frame's keys and time can be matched exactly by this plan."""
+    if src.event_time is not None and (
+        timestamp_column is None or _time_us(entities.column(timestamp_column)) is None
+    ):
+        return False
+    for ek, k in zip(src.entity_keys, src.keys, strict=True):
+        if not entities.schema.field(ek).type.equals(src.schema.field(k).type):
+            return False  # the DuckDB plans compare across types as SQL does
+    return True
+
+
+def _read_keys(
+    path: str, schema: pa.Schema, keys: Sequence[str], event_time: str | None
+) -> pa.Table:
+    columns = [*keys, *([event_time] if event_time else [])]
+    # files may differ in nullability or metadata; one schema lets them be concatenated
+    return pq.read_table(path, columns=columns).cast(pa.schema([schema.field(c) for c in columns]))
+
+
+def plan(src: PitSource) -> MergePlan | None:
+    """Read ``src``'s keys and event times as sorted runs; None when this plan cannot
+    read the snapshot exactly (object storage, files lacking a column or in another type,
+    event times that are not timestamps or hold nulls)."""
+    if any(len(urlsplit(f).scheme) > 1 for f in src.files):
+        return None  # object storage (and file:// URIs): the DuckDB plans read those
+    parts: list[tuple[str, pa.Table]] = []
+    for path in src.files:
+        try:
+            schema = pq.read_schema(path)
+        except (OSError, pa.ArrowInvalid):
+            return None
+        if any(schema.get_field_index(f.name) < 0 for f in src.schema):
+            return None  # older files lack a column: the DuckDB plans read it as NULL
+        try:  # a column in a narrower or other string type is cast as it is read
+            parts.append((path, _read_keys(path, src.schema, src.keys, src.event_time)))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+    if not any(t.num_rows for _, t in parts):
+        return MergePlan([], True)
+    if src.event_time:
+        for _, t in parts:
+            if t.column(src.event_time).null_count:
+                return None
+    whole = _as_one_run(parts, src)
+    if whole is not None:
+        return MergePlan([whole], True)
+    runs, as_stored = [], True
+    for path, table in parts:
+        run = _run([path], [table], src)
+        if run is None:
+            return None
+        if not _sorted_run(run):
+            run = _sorted_in_memory(run)
+            as_stored = False
+        runs.append(run)
+    return MergePlan(runs, as_stored)
+
+
+def _run(paths: list[str], tables: list[pa.Table], src: PitSource) -> Run | None:
+    offsets = np.zeros(len(tables) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([t.num_rows for t in tables])
+    table = pa.concat_tables(tables) if len(tables) != 1 else tables[0]
+    times = None
+    if src.event_time:
+        times = _time_us(table.column(src.event_time))
+        if times is None:
+            return None
+    return Run(paths, offsets, table.select(list(src.keys)), times)
+
+
+def _as_one_run(parts: list[tuple[str, pa.Table]], src: PitSource) -> Run | None:
+    """The files as one run when, ordered by their first key, they are sorted as a whole."""
+    filled = [(p, t) for p, t in parts if t.num_rows]
+
+    def first_key(part: tuple[str, pa.Table]) -> tuple[object, ...]:
+        return tuple(part[1].select(list(src.keys)).slice(0, 1).to_pylist()[0].values())
+
+    try:
+        filled.sort(key=first_key)
+    except TypeError:
+        return None  # keys that do not order in Python (nulls): one run per file
+    run = _run([p for p, _ in filled], [t for _, t in filled], src)
+    if run is None or not _sorted_run(run):
+        return None
+    return run
+
+
+def _sorted_in_memory(run: Run) -> Run:
+    """The run sorted by (keys, event time); ``order`` maps run positions to file rows."""
+    table = run.keys
+    sort_cols = [(c, "ascending") for c in table.column_names]
+    if run.times is not None:
+        table = table.append_column("__fl_t", pa.array(run.times))
+        sort_cols.append(("__fl_t", "ascending"))
+    order = np.asarray(pc.sort_indices(table, sort_keys=sort_cols).to_numpy()).astype(np.int64)
+    keys = run.keys.take(pa.array(order))
+    times = None if run.times is None else run.times[order]
+    return Run(run.files, run.offsets, keys, times, order)
+
+
+def _segments(run: Run) -> tuple[pa.Table, np.ndarray]:
+    """One row per key (its columns plus ``_SEG``), and the start row of each segment with
+    the run's length appended."""
+    starts = np.flatnonzero(run.changes())
+    seg = run.keys.take(pa.array(starts)).append_column(
+        _SEG, pa.array(np.arange(len(starts), dtype=np.int64))
+    )
+    bounds = np.append(starts, run.keys.num_rows).astype(np.int64)
+    return seg, bounds
+
+
+def _match_segments(
+    entities: pa.Table, src: PitSource, run: Run
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entity rows whose keys the run holds: their indices, and their segments' bounds."""
+    seg, bounds = _segments(run)
+    probe = entities.select(list(src.entity_keys)).rename_columns(list(src.keys))
+    probe = probe.append_column(_E, pa.array(np.arange(entities.num_rows, dtype=np.int64)))
+    joined = probe.join(seg, list(src.keys), join_type="inner", use_threads=True)
+    e = np.asarray(joined.column(_E).to_numpy())
+    s = np.asarray(joined.column(_SEG).to_numpy())
+    return e, bounds[s], bounds[s + 1]
+
+
+def _search(run: Run, lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """`_upper_bound` for a whole run. When (segment, event time) fits in one int64, one
+    ``np.searchsorted`` of the sorted queries over that composite does it (half the time
+    of the vectorised binary search, which is kept for runs whose times span too much)."""
+    times = run.times
+    assert times is not None
+    if not len(times):
+        return lo
+    t_min, t_max = int(times.min()), int(times.max())
+    width = t_max - t_min + 1
+    n_seg = int(np.count_nonzero(run.changes()))
+    if n_seg * width >= 2**62:
+        return _upper_bound(times, lo, hi, t)
+    if run.composite is None:
+        seg_of = np.cumsum(run.changes(), dtype=np.int64) - 1
+        run.composite = seg_of * width + (times - t_min)
+    # segment of each query, from its range's first row; times outside the run's span
+    # are clamped to it (before it: nothing at or before t; after it: everything)
+    q_seg = run.composite[np.minimum(lo, len(times) - 1)] // width
+    wanted = q_seg * width + (np.clip(t, t_min - 1, t_max) - t_min)
+    # sorted queries walk the run once instead of missing the cache at every step (size l:
+    # 0.12 s of CPU against 1.26 s unsorted and 0.26 s for the binary search)
+    order = np.argsort(wanted)
+    found = np.empty_like(wanted)
+    found[order] = np.searchsorted(run.composite, wanted[order], side="right")
+    # empty ranges (no row of the key) stay empty
+    return np.where(lo < hi, np.clip(found, lo, hi), lo)
+
+
+def _upper_bound(times: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per query: the first position in [lo, hi) whose time is greater than t (times are
+    ascending inside each range); a binary search run on all queries at once."""
+    lo, hi = lo.copy(), hi.copy()
+    active = np.flatnonzero(lo < hi)
+    while active.size:
+        a_lo, a_hi = lo[active], hi[active]
+        mid = (a_lo + a_hi) >> 1
+        right = times[mid] <= t[active]
+        lo[active] = np.where(right, mid + 1, a_lo)
+        hi[active] = np.where(right, a_hi, mid)
+        active = active[lo[active] < hi[active]]
+    return lo
+
+
+def _found(
+    entities: pa.Table, timestamp_column: str | None, src: PitSource, run: Run
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entity rows with a stored row in this run: their indices, the row's run position,
+    its event time (int64 us; zeros for static groups)."""
+    e, lo, hi = _match_segments(entities, src, run)
+    if run.times is None or src.event_time is None:
+        return e, lo, np.zeros(len(e), dtype=np.int64)  # static: one row per key
+    assert timestamp_column is not None
+    ts = entities.column(timestamp_column)
+    t_all = _time_us(ts)
+    if t_all is None:
+        raise ValueError("entity times are not timestamps")
+    if ts.null_count:
+        valid = np.asarray(ts.is_valid().to_numpy(zero_copy_only=False))[e]
+        e, lo, hi = e[valid], lo[valid], hi[valid]
+    t = t_all[e]
+    pos = _search(run, lo, hi, t) - 1
+    hit = pos >= lo
+    e, pos, t = e[hit], pos[hit], t[hit]
+    et = run.times[pos]
+    if src.ttl_us is not None:
+        fresh = et >= t - int(src.ttl_us)  # inclusive at both ends, as DESIGN.md says
+        e, pos, et = e[fresh], pos[fresh], et[fresh]
+    return e, pos, et
+
+
+def join(
+    entities: pa.Table, timestamp_column: str | None, src: PitSource, merge_plan: MergePlan
+) -> pa.Table:
+    """``src``'s features (output names) for every entity row, in the frame's row order."""
+    n = entities.num_rows
+    best_run = np.full(n, -1, dtype=np.int64)
+    best_pos = np.zeros(n, dtype=np.int64)
+    best_time = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    for r, run in enumerate(merge_plan.runs):
+        e, pos, et = _found(entities, timestamp_column, src, run)
+        newer = et > best_time[e]
+        # a key's rows sit in one segment per run, so an entity row meets each run once
+        e, pos, et = e[newer], pos[newer], et[newer]
+        best_run[e], best_pos[e], best_time[e] = r, pos, et
+    return _fetch(n, src, merge_plan, best_run, best_pos)
+
+
+def _fetch(
+    n: int, src: PitSource, merge_plan: MergePlan, best_run: np.ndarray, best_pos: np.ndarray
+) -> pa.Table:
+    """Read the features of the found rows, row group by row group, into entity order."""
+    stored = [f for f, _ in src.features]
+    schema = pa.schema([src.schema.field(f) for f in stored])
+    chunks: list[pa.Table] = []
+    owners: list[np.ndarray] = []
+    for r, run in enumerate(merge_plan.runs):
+        e = np.flatnonzero(best_run == r)
+        if not e.size:
+            continue
+        pos = best_pos[e]
+        if run.order is not None:
+            pos = run.order[pos]
+        file_of = np.searchsorted(run.offsets, pos, side="right") - 1
+        for f, path in enumerate(run.files):
+            mine = np.flatnonzero(file_of == f)
+            if not mine.size:
+                continue
+            _fetch_file(path, schema, pos[mine] - run.offsets[f], e[mine], chunks, owners)
+    if not chunks:
+        return pa.table({out: pa.nulls(n, schema.field(f).type) for f, out in src.features})
+    found = pa.concat_tables(chunks).combine_chunks()
+    where = np.full(n, -1, dtype=np.int64)
+    where[np.concatenate(owners)] = np.arange(found.num_rows, dtype=np.int64)
+    taken = found.take(pa.array(where, mask=where < 0))
+    return taken.rename_columns([out for _, out in src.features])
+
+
+def _fetch_file(
+    path: str,
+    schema: pa.Schema,
+    rows: np.ndarray,
+    owners: np.ndarray,
+    chunks: list[pa.Table],
+    owner_chunks: list[np.ndarray],
+) -> None:
+    """Take ``rows`` of one file, reading only the row groups that hold some of them."""
+    pf = pq.ParquetFile(path)
+    meta = pf.metadata
+    starts = np.zeros(meta.num_row_groups + 1, dtype=np.int64)
+    starts[1:] = np.cumsum([meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
+    group_of = np.searchsorted(starts, rows, side="right") - 1
+    order = np.argsort(group_of, kind="stable")
+    group_of, rows, owners = group_of[order], rows[order], owners[order]
+    cuts = np.flatnonzero(np.diff(group_of)) + 1
+    for idx in np.split(np.arange(len(rows)), cuts):
+        g = int(group_of[idx[0]])
+        table = pf.read_row_group(g, columns=schema.names)
+        chunks.append(table.take(pa.array(rows[idx] - starts[g])).cast(schema))
+        owner_chunks.append(owners[idx])
