@@ -279,3 +279,19 @@ def _check_purposes(purposes: Any, where: str) -> None:
                     f"{where}: purposes form a cycle: {' -> '.join(chain)}; a purpose may not "
                     "be beneath itself"
                 )
+
+
+def create_repository(root: Path, *, project: str | None = None, exist_ok: bool = True) -> None:
+    """Write ``featureledger.yaml`` and the state folder at ``root`` (nothing to do when the
+    config file exists and ``exist_ok``)."""
+    cfg_path = root / CONFIG_FILE
+    if cfg_path.exists():
+        if not exist_ok:
+            raise ConfigError(f"{cfg_path} exists already; open it with FeatureStore(repo)")
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    (root / STATE_DIR).mkdir(exist_ok=True)
+    config = RepoConfig(project=project or root.resolve().name or "default")
+    cfg_path.write_text(
+        "# featureledger repository settings; every key is optional.\n" + config.to_yaml()
+    )

@@ -13,11 +13,11 @@ from typing import Any, Literal, Self
 
 import pyarrow as pa
 
-from featureledger.config import CONFIG_FILE, STATE_DIR, OfflineConfig, RepoConfig, is_remote_path
+from featureledger.config import OfflineConfig, RepoConfig, create_repository, is_remote_path
 from featureledger.contracts import ValidationReport
 from featureledger.contracts.gates import Gate
 from featureledger.definitions import Definition, Entity, FeatureGroup, FeatureView, VersionId
-from featureledger.errors import ConfigError, OnlineStoreUnavailable
+from featureledger.errors import OnlineStoreUnavailable
 from featureledger.lineage import Impact, LineageGraph
 from featureledger.monitoring import (
     DEFAULT_RELEASE_GATES,
@@ -231,29 +231,13 @@ class FeatureStore:
     @classmethod
     def init(cls, repo: str | Path, *, project: str | None = None, exist_ok: bool = True) -> Self:
         """Create a repository at ``repo`` (config file and state folder) and open it."""
-        root = Path(repo)
-        cfg_path = root / CONFIG_FILE
-        if cfg_path.exists():
-            if not exist_ok:
-                raise ConfigError(f"{cfg_path} exists already; open it with FeatureStore(repo)")
-            return cls(root)
-        root.mkdir(parents=True, exist_ok=True)
-        (root / STATE_DIR).mkdir(exist_ok=True)
-        config = RepoConfig(project=project or root.resolve().name or "default")
-        cfg_path.write_text(
-            "# featureledger repository settings; every key is optional.\n" + config.to_yaml()
-        )
-        return cls(root)
+        create_repository(Path(repo), project=project, exist_ok=exist_ok)
+        return cls(repo)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
-        """Finish background work and release connections.
-
-        Waits for the statistics of recent writes, writes queued feature logs and
-        token-use audit entries, and closes the online store, the lineage sink, the
-        engine's caches and the registry's connections. The store stays usable: what
-        was closed opens again on next use.
-        """
+        """Finish background work (statistics, feature logs, token-use entries) and release
+        connections; the store stays usable: what was closed opens again on next use."""
         self._statistics.wait()
         self._logs.flush()
         self._access.flush_token_audit()
@@ -508,15 +492,9 @@ class FeatureStore:
         to_version: int | None = None,
         recompute: bool = False,
     ) -> Backfill:
-        """Fill major version ``to_version`` (default: the latest) of a group from the
-        latest data version of major ``from_version``, as one audited data version.
-
-        By default the rows are copied: columns both versions have are kept (cast to the
-        new types, refused when a value does not fit), dropped columns are dropped, added
-        ones are null. ``recompute`` runs the new version's pipeline over the time span
-        the old version covers instead. The write goes through the new version's
-        contract; re-running it writes nothing new.
-        """
+        """Fill major version ``to_version`` (default: the latest) of a group from major
+        ``from_version``, copying rows or (``recompute``) re-running its pipeline, as one
+        audited data version (`BackfillService.backfill`; docs/versioning.md)."""
         return self._backfill.backfill(
             group, from_version=from_version, to_version=to_version, recompute=recompute
         )
