@@ -122,7 +122,9 @@ def test_a_files_faults_are_reported_together(store: FeatureStore, tmp_path: Pat
         store.ingest("stats", path)
     problems = info.value.problems
     assert any("missing column(s) ['country']" in p for p in problems), problems
-    assert any("'clicks'" in p and "expected int64" in p for p in problems), problems
+    # the text cell is a row fault (the strict policy refuses the batch for it), named
+    # with its column, row and value beside the batch's other problems
+    assert any("'clicks'" in p and "int64" in p and "'three'" in p for p in problems), problems
     assert any(p.startswith("contract: range(spend)") for p in problems), problems
     assert store.versions("stats") == before
     # the command line prints them in one message too
