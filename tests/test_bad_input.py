@@ -577,3 +577,22 @@ def test_contract_files_and_durations_give_clear_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(DefinitionError, match=r"99999999999999999999d.*out of range"):
         load_contract(text)
+
+
+@pytest.mark.parametrize("odd", ["\x85", "\u2028", "\u2029", "\x1c", "\r"])
+def test_strings_with_unicode_line_breaks_keep_the_log_readable(tmp_path: Path, odd: str) -> None:
+    # found by scripts/fuzz.py: a string holding NEL (\x85) reached the Delta commit's
+    # min/max statistics unescaped, and reading that commit split the JSON line in two,
+    # so the ingest and every later write of the group failed
+    store = FeatureStore.init(tmp_path / "repo")
+    user = Entity("user", join_keys=["user_id"])
+    g = FeatureGroup("g", user, event_time=None, features=[Field("label", "string")])
+    store.apply([user, g])
+    first = store.ingest("g", {"user_id": [1, 2], "label": [f"a{odd}b", f"ü{odd}"]})
+    second = store.ingest("g", {"user_id": [3], "label": ["plain"]})
+    assert second.version == first.version + 1
+    assert sorted(store.read("g").column("label").to_pylist()) == sorted(
+        [f"a{odd}b", f"ü{odd}", "plain"]
+    )
+    assert [v.version for v in store.versions("g")] == [0, first.version, second.version]
+    store.close()

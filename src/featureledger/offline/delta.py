@@ -275,7 +275,10 @@ class DeltaGroupTable:
         info: dict[str, Any] = {}
         added: list[dict[str, Any]] = []
         removed: list[str] = []
-        for line in text.splitlines():
+        # newline-delimited JSON: split on "\n" only. `splitlines` also splits on \x85,
+        # \u2028 and others, which JSON leaves unescaped inside strings (a column's min/max
+        # statistics can hold them), and every later read of the log would then fail
+        for line in text.split("\n"):
             if not line.strip():
                 continue
             action = json.loads(line)
