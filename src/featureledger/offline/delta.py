@@ -259,9 +259,29 @@ class DeltaGroupTable:
         columns: list[str] | None = None,
         filters: list[tuple[str, str, Any]] | None = None,
     ) -> pa.Table:
-        """The rows of ``version``; ``filters`` (ANDed ``(column, op, value)``) skip files by
-        their statistics and rows by value."""
-        return self.table(version).to_pyarrow_table(columns=columns, filters=filters or None)
+        """The rows of ``version``; ``filters`` (ANDed ``(column, "=", value)``) skip files
+        by their statistics and rows by value."""
+        snapshot = self.table(version)
+        try:
+            return snapshot.to_pyarrow_table(columns=columns, filters=filters or None)
+        except pa.ArrowNotImplementedError:
+            # pyarrow before 26 cannot compare the string_view columns of files rewritten by
+            # delta-rs merges with a string: read, cast to plain strings, then filter
+            import pyarrow.compute as pc
+
+            table = snapshot.to_pyarrow_table(columns=columns)
+            plain = pa.schema(
+                f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f
+                for f in table.schema
+            )
+            table = table.cast(plain)
+            mask = None
+            for name, op, value in filters or []:
+                if op not in ("=", "=="):
+                    raise
+                test = pc.equal(table.column(name), pa.scalar(value, table.schema.field(name).type))
+                mask = test if mask is None else pc.and_(mask, test)
+            return table if mask is None else table.filter(mask)
 
     def commit(self, version: int) -> Commit:
         """What the commit of ``version`` added and removed, from its log entry."""

@@ -375,6 +375,8 @@ def _fetch_file(
     cuts = np.flatnonzero(np.diff(group_of)) + 1
     for idx in np.split(np.arange(len(rows)), cuts):
         g = int(group_of[idx[0]])
-        table = pf.read_row_group(g, columns=schema.names)
-        chunks.append(table.take(pa.array(rows[idx] - starts[g])).cast(schema))
+        # cast before taking: files rewritten by delta-rs merges hold string_view columns,
+        # which pyarrow before 26 cannot take from
+        table = pf.read_row_group(g, columns=schema.names).cast(schema)
+        chunks.append(table.take(pa.array(rows[idx] - starts[g])))
         owner_chunks.append(owners[idx])
