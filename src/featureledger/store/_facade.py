@@ -200,6 +200,7 @@ class FeatureStore:
         # statistics follow every recorded data version and training set
         records.listeners.append(statistics.version_recorded)
         training.listeners.append(statistics.training_recorded)
+        training.before_finish.append(statistics.settle)
         logs = self._logs = FeatureLogs(tables=tables, catalog=catalog)
         self._monitoring = MonitoringService(
             registry=registry,

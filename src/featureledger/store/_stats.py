@@ -123,6 +123,13 @@ class StatisticsService:
     def training_recorded(self, record: TrainingDatasetRecord, rows: pa.Table | None) -> None:
         self.on_write(record.identity, rows)
 
+    def settle(self, identities: list[str], timeout: float = 60.0) -> None:
+        """Wait (at most ``timeout`` s) for background statistics of ``identities`` still
+        being computed; nothing to do when none is pending."""
+        worker = self._worker
+        if worker is not None and any(worker.pending(i) for i in identities):
+            worker.wait(timeout)
+
     def on_write(self, ident: VersionId, rows: pa.Table | None) -> None:
         mode = self.config.monitoring.stats_on_write
         if mode == "off":

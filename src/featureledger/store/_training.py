@@ -172,6 +172,9 @@ class TrainingService:
         self._naive = naive
         #: called with every recorded training dataset and its rows when in memory
         self.listeners: list[Callable[[TrainingDatasetRecord, pa.Table | None], None]] = []
+        #: called with the pinned data versions before the run's completion is recorded, so
+        #: that its lineage event can describe them (their statistics may still be computing)
+        self.before_finish: list[Callable[[list[str]], None]] = []
 
     def record(self, ident: VersionId | TrainingData | str) -> TrainingDatasetRecord:
         if isinstance(ident, TrainingData):
@@ -288,6 +291,8 @@ class TrainingService:
         except Exception as exc:
             self.runs.finish(run.id, "failed", [], error=f"{type(exc).__name__}: {exc}")
             raise
+        for hook in self.before_finish:
+            hook([str(p["identity"]) for p in join.pins.values()])
         self.runs.finish(run.id, "succeeded", [str(td_record.identity)])
         self.registry.audit(
             user,
