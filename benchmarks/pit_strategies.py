@@ -90,7 +90,7 @@ def child(args: argparse.Namespace) -> None:
     store = FeatureStore(Path(args.workdir) / "repo")
     files = {}
     for g, _, _ in GROUPS:
-        table = store._tables.table(g, 1)
+        table = store._svc.tables.table(g, 1)
         files[g] = table.files(table.latest_version())
     ents = pq.read_table(DATA / args.size / "entities.parquet")
     ents = ents.append_column("__fl_row", pa.array(np.arange(ents.num_rows, dtype=np.int64)))

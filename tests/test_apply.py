@@ -321,7 +321,7 @@ def test_apply_is_all_or_nothing(applied: FeatureStore) -> None:
     assert applied.get_feature_group("other").feature_names == ("a",)
     with pytest.raises(NotFoundError):
         applied.get_feature_group("brand_new")
-    assert not applied._tables.table("brand_new", 1).exists()
+    assert not applied._svc.tables.table("brand_new", 1).exists()
 
 
 def test_new_major_version_lives_beside_the_old_one(applied: FeatureStore) -> None:

@@ -41,8 +41,8 @@ def test_compact_keeps_content_and_training_results(tmp_path: Path) -> None:
     assert record.operation == "compact"
     assert record.content == parent.content
     assert content_hash(store.read("g")) == parent.content
-    assert len(store._tables.table("g", 1).files(record.version)) < len(
-        store._tables.table("g", 1).files(parent.version)
+    assert len(store._svc.tables.table("g", 1).files(record.version)) < len(
+        store._svc.tables.table("g", 1).files(parent.version)
     )
     after = store.training_data("v", entities)
     assert after.to_arrow().equals(before)

@@ -32,7 +32,7 @@ def check_books(store: FeatureStore) -> None:
     """Versions contiguous, each version's hash equal to a recount, storage unique."""
     fresh = FeatureStore(store.repo)
     versions = fresh.versions("stats")
-    delta_latest = DeltaTable(str(fresh._tables.table("stats", 1).path)).version()
+    delta_latest = DeltaTable(str(fresh._svc.tables.table("stats", 1).path)).version()
     assert [v.version for v in versions] == list(range(delta_latest + 1))
     for v in versions:
         table = fresh.read("stats", version=v.version)
@@ -153,7 +153,7 @@ BIG_WRITER = """
 
 
 def data_files(store: FeatureStore) -> set[Path]:
-    root = store._tables.table("stats", 1).path
+    root = store._svc.tables.table("stats", 1).path
     return {p for p in root.rglob("*.parquet") if "_delta_log" not in p.parts}
 
 
@@ -165,7 +165,8 @@ def assert_recovers_after_crash(store: FeatureStore, before_versions, before_row
     assert fresh.read("stats", version=before_versions[-1].version).equals(before_rows)
     assert len(versions) in (len(before_versions), len(before_versions) + 1)
     check_books(fresh)
-    live = {Path(u).name for u in DeltaTable(str(fresh._tables.table("stats", 1).path)).file_uris()}
+    table_path = str(fresh._svc.tables.table("stats", 1).path)
+    live = {Path(u).name for u in DeltaTable(table_path).file_uris()}
     assert all(
         Path(p).name in live for v in versions for p in v.files if v.version == versions[-1].version
     )
@@ -232,7 +233,7 @@ def test_crash_before_the_commit_leaves_an_ignored_orphan(
     proc = child(tmp_path, "crash_before", CRASH_BEFORE_COMMIT, str(store.repo), path)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL, stderr
-    orphan = store._tables.table("stats", 1).path / "part-00000-crashed.snappy.parquet"
+    orphan = store._svc.tables.table("stats", 1).path / "part-00000-crashed.snappy.parquet"
     assert orphan.exists()
     fresh = FeatureStore(store.repo)
     assert fresh.versions("stats") == before_versions
@@ -242,7 +243,7 @@ def test_crash_before_the_commit_leaves_an_ignored_orphan(
     assert sorted(statuses.values()) == ["running", "succeeded"]
     assert_recovers_after_crash(store, before_versions, before_rows)
     assert "part-00000-crashed.snappy.parquet" not in {
-        Path(u).name for u in DeltaTable(str(fresh._tables.table("stats", 1).path)).file_uris()
+        Path(u).name for u in DeltaTable(str(fresh._svc.tables.table("stats", 1).path)).file_uris()
     }
 
 
@@ -272,7 +273,7 @@ def test_crash_after_the_commit_is_recovered_by_the_next_operation(
     stdout, _ = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert json.loads(stdout.strip()) == {"version": 2}
-    assert DeltaTable(str(store._tables.table("stats", 1).path)).version() == 2
+    assert DeltaTable(str(store._svc.tables.table("stats", 1).path)).version() == 2
     assert store.registry.data_version("stats", 1, 2) is None  # not recorded yet
 
     fresh = FeatureStore(store.repo)
@@ -299,7 +300,7 @@ def test_crash_after_the_commit_is_recovered_by_the_next_operation(
 
 
 def test_external_commit_is_recorded_before_the_next_ingest(store: FeatureStore) -> None:
-    table = DeltaGroupTable(store._tables.table("stats", 1).path)
+    table = DeltaGroupTable(store._svc.tables.table("stats", 1).path)
     batch = rows([500, 501], 0, 0, 5).cast(STATS.arrow_schema)
     assert table.append(batch, "external-run") == 2
     v = store.ingest("stats", rows([600], 0, 0, 6))
@@ -338,7 +339,7 @@ def test_external_commit_during_an_ingest_is_recounted(
 
 def test_readers_leave_a_live_writers_commit_to_that_writer(store: FeatureStore) -> None:
     """A reader must not record a commit whose writer is still about to record it."""
-    table = store._tables.table("stats", 1)
+    table = store._svc.tables.table("stats", 1)
     seen: dict[str, list[int]] = {}
 
     def reader() -> None:

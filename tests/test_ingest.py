@@ -61,7 +61,7 @@ def stats_rows(rows: list[tuple[int, float, float, int, float]]) -> pa.Table:
 
 
 def delta_path(store: FeatureStore, group: str, major: int = 1) -> Path:
-    return store._tables.table(group, major).path
+    return store._svc.tables.table(group, major).path
 
 
 def delta_version(store: FeatureStore, group: str, major: int = 1) -> int:

@@ -81,7 +81,7 @@ def test_the_heartbeat_keeps_a_long_run_alive(tmp_path: Path) -> None:
     data["runs"] = {"heartbeat_seconds": 0.05, "abandon_after_seconds": 30}
     config.write_text(yaml.safe_dump(data))
     with FeatureStore(repo) as store:
-        run = store._runs.start("materialize", "ana", {})
+        run = store._svc.runs.start("materialize", "ana", {})
         first = run.heartbeat_at
         assert first is not None
         import time
@@ -95,7 +95,7 @@ def test_the_heartbeat_keeps_a_long_run_alive(tmp_path: Path) -> None:
             time.sleep(0.05)
         else:
             pytest.fail("the heartbeat never moved")
-        store._runs.finish(run.id, "succeeded", [])
+        store._svc.runs.finish(run.id, "succeeded", [])
 
 
 def test_runs_settings_are_checked() -> None:

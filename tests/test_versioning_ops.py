@@ -102,7 +102,7 @@ def test_rollback_across_an_added_column_keeps_the_current_schema(store: Feature
 
 
 def test_tampered_file_is_refused_on_read_and_reported_by_verify(store: FeatureStore) -> None:
-    table = store._tables.table("g", 1)
+    table = store._svc.tables.table("g", 1)
     victim = Path(table.files(2)[0])
     data = pq.read_table(victim)
     x = data.column("x").to_pylist()

@@ -199,7 +199,7 @@ def test_skew_catches_a_mismatched_transform(store: FeatureStore) -> None:
         .append_column(REQUEST_TIME, pa.array([now] * n, pa.timestamp("us", tz="UTC")))
         .append_column(VIEW_VERSION, pa.array(["feature_view/v@v1"] * n))
     )
-    store._logs.writer(store.get_feature_view("v")).log(cents)
+    store._svc.logs.writer(store.get_feature_view("v")).log(cents)
     report = store.skew("v")
     assert report.features["spend"].match_rate == 0.0
     assert report.features["spend"].cause == "transform mismatch"

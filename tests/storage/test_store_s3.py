@@ -91,7 +91,7 @@ def test_diff_rollback_verify_and_training_data(store: FeatureStore) -> None:
 
 
 def test_a_tampered_object_is_refused_on_read(store: FeatureStore) -> None:
-    table = store._tables.table("g", 1)
+    table = store._svc.tables.table("g", 1)
     victim = table.files(2)[0]
     body = bytearray(table.storage.read_bytes(victim))
     body[len(body) // 2] ^= 0xFF

@@ -94,11 +94,11 @@ def test_compact_keeps_the_content_and_verifies(store: FeatureStore) -> None:
     for h in range(2, 6):
         store.ingest("g", rows([10 + h], [h], [float(h)]))
     before = store.versions("g")[-1]
-    files_before = len(store._tables.table("g", 1).files(before.version))
+    files_before = len(store._svc.tables.table("g", 1).files(before.version))
     compacted = store.compact("g")
     assert compacted.version == before.version + 1 and compacted.operation == "compact"
     assert compacted.content == before.content == content_hash(store.read("g"))
-    assert len(store._tables.table("g", 1).files(compacted.version)) < files_before
+    assert len(store._svc.tables.table("g", 1).files(compacted.version)) < files_before
     assert all(r.ok for r in store.verify(f"feature_group/g@v1#{compacted.version}"))
 
 
@@ -115,7 +115,7 @@ def test_training_data_lives_in_the_bucket_and_reproduces_from_its_pins(
     kept = store.training_data("v", ENTITIES, output=out_uri)
     assert kept.record.output_path == out_uri and store.storage.exists(out_uri)
     fresh = FeatureStore(store.repo)
-    again = fresh._training.rows(fresh._training.record(kept.identity))
+    again = fresh._svc.training.rows(fresh._svc.training.record(kept.identity))
     assert again.equals(td.to_arrow())
     # later writes do not change what the pins rebuild
     store.ingest("g", rows([1, 5], [1, 1], [99.0, 5.0], created=2))
@@ -192,7 +192,7 @@ def test_model_artifacts_and_fitted_transforms_live_in_the_bucket(
     two = store.register_model("m", folder)
     for rec in (one, two):
         assert rec.artifact_path.startswith(f"{store.storage.root}/fl-models/{rec.artifact_hash}/")
-        assert store._models.files.sha256(rec.artifact_path) == rec.artifact_hash
+        assert store._svc.models.files.sha256(rec.artifact_path) == rec.artifact_hash
     assert store.storage.read_bytes(one.artifact_path) == model.read_bytes()
     # a second registration of the same bytes reuses the stored copy
     assert store.register_model("m", model).artifact_path == one.artifact_path
@@ -228,7 +228,7 @@ def test_a_rejected_batch_is_kept_in_the_bucket(
         store.ingest("c", bad)
     (rejected,) = [v for v in store.validations("c") if v.status == "rejected"]
     assert rejected.rejected_path.startswith(f"{store.storage.root}/fl-rejected/c/v1/")
-    kept = store._data.files.read_parquet(rejected.rejected_path)
+    kept = store._svc.data.files.read_parquet(rejected.rejected_path)
     assert kept.column("amount").to_pylist() == [5.0, -3.0]
     no_local_data(store)
 

@@ -39,7 +39,7 @@ def repo(tmp_path: Path, s3_endpoint: str, aws_env: None) -> Path:
 def check_books(store: FeatureStore) -> None:
     """Versions contiguous up to the table's latest, each hash equal to a recount."""
     versions = store.versions("stats")
-    table = store._tables.table("stats", 1)
+    table = store._svc.tables.table("stats", 1)
     assert [v.version for v in versions] == list(range(table.latest_version() + 1))
     for v in versions:
         data = store.read("stats", version=v.version)
@@ -96,7 +96,7 @@ def test_eight_processes_ingesting_one_s3_table_lose_and_duplicate_no_version(
         assert "recovered" not in by_version[w["version"]].note
     assert all(store.registry.run(w["run"]).status == "succeeded" for w in writes)
     # the recorded content hash equals a recomputation from the rows at every version
-    table = store._tables.table("stats", 1)
+    table = store._svc.tables.table("stats", 1)
     for v in versions:
         assert v.content == rebuild_content(table, v.version), f"version {v.version}"
     check_books(store)
@@ -146,7 +146,7 @@ def test_a_commit_whose_writer_was_killed_is_recovered_by_the_next_operation(
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL, stderr[-3000:]
     assert json.loads(stdout.strip()) == {"version": 2}
-    table = store._tables.table("stats", 1)
+    table = store._svc.tables.table("stats", 1)
     assert table.latest_version() == 2
     assert store.registry.data_version("stats", 1, 2) is None  # not recorded yet
     logged = table.commit(2).content
@@ -202,7 +202,7 @@ def test_a_commit_made_outside_featureledger_is_recorded_before_the_next_ingest(
 ) -> None:
     """No run of the registry made it, so no writer will record it: the next operation does."""
     store = FeatureStore(repo)
-    table = store._tables.table("stats", 1)
+    table = store._svc.tables.table("stats", 1)
     assert table.append(rows([900, 901], 0, 0, 9).cast(STATS.arrow_schema), "external") == 2
     v = store.ingest("stats", rows([600], 0, 0, 6))
     assert v.version == 3 and v.rows == 13
@@ -217,8 +217,8 @@ def test_an_open_runs_commit_is_recovered_after_the_grace_period(repo: Path) -> 
     process; elsewhere: another machine) is left unrecorded until ``storage.recover_after``
     has passed; writers build on it meanwhile and readers still check every file."""
     store = FeatureStore(repo)
-    run = store._runs.start("ingest", "elsewhere", {"group": "stats"})
-    table = store._tables.table("stats", 1)
+    run = store._svc.runs.start("ingest", "elsewhere", {"group": "stats"})
+    table = store._svc.tables.table("stats", 1)
     assert table.append(rows([900, 901], 0, 0, 9).cast(STATS.arrow_schema), run.id) == 2
     assert [v.version for v in store.versions("stats")] == [0, 1]
     v = store.ingest("stats", rows([600], 0, 0, 6))  # built on the unrecorded commit

@@ -13,7 +13,7 @@ from typing import Any, Literal, Self
 
 import pyarrow as pa
 
-from featureledger.config import OfflineConfig, RepoConfig, create_repository, is_remote_path
+from featureledger.config import RepoConfig, create_repository
 from featureledger.contracts import ValidationReport
 from featureledger.contracts.gates import Gate
 from featureledger.definitions import Definition, Entity, FeatureGroup, FeatureView, VersionId
@@ -27,8 +27,7 @@ from featureledger.monitoring import (
     Monitor,
     SkewReport,
 )
-from featureledger.offline import OfflineEngine, create_engine
-from featureledger.offline.conform import NaivePolicy
+from featureledger.offline import OfflineEngine
 from featureledger.online import OnlineStore
 from featureledger.registry import (
     AuditEntry,
@@ -41,31 +40,18 @@ from featureledger.registry import (
     TokenRecord,
     TrainingDatasetRecord,
     ValidationRecord,
-    open_registry,
 )
-from featureledger.storage import Storage, open_storage
-from featureledger.store._auditkey import load_audit_key
-from featureledger.store._backfill import Backfill, BackfillService
-from featureledger.store._catalog import Catalog
-from featureledger.store._data import DataService
-from featureledger.store._definitions import DefinitionService, Plan
+from featureledger.storage import Storage
+from featureledger.store._backfill import Backfill
+from featureledger.store._compose import compose
+from featureledger.store._definitions import Plan
 from featureledger.store._fallback import offline_fallback
-from featureledger.store._feature_logs import FeatureLogs
-from featureledger.store._files import StoreFiles
-from featureledger.store._history import HistoryService
-from featureledger.store._lineage import LineageService
-from featureledger.store._models import ModelService
-from featureledger.store._monitoring import MonitoringService, ReleaseCheck
-from featureledger.store._online import Materialization, OnlineFeatures, OnlineService
-from featureledger.store._pipelines import PipelineRun, PipelineService
-from featureledger.store._records import VersionRecords
-from featureledger.store._reproduce import ReproduceService, verify_report
-from featureledger.store._runs import Runs
-from featureledger.store._stats import StatisticsService
-from featureledger.store._tables import Tables
-from featureledger.store._tokens import AccessService
-from featureledger.store._training import TrainingData, TrainingService
-from featureledger.store._versions import VacuumResult, VersionService
+from featureledger.store._monitoring import ReleaseCheck
+from featureledger.store._online import Materialization, OnlineFeatures
+from featureledger.store._pipelines import PipelineRun
+from featureledger.store._reproduce import verify_report
+from featureledger.store._training import TrainingData
+from featureledger.store._versions import VacuumResult
 from featureledger.versioning.diff import DataDiff
 from featureledger.versioning.integrity import VerifyReport
 from featureledger.versioning.provenance import environment
@@ -84,150 +70,10 @@ class FeatureStore:
     def __init__(self, repo: str | Path = ".", *, config: RepoConfig | None = None) -> None:
         self.repo = Path(repo).resolve()
         self.config = config or RepoConfig.load(self.repo)
-        self.registry: RegistryBackend = open_registry(
-            self.config.registry_url(self.repo), audit_key=load_audit_key(self.repo)
-        )
-        off = self.config.offline
-        self.storage: Storage = open_storage(
-            self.config.location(self.repo, off.path), self.config.storage.to_options()
-        )
-        self.engine: OfflineEngine = create_engine(self.config, self.repo, self.storage)
-        naive: NaivePolicy = "utc" if self.config.naive_timestamps == "utc" else "error"
-        registry, engine, config, repo_path = self.registry, self.engine, self.config, self.repo
-        # feature logs stay on local disk (under the default path) when tables are remote
-        logs_root = self.config.resolve(
-            self.repo, OfflineConfig.path if is_remote_path(off.path) else off.path
-        )
-        tables = self._tables = Tables(self.storage, logs_root)
-        files = StoreFiles(config=config, repo=repo_path, storage=self.storage)
-        runs = self._runs = Runs(registry=registry, config=config, repo=repo_path)
-        catalog = self._catalog = Catalog(registry=registry)
-        records = self._records = VersionRecords(
-            registry=registry,
-            tables=tables,
-            catalog=catalog,
-            recover_after=timedelta(seconds=self.config.storage.recover_after),
-        )
-        definitions = self._definitions = DefinitionService(
-            registry=registry, tables=tables, catalog=catalog, records=records, repo=repo_path
-        )
-        data = self._data = DataService(
-            registry=registry,
-            engine=engine,
-            tables=tables,
-            catalog=catalog,
-            records=records,
-            runs=runs,
-            repo=repo_path,
-            naive=naive,
-            files=files,
-        )
-        training = self._training = TrainingService(
-            registry=registry,
-            engine=engine,
-            tables=tables,
-            catalog=catalog,
-            records=records,
-            runs=runs,
-            config=config,
-            repo=repo_path,
-            naive=naive,
-            files=files,
-        )
-        versioning = self._versioning = VersionService(
-            registry=registry,
-            engine=engine,
-            tables=tables,
-            catalog=catalog,
-            definitions=definitions,
-            records=records,
-            runs=runs,
-            data=data,
-            training=training,
-            repo=repo_path,
-        )
-        pipelines = self._pipelines = PipelineService(
-            registry=registry,
-            engine=engine,
-            tables=tables,
-            catalog=catalog,
-            records=records,
-            runs=runs,
-            data=data,
-            versioning=versioning,
-            config=config,
-            repo=repo_path,
-            naive=naive,
-        )
-        self._reproduce = ReproduceService(
-            registry=registry,
-            catalog=catalog,
-            files=files,
-            training=training,
-            versioning=versioning,
-            pipelines=pipelines,
-        )
-        self._backfill = BackfillService(
-            registry=registry,
-            tables=tables,
-            catalog=catalog,
-            records=records,
-            runs=runs,
-            data=data,
-            pipelines=pipelines,
-            naive=naive,
-        )
-        self._models = ModelService(
-            registry=registry,
-            catalog=catalog,
-            records=records,
-            runs=runs,
-            training=training,
-            repo=repo_path,
-            files=files,
-        )
-        self._lineage = LineageService(registry=registry)
-        self._history = HistoryService(catalog=catalog, records=records, tables=tables)
-        statistics = self._statistics = StatisticsService(
-            registry=registry,
-            engine=engine,
-            config=config,
-            tables=tables,
-            catalog=catalog,
-            records=records,
-            training=training,
-        )
-        # statistics follow every recorded data version and training set
-        records.listeners.append(statistics.version_recorded)
-        training.listeners.append(statistics.training_recorded)
-        training.before_finish.append(statistics.settle)
-        logs = self._logs = FeatureLogs(tables=tables, catalog=catalog)
-        self._monitoring = MonitoringService(
-            registry=registry,
-            engine=engine,
-            repo=repo_path,
-            catalog=catalog,
-            records=records,
-            data=data,
-            training=training,
-            statistics=statistics,
-            logs=logs,
-        )
-        self._online = OnlineService(
-            registry=registry,
-            engine=engine,
-            config=config,
-            repo=repo_path,
-            naive=naive,
-            tables=tables,
-            catalog=catalog,
-            records=records,
-            runs=runs,
-            data=data,
-            training=training,
-            logs=logs,
-        )
-        self._access = AccessService(registry=registry, catalog=catalog, purposes=config.purposes)
+        svc = self._svc = compose(self.repo, self.config)
+        self.registry: RegistryBackend = svc.registry
+        self.storage: Storage = svc.storage
+        self.engine: OfflineEngine = svc.engine
 
     @classmethod
     def init(cls, repo: str | Path, *, project: str | None = None, exist_ok: bool = True) -> Self:
@@ -239,11 +85,11 @@ class FeatureStore:
     def close(self) -> None:
         """Finish background work (statistics, feature logs, token-use entries) and release
         connections; the store stays usable: what was closed opens again on next use."""
-        self._statistics.wait()
-        self._logs.flush()
-        self._access.flush_token_audit()
-        self._online.close()
-        self._runs.close()
+        self._svc.statistics.wait()
+        self._svc.logs.flush()
+        self._svc.access.flush_token_audit()
+        self._svc.online.close()
+        self._svc.runs.close()
         self.engine.close()
         self.registry.close()
 
@@ -259,44 +105,44 @@ class FeatureStore:
         return environment()
 
     def get_entity(self, name: str) -> Entity:
-        return self._catalog.get_entity(name)
+        return self._svc.catalog.get_entity(name)
 
     def get_feature_group(
         self, name: str | FeatureGroup, version: int | None = None
     ) -> FeatureGroup:
-        return self._catalog.get_feature_group(name, version)
+        return self._svc.catalog.get_feature_group(name, version)
 
     def get_feature_view(self, name: str | FeatureView, version: int | None = None) -> FeatureView:
-        return self._catalog.get_feature_view(name, version)
+        return self._svc.catalog.get_feature_view(name, version)
 
     def use_definitions(self, objects: Iterable[Any]) -> None:
         """Make the functions of these definitions (on-demand transforms) available to reads;
         `apply` does this for what it applies, the CLI for the repository's files."""
-        return self._catalog.use_definitions(objects)
+        return self._svc.catalog.use_definitions(objects)
 
     def list_definitions(self, kind: str) -> list[DefinitionRecord]:
         """Every registered version of every definition of ``kind``."""
-        return self._catalog.list_definitions(kind)
+        return self._svc.catalog.list_definitions(kind)
 
     def versions(self, group: str | FeatureGroup, *, major: int | None = None) -> list[DataVersion]:
         """Every data version of a group's definition major version, oldest first."""
-        return self._records.versions(group, major=major)
+        return self._svc.records.versions(group, major=major)
 
     def show(self, identity: str | VersionId) -> dict[str, Any]:
         """Everything recorded about one identity, as plain data."""
-        return self._records.show(identity)
+        return self._svc.records.show(identity)
 
     def plan(self, objects: Iterable[Definition]) -> Plan:
         """What `apply` would change, without changing anything."""
-        return self._definitions.plan(objects)
+        return self._svc.definitions.plan(objects)
 
     def apply(self, objects: Iterable[Definition]) -> Plan:
         """Register definitions, versioning each change; all or nothing."""
-        return self._definitions.apply(objects)
+        return self._svc.definitions.apply(objects)
 
     def rollback_view(self, name: str, *, to: str, reason: str = "") -> DefinitionRecord:
         """Register the spec of an earlier version of a feature view as its newest version."""
-        return self._definitions.rollback_view(name, to=to, reason=reason)
+        return self._svc.definitions.rollback_view(name, to=to, reason=reason)
 
     def ingest(
         self,
@@ -308,13 +154,13 @@ class FeatureStore:
         note: str = "",
     ) -> DataVersion:
         """Write a batch as one atomic data version and return its record."""
-        return self._data.ingest(group, data, mode=mode, version=version, note=note)
+        return self._svc.data.ingest(group, data, mode=mode, version=version, note=note)
 
     def quarantined(
         self, group: str | FeatureGroup, *, run: str | None = None, major: int | None = None
     ) -> pa.Table:
         """Rows held back by the quarantine policy, with the rules each failed and its run."""
-        return self._data.quarantined(group, run=run, major=major)
+        return self._svc.data.quarantined(group, run=run, major=major)
 
     def resolve_quarantine(
         self,
@@ -325,23 +171,23 @@ class FeatureStore:
         major: int | None = None,
     ) -> int:
         """Remove held rows (of one run, or all) once fixed and re-ingested; returns how many."""
-        return self._data.resolve_quarantine(group, run=run, reason=reason, major=major)
+        return self._svc.data.resolve_quarantine(group, run=run, reason=reason, major=major)
 
     def validations(
         self, group: str | FeatureGroup, *, version: int | None = None, major: int | None = None
     ) -> list[ValidationRecord]:
         """Contract reports of a group's ingests (of one data version when given)."""
-        return self._data.validations(group, version=version, major=major)
+        return self._svc.data.validations(group, version=version, major=major)
 
     def check_contract(
         self, group: str | FeatureGroup, *, major: int | None = None
     ) -> ValidationReport:
         """Evaluate the group's contract on its current data (what CI runs)."""
-        return self._data.check_contract(group, major=major)
+        return self._svc.data.check_contract(group, major=major)
 
     def compact(self, group: str | FeatureGroup, *, version: int | None = None) -> DataVersion:
         """Rewrite a group's files into fewer, key-sorted ones: a new version, same content."""
-        return self._data.compact(group, version=version)
+        return self._svc.data.compact(group, version=version)
 
     def read(
         self,
@@ -353,7 +199,9 @@ class FeatureStore:
         columns: Sequence[str] | None = None,
     ) -> pa.Table:
         """The rows of one data version: ``version`` by number, or the one current ``as_of``."""
-        return self._data.read(group, version=version, as_of=as_of, major=major, columns=columns)
+        return self._svc.data.read(
+            group, version=version, as_of=as_of, major=major, columns=columns
+        )
 
     def history(
         self,
@@ -365,7 +213,7 @@ class FeatureStore:
     ) -> pa.Table:
         """A key's rows with the interval ``[valid_from, valid_to)`` each was current (SCD
         type 2); ``key`` is a value, or ``{column: value}`` for a composite key."""
-        return self._history.history(group, key, version=version, major=major)
+        return self._svc.history.history(group, key, version=version, major=major)
 
     def training_data(
         self,
@@ -381,7 +229,7 @@ class FeatureStore:
     ) -> TrainingData:
         """Point-in-time correct features for each row of ``entity_df``; warns when an
         input has no data at the frame's times, and refuses then with ``strict``."""
-        return self._training.training_data(
+        return self._svc.training.training_data(
             view,
             entity_df,
             timestamp_column=timestamp_column,
@@ -395,7 +243,7 @@ class FeatureStore:
     def training_datasets(
         self, view: str, *, major: int | None = None
     ) -> list[TrainingDatasetRecord]:
-        return self._training.training_datasets(view, major=major)
+        return self._svc.training.training_datasets(view, major=major)
 
     def diff(
         self,
@@ -406,7 +254,7 @@ class FeatureStore:
         major: int | None = None,
     ) -> DataDiff:
         """Schema, row and statistics differences between data versions ``old`` and ``new``."""
-        return self._versioning.diff(group, old, new, major=major)
+        return self._svc.versioning.diff(group, old, new, major=major)
 
     def rollback(
         self,
@@ -417,7 +265,7 @@ class FeatureStore:
         major: int | None = None,
     ) -> DataVersion:
         """A new data version whose content equals version ``to``; nothing is deleted."""
-        return self._versioning.rollback(group, to=to, reason=reason, major=major)
+        return self._svc.versioning.rollback(group, to=to, reason=reason, major=major)
 
     def verify(
         self, identity: str | VersionId | None = None, *, definitions: Sequence[Definition] = ()
@@ -427,17 +275,17 @@ class FeatureStore:
         repository's code; else the registered)."""
         ident = VersionId.parse(identity) if isinstance(identity, str) else identity
         if ident is not None and ident.kind == "training_dataset":
-            record = self._training.record(ident)
-            return [verify_report(self._reproduce.training_set(record, definitions))]
-        return self._versioning.verify(identity)
+            record = self._svc.training.record(ident)
+            return [verify_report(self._svc.reproduce.training_set(record, definitions))]
+        return self._svc.versioning.verify(identity)
 
     def pin(self, identity: str | VersionId, path: str | Path) -> Path:
         """Write a pointer file for a data version or training dataset (DVC-style)."""
-        return self._versioning.pin(identity, path)
+        return self._svc.versioning.pin(identity, path)
 
     def checkout(self, pointer: str | Path, output: str | Path) -> VerifyReport:
         """Materialize the data a pointer file names into ``output`` (Parquet), verified."""
-        return self._versioning.checkout(pointer, output)
+        return self._svc.versioning.checkout(pointer, output)
 
     def vacuum(
         self,
@@ -450,28 +298,28 @@ class FeatureStore:
         """Delete unreferenced data files older than ``older_than``; the only deletion.
         Versions pinned by training sets or pointer files are kept (``force``: not those of
         pointer files; audited)."""
-        return self._versioning.vacuum(
+        return self._svc.versioning.vacuum(
             older_than=older_than, dry_run=dry_run, group=group, force=force
         )
 
     def audit_log(self, identity: str | None = None) -> list[AuditEntry]:
         """The audit trail, oldest first; filtered to identities starting with ``identity``."""
-        return self._versioning.audit_log(identity)
+        return self._svc.versioning.audit_log(identity)
 
     def audit_verify(self, against: dict[str, Any] | None = None) -> list[str]:
         """Problems in the keyed audit chain and the version rows it records, and against
         a head checkpoint from `audit_head` (empty when intact)."""
-        return self._versioning.audit_verify(against)
+        return self._svc.versioning.audit_verify(against)
 
     def rotate_audit_key(self, *, reason: str = "") -> int:
         """Verify the audit chain under the current key, re-key it under a new key file
         (audited, atomic); returns how many entries were re-MAC-ed. Export a new checkpoint."""
-        return self._versioning.rotate_audit_key(reason)
+        return self._svc.versioning.rotate_audit_key(reason)
 
     def audit_head(self) -> dict[str, Any]:
         """A signed checkpoint of the audit chain's newest entry: keep it outside the
         registry, then `audit_verify(against=...)` detects truncation and re-chaining."""
-        return self._versioning.audit_head()
+        return self._svc.versioning.audit_head()
 
     def run_pipeline(
         self,
@@ -482,7 +330,7 @@ class FeatureStore:
         mode: Mode = "upsert",
     ) -> PipelineRun:
         """Compute the window [start, end) of a group's pipeline and upsert it."""
-        return self._pipelines.run_pipeline(group, start=start, end=end, mode=mode)
+        return self._svc.pipelines.run_pipeline(group, start=start, end=end, mode=mode)
 
     def backfill(
         self,
@@ -496,21 +344,21 @@ class FeatureStore:
         """Fill major version ``to_version`` (default: the latest) of a group from major
         ``from_version``, copying rows or (``recompute``) re-running its pipeline, as one
         audited data version (`BackfillService.backfill`; docs/versioning.md)."""
-        return self._backfill.backfill(
+        return self._svc.backfill.backfill(
             group, from_version=from_version, to_version=to_version, recompute=recompute
         )
 
     def runs(self, state: str | None = None) -> list[RunRecord]:
         """Recorded runs, oldest first (only those in ``state``); runs whose process is gone
         are marked ``abandoned`` first."""
-        return self._runs.listed(state)
+        return self._svc.runs.listed(state)
 
     def reproduce(
         self, identity: str, *, definitions: Sequence[Definition] = ()
     ) -> ReproduceReport:
         """R(m) = data x code x environment, factor by factor, for a training set, model,
         deployment, pipeline run or the data version a pipeline wrote, with restore hints."""
-        return self._reproduce.reproduce(identity, definitions=definitions)
+        return self._svc.reproduce.reproduce(identity, definitions=definitions)
 
     def register_model(
         self,
@@ -525,7 +373,7 @@ class FeatureStore:
     ) -> ModelRecord:
         """Store a model artifact content-addressed and link it to its training dataset
         (and its training code, a function or script, for `reproduce`)."""
-        return self._models.register_model(
+        return self._svc.models.register_model(
             name,
             artifact,
             training_dataset=training_dataset,
@@ -543,35 +391,35 @@ class FeatureStore:
     ) -> ModelRecord:
         """Fit model-dependent transforms on a training dataset and register the fitted state as a
         versioned, content-addressed artifact linked to that dataset."""
-        return self._models.fit_transforms(name, training_dataset, transforms)
+        return self._svc.models.fit_transforms(name, training_dataset, transforms)
 
     def load_transforms(self, identity: str) -> Any:
         """The fitted transforms of ``model/NAME/N``, checked against their recorded hash."""
-        return self._models.load_transforms(identity)
+        return self._svc.models.load_transforms(identity)
 
     def models(self, name: str | None = None) -> list[ModelRecord]:
-        return self._models.models(name)
+        return self._svc.models.models(name)
 
     def deploy(
         self, deployment: str, model: str, version: int | None = None, *, reason: str = ""
     ) -> DeploymentRecord:
         """Point ``deployment`` at a registered model version (the latest by default)."""
-        return self._models.deploy(deployment, model, version, reason=reason)
+        return self._svc.models.deploy(deployment, model, version, reason=reason)
 
     def rollback_deployment(self, deployment: str, *, reason: str = "") -> DeploymentRecord:
         """Point ``deployment`` back at the model it served before the current one."""
-        return self._models.rollback_deployment(deployment, reason=reason)
+        return self._svc.models.rollback_deployment(deployment, reason=reason)
 
     def current_deployment(self, deployment: str) -> DeploymentRecord | None:
-        return self._models.current_deployment(deployment)
+        return self._svc.models.current_deployment(deployment)
 
     def deployments(self, deployment: str | None = None) -> list[DeploymentRecord]:
         """Deployment history, oldest first."""
-        return self._models.deployments(deployment)
+        return self._svc.models.deployments(deployment)
 
     def lineage_graph(self, *, include_runs: bool = True) -> LineageGraph:
         """The DAG of sources, data versions, views, training sets, models, deployments."""
-        return self._lineage.lineage_graph(include_runs=include_runs)
+        return self._svc.lineage.lineage_graph(include_runs=include_runs)
 
     def lineage(
         self,
@@ -584,24 +432,24 @@ class FeatureStore:
     ) -> str:
         """Render what ``identity`` was made from (upstream) or what was made from it;
         ``include_runs=False`` leaves the runs out (they remain the edges' evidence)."""
-        return self._lineage.lineage(
+        return self._svc.lineage.lineage(
             identity, direction=direction, depth=depth, format=format, include_runs=include_runs
         )
 
     def impact(self, identity: str) -> Impact:
         """The training sets, models and deployments affected if ``identity`` is bad."""
-        return self._lineage.impact(identity)
+        return self._svc.lineage.impact(identity)
 
     def impact_report(self, identity: str, *, format: Literal["text", "json"] = "text") -> str:
-        return self._lineage.impact_report(identity, format=format)
+        return self._svc.lineage.impact_report(identity, format=format)
 
     def wait_for_stats(self, timeout: float | None = None) -> bool:
         """Wait until the statistics being computed after writes are stored."""
-        return self._statistics.wait(timeout)
+        return self._svc.statistics.wait(timeout)
 
     def stats(self, identity: str) -> dict[str, ColumnStats]:
         """Statistics of a data version or training dataset, computed once and kept."""
-        return self._statistics.stats(identity)
+        return self._svc.statistics.stats(identity)
 
     def drift(
         self,
@@ -612,7 +460,7 @@ class FeatureStore:
         now: datetime | None = None,
     ) -> DriftReport:
         """Drift of ``current`` against ``reference`` per feature."""
-        return self._monitoring.drift(reference, current, features=features, now=now)
+        return self._svc.monitoring.drift(reference, current, features=features, now=now)
 
     def report(
         self,
@@ -625,26 +473,26 @@ class FeatureStore:
         now: datetime | None = None,
     ) -> Path:
         """Write a self-contained HTML drift report (and, optionally, each plot as PNG)."""
-        return self._monitoring.report(
+        return self._svc.monitoring.report(
             reference, current, output, features=features, png_dir=png_dir, now=now
         )
 
     def monitors(self) -> list[Monitor]:
         """The monitors declared in the repository's ``monitors.yaml`` (none if absent)."""
-        return self._monitoring.monitors()
+        return self._svc.monitoring.monitors()
 
     def run_monitors(
         self, monitors: Sequence[Monitor] | None = None, *, now: datetime | None = None
     ) -> list[Finding]:
         """Evaluate monitors, keep their findings, and return them."""
-        return self._monitoring.run_monitors(monitors, now=now)
+        return self._svc.monitoring.run_monitors(monitors, now=now)
 
     def open_findings(self) -> list[dict[str, object]]:
-        return self._monitoring.open_findings()
+        return self._svc.monitoring.open_findings()
 
     def resolve_monitor(self, monitor: str, *, reason: str) -> int:
         """Accept a monitor's open findings (e.g. an expected shift), with the reason."""
-        return self._monitoring.resolve_monitor(monitor, reason=reason)
+        return self._svc.monitoring.resolve_monitor(monitor, reason=reason)
 
     def release_check(
         self,
@@ -657,7 +505,7 @@ class FeatureStore:
         now: datetime | None = None,
     ) -> ReleaseCheck:
         """Judge a model candidate against release gates and keep the failures as findings."""
-        return self._monitoring.release_check(
+        return self._svc.monitoring.release_check(
             model, version, gates=gates, metrics=metrics, window=window, now=now
         )
 
@@ -672,11 +520,11 @@ class FeatureStore:
         """Training-serving skew: logged online values against the point-in-time offline values for
         the same entities at the same request times, per feature (the view's latest major version,
         or ``major``)."""
-        return self._monitoring.skew(view, start=start, end=end, major=major)
+        return self._svc.monitoring.skew(view, start=start, end=end, major=major)
 
     def flush_feature_logs(self) -> None:
         """Write every served row logged so far (logging itself never waits)."""
-        return self._logs.flush()
+        return self._svc.logs.flush()
 
     def feature_log(
         self,
@@ -688,11 +536,11 @@ class FeatureStore:
     ) -> pa.Table:
         """Served rows logged for ``view`` (its latest major version, or ``major``) with start <=
         request time < end."""
-        return self._logs.read(view, start=start, end=end, major=major)
+        return self._svc.logs.read(view, start=start, end=end, major=major)
 
     def online_store(self) -> OnlineStore:
         """The configured online store (SQLite by default), opened once."""
-        return self._online.store()
+        return self._svc.online.store()
 
     def materialize(
         self,
@@ -704,17 +552,17 @@ class FeatureStore:
         progress: Callable[[str, int, int], None] | None = None,
     ) -> list[Materialization]:
         """Write the latest value per entity of online groups into the online store."""
-        return self._online.materialize(
+        return self._svc.online.materialize(
             names, incremental=incremental, start=start, end=end, progress=progress
         )
 
     def online_freshness(self) -> list[dict[str, Any]]:
         """How current each group's online copy is, from the registry alone (no data read)."""
-        return self._online.online_freshness()
+        return self._svc.online.online_freshness()
 
     def push(self, group: str | FeatureGroup, rows: Any, *, to: str = "online") -> int:
         """Write streaming rows to the online store, the offline store, or both."""
-        return self._online.push(group, rows, to=to)
+        return self._svc.online.push(group, rows, to=to)
 
     def get_online_features(
         self,
@@ -731,14 +579,14 @@ class FeatureStore:
         ``online.fallback: offline`` the last materialized values are read offline instead,
         flagged ``source == "offline-fallback"`` (not logged)."""
         try:
-            return self._online.get_online_features(
+            return self._svc.online.get_online_features(
                 view, entity_rows, now=now, log=log, request_data=request_data
             )
         except OnlineStoreUnavailable as exc:
             if self.config.online.fallback != "offline":
                 raise
             return offline_fallback(
-                self._online, view, entity_rows, cause=exc, now=now, request_data=request_data
+                self._svc.online, view, entity_rows, cause=exc, now=now, request_data=request_data
             )
 
     def create_token(
@@ -751,48 +599,48 @@ class FeatureStore:
     ) -> str:
         """Create an API token that reads ``views`` (or every view with ``all_views``);
         a token with neither reads nothing. Returns the secret; only its hash is kept."""
-        return self._access.create_token(role, views, purpose, all_views=all_views)
+        return self._svc.access.create_token(role, views, purpose, all_views=all_views)
 
     def tokens(self) -> list[TokenRecord]:
         """Every API token (hashes only), revoked ones included."""
-        return self._access.tokens()
+        return self._svc.access.tokens()
 
     def revoke_token(self, token_id: str, *, by: str | None = None) -> TokenRecord:
         """Revoke a token by id; it is refused from then on. ``by``: who (audit log)."""
-        return self._access.revoke_token(token_id, by=by)
+        return self._svc.access.revoke_token(token_id, by=by)
 
     def check_token(self, token: str | None) -> TokenRecord:
         """The record of an active token; `TokenError` if missing, unknown or revoked."""
-        return self._access.check_token(token)
+        return self._svc.access.check_token(token)
 
     def authorize_read(self, record: TokenRecord, view: str) -> None:
         """Raise `AccessDeniedError` unless ``record`` may read every column of ``view``."""
-        return self._access.authorize_read(record, view)
+        return self._svc.access.authorize_read(record, view)
 
     def authorize_push(
         self, record: TokenRecord, group: str, columns: Iterable[str] | None = None
     ) -> None:
         """Raise `AccessDeniedError` unless ``record`` may push ``columns`` into ``group``."""
-        return self._access.authorize_push(record, group, columns)
+        return self._svc.access.authorize_push(record, group, columns)
 
     def authorize_push_columns(
         self, record: TokenRecord, group: str, columns: Iterable[str]
     ) -> None:
         """Raise `AccessDeniedError` if ``record`` may not write one of ``columns``."""
-        return self._access.authorize_push_columns(record, group, columns)
+        return self._svc.access.authorize_push_columns(record, group, columns)
 
     def authorize_admin(self, record: TokenRecord, action: str) -> None:
         """Raise `AccessDeniedError` unless ``record`` is an admin token."""
-        return self._access.authorize_admin(record, action)
+        return self._svc.access.authorize_admin(record, action)
 
     def private_columns(self, view: str) -> list[str]:
         """Output columns of ``view`` classified pii or sensitive, declared or derived."""
-        return self._access.private_columns(view)
+        return self._svc.access.private_columns(view)
 
     def audit_token_use(self, record: TokenRecord, obj: str, *, allowed: bool) -> None:
         """Count one use of a token in the audit trail (action ``token-use``)."""
-        return self._access.audit_token_use(record, obj, allowed=allowed)
+        return self._svc.access.audit_token_use(record, obj, allowed=allowed)
 
     def flush_token_audit(self) -> None:
         """Wait until every queued token-use entry is in the audit trail."""
-        return self._access.flush_token_audit()
+        return self._svc.access.flush_token_audit()
