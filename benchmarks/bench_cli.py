@@ -152,9 +152,10 @@ def measure(args: argparse.Namespace, repo: Path) -> None:
     for name, r in results.items():
         ratio = met = ""
         if not name.startswith("feast"):
-            met = "/".join(
-                "yes" if r[k] < TARGET_S else "no" for k in ("median_s", "cpu_median_s")
-            ) + " (wall/cpu)"
+            met = (
+                "/".join("yes" if r[k] < TARGET_S else "no" for k in ("median_s", "cpu_median_s"))
+                + " (wall/cpu)"
+            )
             if feast_s is not None:
                 ratio = f"{feast_s / r['median_s']:.1f}x"
         print(

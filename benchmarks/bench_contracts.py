@@ -63,8 +63,7 @@ def best_of(fn, repeat: int) -> float:
     return min(times)
 
 
-def bench_featureledger(table: pa.Table, contract: Contract, repeat: int, *,
-                        dirty: bool) -> float:
+def bench_featureledger(table: pa.Table, contract: Contract, repeat: int, *, dirty: bool) -> float:
     report = evaluate(contract, table)
     assert report.ok != dirty, "a dirty batch must fail, a clean one pass"
     return best_of(lambda: evaluate(contract, table), repeat)
@@ -79,10 +78,12 @@ def bench_pandera(table: pa.Table, repeat: int) -> float | None:
         except ImportError:
             return None
     frame = table.to_pandas()
-    schema = pdr.DataFrameSchema({
-        name: pdr.Column(float, pdr.Check.in_range(0.0, 1000.0), nullable=False)
-        for name in table.column_names
-    })
+    schema = pdr.DataFrameSchema(
+        {
+            name: pdr.Column(float, pdr.Check.in_range(0.0, 1000.0), nullable=False)
+            for name in table.column_names
+        }
+    )
 
     def run() -> None:
         with contextlib.suppress(pdr.errors.SchemaErrors):
@@ -102,6 +103,7 @@ def bench_great_expectations(table: pa.Table, repeat: int) -> float | None:
         from great_expectations.data_context.types.base import (  # type: ignore[import-not-found]
             ProgressBarsConfig,
         )
+
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
     except (ImportError, AttributeError):
         pass
@@ -111,8 +113,11 @@ def bench_great_expectations(table: pa.Table, repeat: int) -> float | None:
     suite = gx.ExpectationSuite("bench")
     for name in table.column_names:
         suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column=name))
-        suite.add_expectation(gx.expectations.ExpectColumnValuesToBeBetween(
-            column=name, min_value=0.0, max_value=1000.0))
+        suite.add_expectation(
+            gx.expectations.ExpectColumnValuesToBeBetween(
+                column=name, min_value=0.0, max_value=1000.0
+            )
+        )
     suite = context.suites.add(suite)
 
     def run() -> None:
@@ -127,25 +132,34 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--columns", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--compare", action="store_true",
-                        help="also time pandera and Great Expectations if importable")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also time pandera and Great Expectations if importable",
+    )
     args = parser.parse_args()
     clean = make_table(args.rows, args.columns, dirty=False)
     table = make_table(args.rows, args.columns, dirty=True)
     contract = make_contract(args.columns)
     checks = args.rows * args.columns * 2
-    print(f"{args.rows:,} rows x {args.columns} float64 columns, range + not_null on each: "
-          f"{checks:,} cell-checks; {os.cpu_count()} CPU(s), python {sys.version.split()[0]}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.rows:,} rows x {args.columns} float64 columns, range + not_null on each: "
+        f"{checks:,} cell-checks; {os.cpu_count()} CPU(s), python {sys.version.split()[0]}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     results = {
-        "featureledger, clean batch": bench_featureledger(clean, contract, args.repeat,
-                                                          dirty=False),
-        "featureledger, batch with failures": bench_featureledger(table, contract, args.repeat,
-                                                                  dirty=True),
+        "featureledger, clean batch": bench_featureledger(
+            clean, contract, args.repeat, dirty=False
+        ),
+        "featureledger, batch with failures": bench_featureledger(
+            table, contract, args.repeat, dirty=True
+        ),
     }
     if args.compare:
-        for label, fn in (("pandera (pandas)", bench_pandera),
-                          ("Great Expectations (pandas)", bench_great_expectations)):
+        for label, fn in (
+            ("pandera (pandas)", bench_pandera),
+            ("Great Expectations (pandas)", bench_great_expectations),
+        ):
             seconds = fn(table, args.repeat)
             if seconds is None:
                 print(f"{label}: not installed in this interpreter; skipped")

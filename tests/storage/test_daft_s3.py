@@ -43,9 +43,13 @@ def test_daft_reads_s3_snapshots_as_duckdb_does(s3_storage: Storage) -> None:
     assert got.column("clicks").to_pylist() == [20, 20, None, 10]
     cols = ["user_id", "event_timestamp", "clicks"]
     latest = daft_engine.latest_rows(files, schema, ["user_id"], "event_timestamp", cols)
-    assert latest.read_all().to_pylist() == duck.latest_rows(
-        files, schema, ["user_id"], "event_timestamp", cols
-    ).read_all().sort_by("user_id").to_pylist()
+    assert (
+        latest.read_all().to_pylist()
+        == duck.latest_rows(files, schema, ["user_id"], "event_timestamp", cols)
+        .read_all()
+        .sort_by("user_id")
+        .to_pylist()
+    )
     old, new = (table.files(v1), schema), (files, schema)
     got_diff = daft_engine.diff(old, new, STATS.unique_key)
     want = duck.diff(old, new, STATS.unique_key)
