@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from featureledger import Entity, FeatureGroup, FeatureStore, Field
 from featureledger.cli.main import app
-from featureledger.errors import IntegrityError
+from featureledger.errors import IntegrityError, NotFoundError
 from featureledger.registry import sqlaudit
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -182,3 +182,45 @@ def test_kill_9_inside_the_version_transaction(store: FeatureStore, tmp_path: Pa
     assert again.audit_log("feature_group/g@v1#4")[-1].action == "recovered"
     assert again.audit_verify() == []
     assert again.read("g").num_rows == 3
+
+
+def test_unpin_releases_a_version_to_vacuum(store: FeatureStore, tmp_path: Path) -> None:
+    pointer = store.pin("feature_group/g@v1#1", tmp_path / "old")
+    released = store.unpin(pointer)
+    assert [(p["version"], p["path"]) for p in released] == [(1, str(pointer))]
+    assert not pointer.exists() and store.pins("g") == []
+    result = store.vacuum(older_than=timedelta(0), dry_run=False)
+    assert not any(result.pinned.values())
+    with pytest.raises(IntegrityError, match="missing"):
+        store.read("g", version=1)
+    entry = [e for e in store.audit_log("feature_group/g@v1#1") if e.action == "unpin"]
+    assert entry and entry[0].details == {"file": str(pointer), "pinned": "feature_group/g@v1#1"}
+    assert store.audit_verify() == []
+
+
+def test_unpin_after_a_crash_that_removed_only_the_file(
+    store: FeatureStore, tmp_path: Path
+) -> None:
+    # the file goes first: a crash before the registry step leaves only the pin, which
+    # still keeps the data, and unpin of the (missing) file finishes the job
+    pointer = store.pin("feature_group/g@v1#1", tmp_path / "old")
+    pointer.unlink()
+    assert store.vacuum(older_than=timedelta(0), dry_run=True).pinned
+    assert [p["version"] for p in store.unpin(pointer)] == [1]
+    with pytest.raises(NotFoundError, match="no pins registered"):
+        store.unpin(pointer)
+
+
+def test_unpin_and_pins_cli(store: FeatureStore, tmp_path: Path) -> None:
+    pointer = store.pin("feature_group/g@v1#2", tmp_path / "kept")
+    runner = CliRunner()
+    listed = runner.invoke(app, ["pins", "--repo", str(store.repo)], terminal_width=200)
+    assert listed.exit_code == 0 and "feature_group/g@v1#2" in listed.output
+    args = ["unpin", str(pointer), "--keep-file", "--repo", str(store.repo)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "released feature_group/g@v1#2" in result.output and pointer.exists()
+    again = runner.invoke(app, args)
+    assert again.exit_code != 0 and "no pins registered" in again.output
+    empty = runner.invoke(app, ["pins", "--repo", str(store.repo)])
+    assert "no pins" in empty.output

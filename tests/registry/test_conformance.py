@@ -501,6 +501,26 @@ def test_audit_chain_appends_filters_and_verifies(registry: RegistryBackend) -> 
     assert registry.audit_verify() == []
 
 
+def test_pins_are_added_listed_and_removed_with_audit(registry: RegistryBackend) -> None:
+    registry.add_pin("g", 1, 3, "/p/a.fl.yaml", "feature_group/g@v1#3", "ana")
+    registry.add_pin("g", 1, 4, "/p/a.fl.yaml", "feature_group/g@v1#4", "ana")
+    registry.add_pin("h", 1, 1, "/p/b.fl.yaml", "training_dataset/v@v1/1", "bo")
+    assert [(p["group"], p["version"]) for p in registry.pins()] == [("g", 3), ("g", 4), ("h", 1)]
+    removed = registry.remove_pins("/p/a.fl.yaml", "cy")
+    assert [(p["version"], p["pinned"]) for p in removed] == [
+        (3, "feature_group/g@v1#3"),
+        (4, "feature_group/g@v1#4"),
+    ]
+    assert [p["path"] for p in registry.pins()] == ["/p/b.fl.yaml"]
+    assert registry.remove_pins("/p/a.fl.yaml", "cy") == []
+    unpins = [e for e in registry.audit_log() if e.action == "unpin"]
+    assert [(e.user, e.object) for e in unpins] == [
+        ("cy", "feature_group/g@v1#3"),
+        ("cy", "feature_group/g@v1#4"),
+    ]
+    assert registry.audit_verify() == []
+
+
 def test_audit_verify_finds_edits_and_deletions(registry: RegistryBackend) -> None:
     for i in range(4):
         registry.audit("ana", "apply", f"o{i}", {"i": i})

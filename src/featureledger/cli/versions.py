@@ -149,6 +149,45 @@ def pin(
 
 @app.command()
 @handled
+def unpin(
+    pointer: Annotated[Path, typer.Argument(help="Pointer file written by `pin`.")],
+    keep_file: Annotated[
+        bool, typer.Option("--keep-file", help="Keep the pointer file; only release its pins.")
+    ] = False,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Release what a pointer file pins, so vacuum may delete those versions when old."""
+    released = _store(repo).unpin(pointer, keep_file=keep_file)
+    for p in released:
+        out.ok(f"released feature_group/{p['group']}@v{p['major']}#{p['version']} ({p['pinned']})")
+    if not keep_file:
+        out.info(f"removed {released[0]['path']}")
+
+
+@app.command()
+@handled
+def pins(
+    group: Annotated[str | None, typer.Option(help="Only this group.")] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Pointer files that keep data versions from vacuum."""
+    rows = [
+        [
+            f"feature_group/{p['group']}@v{p['major']}#{p['version']}",
+            p["pinned"],
+            p["path"],
+            p["user"],
+            f"{p['created_at']:%Y-%m-%d %H:%M:%S}",
+        ]
+        for p in _store(repo).pins(group)
+    ]
+    out.table("featureledger pins", ["version kept", "pinned", "pointer file", "by", "at"], rows)
+    if not rows:
+        out.info("no pins: `featureledger pin IDENTITY -o FILE` writes a pointer file")
+
+
+@app.command()
+@handled
 def checkout(
     pointer: Annotated[Path, typer.Argument(help="Pointer file written by `pin`.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Parquet file to write.")],

@@ -272,6 +272,11 @@ class RegistryBackend(Protocol):
         ``version``; audited (action ``pin``) in the same transaction. Idempotent per path."""
         ...
 
+    def remove_pins(self, path: str, user: str) -> list[dict[str, Any]]:
+        """Forget every pin of the pointer file at ``path`` (as `pins` lists them), audited
+        (action ``unpin``) in the same transaction; [] when it pinned nothing."""
+        ...
+
     def pins(self, group: str | None = None) -> list[dict[str, Any]]:
         """Registered pins (of one group): dicts with ``group``, ``major``, ``version``,
         ``path``, ``pinned``, ``user``, ``created_at``."""

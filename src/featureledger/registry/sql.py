@@ -251,25 +251,33 @@ class SQLRegistry:
                 where=self.url,
             )
 
+    def remove_pins(self, path: str, user: str) -> list[dict[str, Any]]:
+        t = pins_table
+        key = self._key()
+        with self.engine.begin() as conn:
+            rows = [_pin(r) for r in conn.execute(sa.select(t).where(t.c.path == path)).mappings()]
+            if not rows:
+                return []
+            conn.execute(sa.delete(t).where(t.c.path == path))
+            for r in rows:
+                sqlaudit.append(
+                    conn,
+                    key,
+                    user,
+                    "unpin",
+                    f"feature_group/{r['group']}@v{r['major']}#{r['version']}",
+                    {"file": path, "pinned": r["pinned"]},
+                    where=self.url,
+                )
+        return rows
+
     def pins(self, group: str | None = None) -> list[dict[str, Any]]:
         t = pins_table
         query = sa.select(t).order_by(t.c.group_name, t.c.major, t.c.version, t.c.path)
         if group is not None:
             query = query.where(t.c.group_name == group)
         with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [
-            {
-                "group": r["group_name"],
-                "major": r["major"],
-                "version": r["version"],
-                "path": r["path"],
-                "pinned": r["pinned"],
-                "user": r["user_name"],
-                "created_at": _utc(r["created_at"]),
-            }
-            for r in rows
-        ]
+            return [_pin(r) for r in conn.execute(query).mappings()]
 
     def data_versions(self, group: str, major: int) -> list[DataVersion]:
         t = data_versions_table
@@ -687,3 +695,15 @@ def _sqlite_begin(conn: Any) -> None:
     # IMMEDIATE takes the write lock up front, so read-then-write transactions (audit chain,
     # numbering) from several processes queue on busy_timeout instead of failing mid-way
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _pin(r: Any) -> dict[str, Any]:
+    return {
+        "group": r["group_name"],
+        "major": r["major"],
+        "version": r["version"],
+        "path": r["path"],
+        "pinned": r["pinned"],
+        "user": r["user_name"],
+        "created_at": _utc(r["created_at"]),
+    }

@@ -283,6 +283,14 @@ class FeatureStore:
         """Write a pointer file for a data version or training dataset (DVC-style)."""
         return self._svc.versioning.pin(identity, path)
 
+    def unpin(self, pointer: str | Path, *, keep_file: bool = False) -> list[dict[str, Any]]:
+        """Release a pointer file's pins (and remove the file unless ``keep_file``)."""
+        return self._svc.versioning.unpin(pointer, keep_file=keep_file)
+
+    def pins(self, group: str | None = None) -> list[dict[str, Any]]:
+        """Pointer files that keep data versions from vacuum, as the registry records them."""
+        return self.registry.pins(group)
+
     def checkout(self, pointer: str | Path, output: str | Path) -> VerifyReport:
         """Materialize the data a pointer file names into ``output`` (Parquet), verified."""
         return self._svc.versioning.checkout(pointer, output)

@@ -309,6 +309,22 @@ class VersionService:
             self.registry.add_pin(g, major, version, str(target), body["identity"], user)
         return write_pointer(target, body)
 
+    def unpin(self, pointer: str | Path, *, keep_file: bool = False) -> list[dict[str, Any]]:
+        """Release what the pointer file at ``pointer`` pins, so vacuum may delete it once old
+        enough; the file is removed too unless ``keep_file``. Returns the released pins."""
+        target = pointer_path(pointer).resolve()
+        # the file goes first: a crash in between leaves a pin without a file (vacuum keeps a
+        # little more, and unpin again finishes), never a file whose data vacuum may delete
+        if not keep_file:
+            target.unlink(missing_ok=True)
+        released = self.registry.remove_pins(str(target), current_user())
+        if not released:
+            raise NotFoundError(
+                f"no pins registered for {target}; `featureledger pins` lists the pointer "
+                "files the registry knows"
+            )
+        return released
+
     def checkout(self, pointer: str | Path, output: str | Path) -> VerifyReport:
         """Materialize the data a pointer file names into ``output`` (Parquet), verified.
 
