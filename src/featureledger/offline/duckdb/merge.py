@@ -51,6 +51,9 @@ class Run:
     change: np.ndarray | None = None
     #: segment number * time span + event time offset: ascending over the run (`_search`)
     composite: np.ndarray | None = None
+    #: the first key of each segment, when the run has one integer key column without
+    #: nulls whose segments are strictly ascending (`_ascending_keys`), else None
+    seg_keys: np.ndarray | None = None
 
     def changes(self) -> np.ndarray:
         if self.change is None:
@@ -103,14 +106,35 @@ def _key_changes(keys: pa.Table) -> np.ndarray:
 def _sorted_run(run: Run) -> bool:
     """Each key's rows contiguous and, within a key, event times ascending."""
     keys, times = run.keys, run.times
-    if keys.num_rows < 2:
-        return True
     change = run.changes()
     if times is not None and not np.all(change[1:] | (times[1:] >= times[:-1])):
         return False
+    if _ascending_keys(run):
+        return True  # strictly ascending segment keys are distinct
+    if keys.num_rows < 2:
+        return True
     starts = keys.filter(pa.array(change))
     distinct = starts.group_by(starts.column_names).aggregate([]).num_rows
     return bool(distinct == starts.num_rows)
+
+
+def _ascending_keys(run: Run) -> bool:
+    """Set ``run.seg_keys`` when the run's one key column is an integer without nulls and
+    its segments' keys are strictly ascending (the writer's order): entity keys are then
+    matched to segments by a binary search instead of a hash join (`_match_segments`)."""
+    if run.seg_keys is not None:
+        return True
+    if run.keys.num_columns != 1:
+        return False
+    col = run.keys.column(0)
+    if not pa.types.is_integer(col.type) or col.null_count:
+        return False
+    values = np.asarray(col.combine_chunks().to_numpy())
+    firsts = values[np.flatnonzero(run.changes())]
+    if len(firsts) > 1 and not bool(np.all(firsts[1:] > firsts[:-1])):
+        return False
+    run.seg_keys = firsts
+    return True
 
 
 def usable(entities: pa.Table, timestamp_column: str | None, src: PitSource) -> bool:
@@ -229,12 +253,39 @@ def _match_segments(
     entities: pa.Table, src: PitSource, run: Run
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entity rows whose keys the run holds: their indices, and their segments' bounds."""
+    if _ascending_keys(run):
+        matched = _search_segments(entities.column(src.entity_keys[0]), run)
+        if matched is not None:
+            return matched
     seg, bounds = _segments(run)
     probe = entities.select(list(src.entity_keys)).rename_columns(list(src.keys))
     probe = probe.append_column(_E, pa.array(np.arange(entities.num_rows, dtype=np.int64)))
     joined = probe.join(seg, list(src.keys), join_type="inner", use_threads=True)
     e = np.asarray(joined.column(_E).to_numpy())
     s = np.asarray(joined.column(_SEG).to_numpy())
+    return e, bounds[s], bounds[s + 1]
+
+
+def _search_segments(
+    column: pa.ChunkedArray, run: Run
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """`_match_segments` by a binary search of each entity key among the run's ascending
+    segment keys (size l, 2.5M keys: a fraction of the hash join's cost); None when the
+    entity keys are not integers of the run's type."""
+    firsts = run.seg_keys
+    assert firsts is not None
+    if not pa.types.is_integer(column.type) or column.type.to_pandas_dtype() != firsts.dtype:
+        return None
+    arr = column.combine_chunks()
+    keys = np.asarray(arr.fill_null(0).to_numpy() if arr.null_count else arr.to_numpy())
+    seg = np.searchsorted(firsts, keys)
+    hit = seg < len(firsts)
+    hit[hit] = firsts[seg[hit]] == keys[hit]
+    if arr.null_count:  # a NULL key matches nothing, as in SQL
+        hit &= np.asarray(arr.is_valid().to_numpy(zero_copy_only=False))
+    e = np.flatnonzero(hit)
+    s = seg[e]
+    bounds = np.append(np.flatnonzero(run.changes()), run.keys.num_rows).astype(np.int64)
     return e, bounds[s], bounds[s + 1]
 
 
