@@ -17,6 +17,7 @@ from featureledger.config import RepoConfig, create_repository
 from featureledger.contracts import ValidationReport
 from featureledger.contracts.gates import Gate
 from featureledger.definitions import Definition, Entity, FeatureGroup, FeatureView, VersionId
+from featureledger.definitions.split import Split
 from featureledger.errors import OnlineStoreUnavailable
 from featureledger.lineage import Impact, LineageGraph
 from featureledger.monitoring import (
@@ -226,9 +227,13 @@ class FeatureStore:
         as_of: datetime | None = None,
         output: str | Path | None = None,
         strict: bool = False,
+        split: Split | str | None = None,
+        label: str | None = None,
+        helpers: Sequence[str] = (),
     ) -> TrainingData:
         """Point-in-time correct features for each row of ``entity_df``; warns when an
-        input has no data at the frame's times, and refuses then with ``strict``."""
+        input has no data at the frame's times, and refuses then with ``strict``.
+        ``split`` records parts (``...:test``); ``label``/``helpers`` name columns."""
         return self._svc.training.training_data(
             view,
             entity_df,
@@ -238,7 +243,15 @@ class FeatureStore:
             as_of=as_of,
             output=output,
             strict=strict,
+            split=split,
+            label=label,
+            helpers=helpers,
         )
+
+    def training_set(self, identity: str | VersionId) -> TrainingData:
+        """A recorded training dataset, or one part of its split
+        (``training_dataset/fraud@v1/3:test``), by identity."""
+        return self._svc.training.training_set(identity)
 
     def training_datasets(
         self, view: str, *, major: int | None = None
