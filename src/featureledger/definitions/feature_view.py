@@ -128,8 +128,9 @@ class FeatureView:
 
     def __post_init__(self) -> None:
         check_name("feature view", self.name)
-        object.__setattr__(self, "helpers", as_items(f"feature view {self.name!r}: helpers",
-                                                     self.helpers))
+        object.__setattr__(
+            self, "helpers", as_items(f"feature view {self.name!r}: helpers", self.helpers)
+        )
         what = f"feature view {self.name!r}"
         items = as_items(
             f"{what}: features",

@@ -28,6 +28,7 @@ from featureledger.monitoring import (
     Monitor,
     SkewReport,
 )
+from featureledger.monitoring.evaluation import Evaluation, Task
 from featureledger.offline import OfflineEngine
 from featureledger.online import OnlineStore
 from featureledger.registry import (
@@ -383,9 +384,11 @@ class FeatureStore:
         gates: Sequence[Gate] = (),
         description: str = "",
         code: Callable[..., Any] | str | Path | None = None,
+        evaluation: Evaluation | None = None,
     ) -> ModelRecord:
         """Store a model artifact content-addressed and link it to its training dataset
-        (and its training code, a function or script, for `reproduce`)."""
+        (and its training code, a function or script, for `reproduce`); gates read
+        ``metrics`` and an ``evaluation``'s figures, slices included."""
         return self._svc.models.register_model(
             name,
             artifact,
@@ -394,6 +397,30 @@ class FeatureStore:
             gates=gates,
             description=description,
             code=code,
+            evaluation=evaluation,
+        )
+
+    def evaluate(
+        self,
+        model: Any,
+        training_set: str | VersionId | TrainingData,
+        *,
+        split: str | None = "test",
+        label: str | None = None,
+        slices: Sequence[str] = (),
+        task: Task | None = None,
+        threshold: float = 0.5,
+    ) -> Evaluation:
+        """Score ``model`` (an object with predict/predict_proba, a registered
+        ``model/NAME/N``, or predictions) on a split, whole and per slice value."""
+        return self._svc.evaluation.evaluate(
+            model,
+            training_set,
+            split=split,
+            label=label,
+            slices=slices,
+            task=task,
+            threshold=threshold,
         )
 
     def fit_transforms(

@@ -245,8 +245,9 @@ class StatisticsService:
             return VersionId("feature_group", fg.name, fg.version or 1, number)
         if ident.kind == "training_dataset":
             whole = self.training.record(ident).identity  # checks that the part exists
-            return VersionId(whole.kind, whole.name, whole.major, number=whole.number,
-                             split=ident.split)
+            return VersionId(
+                whole.kind, whole.name, whole.major, number=whole.number, split=ident.split
+            )
         raise NotFoundError(
             f"{identity}: statistics exist for feature group data versions and training "
             "datasets only"

@@ -153,9 +153,7 @@ class TrainingData:
 
     def label(self) -> pa.ChunkedArray:
         if self.label_name is None:
-            raise NotFoundError(
-                f"{self.identity} has no label; pass label= to training_data"
-            )
+            raise NotFoundError(f"{self.identity} has no label; pass label= to training_data")
         return self.to_arrow().column(self.label_name)
 
     def helpers(self) -> pa.Table:
@@ -383,17 +381,17 @@ class TrainingService:
                     assert output is not None
                     rows = read_kept(self.files.read_parquet, self.files.output_uri(output))
                 minimum = max((g.ttl for g in groups.values() if g.ttl), default=timedelta(0))
-                gap = choose_gap(spec, minimum, join.where)
+                split_gap = choose_gap(spec, minimum, join.where)
                 assigned = assign(
                     rows,
                     spec,
                     label=label,
                     keys=join.keys,
                     timestamp_column=join.timestamp_column,
-                    gap=gap,
+                    gap=split_gap,
                     where=join.where,
                 )
-                parts = {"split": describe_parts(rows, spec, assigned, gap, minimum)}
+                parts = {"split": describe_parts(rows, spec, assigned, split_gap, minimum)}
             td_record = self.registry.add_training_dataset(
                 TrainingDatasetRecord(
                     view=fv.name,
