@@ -154,6 +154,12 @@ def evaluate_arrays(
     training_set: str = "",
 ) -> Evaluation:
     """Metrics of ``score`` against ``y`` on all rows and per value of each slice column."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "model evaluation computes scikit-learn's metrics: pip install 'featureledger[models]'"
+        ) from None
     y = np.asarray(y)
     score = np.asarray(score, dtype=np.float64)
     if y.shape[0] != score.shape[0]:
