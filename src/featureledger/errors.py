@@ -28,6 +28,7 @@ the exception so callers can act on them without parsing text.
     └── OnlineStoreUnavailable   the online store (Redis, SQLite) cannot be reached (retryable)
 
     CoverageWarning (a UserWarning)  training data built from a group with no data for the frame
+    SplitGapWarning (a UserWarning)  a time split's gap is shorter than the view's longest ttl
 """
 
 from __future__ import annotations
@@ -284,3 +285,8 @@ class TokenError(FeatureLedgerError):
 
 class AccessDeniedError(FeatureLedgerError):
     """A valid API token is not allowed the action asked for (HTTP 403)."""
+
+
+class SplitGapWarning(UserWarning):
+    """A time split's gap is shorter than the longest TTL of the view's groups, so
+    features of rows just after a boundary may see events of the part before it."""

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from featureledger.cli import console as out
-from featureledger.errors import CoverageWarning, FeatureLedgerError
+from featureledger.errors import CoverageWarning, FeatureLedgerError, SplitGapWarning
 
 app = typer.Typer(
     name="featureledger",
@@ -50,10 +50,11 @@ def handled(func: F) -> F:
                 # featureledger's warnings are messages for the user, printed as such (not
                 # as Python's "file:line: Category: ..."), every time they occur
                 warnings.simplefilter("always", CoverageWarning)
+                warnings.simplefilter("always", SplitGapWarning)
                 shown = warnings.showwarning
 
                 def show(message: Any, category: type[Warning], *rest: Any, **kw: Any) -> None:
-                    if issubclass(category, CoverageWarning):
+                    if issubclass(category, CoverageWarning | SplitGapWarning):
                         out.warn(str(message))
                     else:
                         shown(message, category, *rest, **kw)

@@ -257,6 +257,18 @@ def training_data(
             help="Refuse when an input group has no rows, or none at the entity times.",
         ),
     ] = False,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="Record parts, e.g. 'time:0.7,0.15,0.15', 'time:0.8,0.2,gap=2d', "
+            "'random:0.8,0.2,seed=1', 'stratified:0.8,0.2', 'group:0.8,0.2,by=user_id'."
+        ),
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="The label column.")] = None,
+    helper: Annotated[
+        list[str] | None,
+        typer.Option(help="A column kept but not fed to the model (repeat), e.g. region."),
+    ] = None,
     repo: RepoOpt = Path("."),
 ) -> None:
     """Build a point-in-time correct training set and record it.
@@ -282,9 +294,20 @@ def training_data(
         version=version,
         output=output,
         strict=strict,
+        split=split,
+        label=label,
+        helpers=helper or (),
     )
     rec = result.record
     out.ok(f"{rec.identity}: {rec.rows:,} rows x {len(rec.columns)} columns -> {output}")
+    if result.parts:
+        about = rec.params["split"]
+        out.table(
+            f"split {about['spec']['kind']}, gap {about['gap_seconds']:g} s, "
+            f"{about['unassigned']:,} row(s) in no part",
+            ["part", "rows", "content hash"],
+            [[f"{rec.identity}:{n}", p["rows"], p["content"]] for n, p in about["parts"].items()],
+        )
     out.table(
         None,
         ["input", "data version", "content hash"],

@@ -14,6 +14,7 @@ import typer
 from featureledger.cli import (  # noqa: F401  (imported for their commands)
     contracts,
     data,
+    evaluation,
     governance,
     monitoring,
     serving,

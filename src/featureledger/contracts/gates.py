@@ -1,4 +1,5 @@
-"""Release gates for model candidates: metric thresholds and "better than the current model".
+"""Release gates for model candidates: metric thresholds, "better than the current model",
+and slice gates on the metrics of population slices (``slice:auc_gap<=0.05``).
 
 Metrics may be given as one number or as the values of repeated evaluations (folds,
 seeds, bootstrap resamples); gates compare means and record the standard error, so a
@@ -8,6 +9,7 @@ decision is never taken on a point estimate without its uncertainty written next
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -82,7 +84,50 @@ class BetterThanCurrent:
         }
 
 
-Gate = MetricGate | BetterThanCurrent
+SliceStat = Literal["min", "max", "gap"]
+
+
+@dataclass(frozen=True)
+class SliceGate:
+    """A bound on a metric across population slices (values of helper columns): the worst
+    slice's (``min`` / ``max``) or the largest ``gap`` between two values of one column.
+    ``column`` limits it to one helper column; by default every sliced column counts."""
+
+    metric: str
+    stat: SliceStat
+    min: float | None = None
+    max: float | None = None
+    column: str | None = None
+
+    @property
+    def name(self) -> str:
+        where = "slice" if self.column is None else f"slice.{self.column}"
+        what = (
+            f"{where}:{self.metric}_gap"
+            if self.stat == "gap"
+            else (f"{where}:{self.stat}_{self.metric}")
+        )
+        bounds = []
+        if self.min is not None:
+            bounds.append(f"{what} >= {self.min}")
+        if self.max is not None:
+            bounds.append(f"{what} <= {self.max}")
+        return " and ".join(bounds) or what
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "slice",
+            "metric": self.metric,
+            "stat": self.stat,
+            "min": self.min,
+            "max": self.max,
+            "column": self.column,
+        }
+
+
+Gate = MetricGate | BetterThanCurrent | SliceGate
+#: ``{metric: {"region=south": value}}``: slice figures as gates read them
+SliceFigures = Mapping[str, Mapping[str, float | None]]
 
 
 @dataclass
@@ -109,10 +154,14 @@ def evaluate_gates(
     gates: Sequence[Gate],
     candidate: Mapping[str, MetricSummary],
     reference: Mapping[str, MetricSummary] | None,
+    slices: SliceFigures | None = None,
 ) -> list[GateResult]:
     """Check every gate; a gate whose metric is missing fails with a message saying so."""
     results = []
     for gate in gates:
+        if isinstance(gate, SliceGate):
+            results.append(_slice_gate(gate, slices or {}))
+            continue
         got = candidate.get(gate.metric)
         if got is None:
             results.append(GateResult(gate.name, False, f"metric {gate.metric!r} was not given"))
@@ -154,7 +203,55 @@ def evaluate_gates(
     return results
 
 
+def _slice_gate(gate: SliceGate, slices: SliceFigures) -> GateResult:
+    """The worst slice (or widest gap) against the bounds, naming the slices and figures."""
+    values = slices.get(gate.metric)
+    if not values:
+        return GateResult(
+            gate.name,
+            False,
+            f"no slice figures for {gate.metric!r}; evaluate with slices=[helper columns] "
+            "and register with evaluation=",
+        )
+    by_column: dict[str, dict[str, float]] = {}
+    undefined = []
+    for name, value in values.items():
+        column = name.partition("=")[0]
+        if gate.column is not None and column != gate.column:
+            continue
+        if value is None or not math.isfinite(value):
+            undefined.append(name)
+            continue
+        by_column.setdefault(column, {})[name] = value
+    if not by_column:
+        where = f"column {gate.column!r}" if gate.column else "any slice"
+        return GateResult(gate.name, False, f"{gate.metric} is defined on no slice of {where}")
+    note = f"; undefined on {', '.join(undefined)}" if undefined else ""
+    if gate.stat == "gap":
+        widest = max(by_column.values(), key=lambda v: max(v.values()) - min(v.values()))
+        low, high = min(widest, key=widest.__getitem__), max(widest, key=widest.__getitem__)
+        figure = widest[high] - widest[low]
+        detail = (
+            f"{gate.metric} gap {figure:.6g} between {high} ({widest[high]:.6g}) and "
+            f"{low} ({widest[low]:.6g}){note}"
+        )
+        observed: dict[str, Any] = {"gap": figure, "high": high, "low": low}
+    else:
+        flat = {k: v for column in by_column.values() for k, v in column.items()}
+        pick = min if gate.stat == "min" else max
+        worst = pick(flat, key=flat.__getitem__)
+        figure = flat[worst]
+        detail = f"{gate.stat} {gate.metric} {figure:.6g} on slice {worst}{note}"
+        observed = {"value": figure, "slice": worst}
+    ok = (gate.min is None or figure >= gate.min) and (gate.max is None or figure <= gate.max)
+    return GateResult(gate.name, ok, detail, {**observed, "slices": dict(values)})
+
+
 def gate_from_dict(data: Mapping[str, Any]) -> Gate:
+    if data.get("type") == "slice":
+        return SliceGate(
+            data["metric"], data["stat"], data.get("min"), data.get("max"), data.get("column")
+        )
     if data.get("type") == "better_than_current":
         return BetterThanCurrent(
             data["metric"], data.get("margin", 0.0), data.get("direction", "higher")
@@ -163,7 +260,11 @@ def gate_from_dict(data: Mapping[str, Any]) -> Gate:
 
 
 def parse_gate(text: str) -> Gate:
-    """``auc>=0.9``, ``latency_ms<=20`` or ``auc>+0.01`` (beat the current model by 0.01)."""
+    """``auc>=0.9``, ``latency_ms<=20``, ``auc>+0.01`` (beat the current model by 0.01),
+    or a slice gate: ``slice:auc_gap<=0.05``, ``slice:min_auc>=0.7``,
+    ``slice:max_mae<=3``, ``slice.region:min_auc>=0.7`` (one helper column only)."""
+    if text.strip().startswith("slice"):
+        return _parse_slice_gate(text.strip())
     for op in (">=", "<="):
         if op in text:
             metric, _, value = text.partition(op)
@@ -179,3 +280,24 @@ def parse_gate(text: str) -> Gate:
         f"gate {text!r} not understood; use METRIC>=X, METRIC<=X, METRIC>+MARGIN (beat the "
         "current model, higher is better) or METRIC<-MARGIN (lower is better)"
     )
+
+
+_SLICE = re.compile(
+    r"slice(?:\.(?P<column>[A-Za-z_][A-Za-z0-9_]*))?:\s*(?:(?P<stat>min|max)_(?P<metric>\w+?)"
+    r"|(?P<gmetric>\w+?)_gap)\s*(?P<op>>=|<=)\s*(?P<value>[-+0-9.eE]+)"
+)
+
+
+def _parse_slice_gate(text: str) -> SliceGate:
+    match = _SLICE.fullmatch(text)
+    if match is None:
+        raise ValueError(
+            f"gate {text!r} not understood; slice gates are slice:METRIC_gap<=X, "
+            "slice:min_METRIC>=X, slice:max_METRIC<=X, optionally slice.COLUMN:..."
+        )
+    bound = float(match["value"])
+    low, high = (bound, None) if match["op"] == ">=" else (None, bound)
+    if match["gmetric"]:
+        return SliceGate(match["gmetric"], "gap", low, high, match["column"])
+    stat: SliceStat = "min" if match["stat"] == "min" else "max"
+    return SliceGate(match["metric"], stat, low, high, match["column"])

@@ -122,9 +122,15 @@ class FeatureView:
     description: str = ""
     owner: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: columns kept with its training sets but not fed to the model (e.g. ``region``):
+    #: the slices `FeatureStore.evaluate` reports on
+    helpers: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         check_name("feature view", self.name)
+        object.__setattr__(
+            self, "helpers", as_items(f"feature view {self.name!r}: helpers", self.helpers)
+        )
         what = f"feature view {self.name!r}"
         items = as_items(
             f"{what}: features",
@@ -187,6 +193,7 @@ class FeatureView:
             **({"purpose": self.purpose} if self.purpose else {}),
             **({"use": self.use} if self.use else {}),
             **({"on_demand": [o.to_dict() for o in self.on_demand]} if self.on_demand else {}),
+            **({"helpers": list(self.helpers)} if self.helpers else {}),
             "description": self.description,
             "owner": self.owner,
             "tags": dict(sorted(self.tags.items())),
@@ -205,4 +212,5 @@ class FeatureView:
             description=data.get("description", ""),
             owner=data.get("owner", ""),
             tags=data.get("tags", {}),
+            helpers=tuple(data.get("helpers", ())),
         )

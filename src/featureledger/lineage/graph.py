@@ -622,6 +622,10 @@ def _build(records: Iterable[object], *, include_runs: bool, strict: bool) -> Li
             edge(mention(pinned), ident, "pinned", td.run_id)
         if include_runs and td.run_id:
             edge(run_node(td.run_id), ident, "wrote", td.run_id)
+        # each part of a split is a node of its own, made from the whole set
+        for part, about in (td.params or {}).get("split", {}).get("parts", {}).items():
+            split = node(f"{ident}:{part}", "training_dataset", rows=about.get("rows"))
+            edge(ident, split, "split", td.run_id)
 
     for m in models:
         ident = node(str(m.identity), "model", run=m.run_id, created_at=m.created_at)

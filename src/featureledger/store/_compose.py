@@ -18,6 +18,7 @@ from featureledger.store._backfill import BackfillService
 from featureledger.store._catalog import Catalog
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService
+from featureledger.store._evaluation import EvaluationService
 from featureledger.store._feature_logs import FeatureLogs
 from featureledger.store._files import StoreFiles
 from featureledger.store._history import HistoryService
@@ -63,6 +64,7 @@ class Services:
     monitoring: MonitoringService
     online: OnlineService
     access: AccessService
+    evaluation: EvaluationService
 
 
 def compose(repo: Path, config: RepoConfig) -> Services:
@@ -227,4 +229,5 @@ def compose(repo: Path, config: RepoConfig) -> Services:
         monitoring=monitoring,
         online=online,
         access=access,
+        evaluation=EvaluationService(registry=registry, training=training, files=files),
     )

@@ -81,6 +81,23 @@ def training_dataset(ident: VersionId, records: list[TrainingDatasetRecord]) -> 
     if not records:
         raise NotFoundError(f"{ident} is not recorded")
     r = records[-1]
+    if ident.split is not None:
+        split = r.params.get("split", {})
+        part = split.get("parts", {}).get(ident.split)
+        if part is None:
+            raise NotFoundError(f"{ident} does not exist; parts: {list(split.get('parts', {}))}")
+        return {
+            "identity": str(ident),
+            "part_of": str(r.identity),
+            "content_hash": part["content"],
+            "rows": part["rows"],
+            "split": split["spec"],
+            "gap_seconds": split["gap_seconds"],
+            "columns": r.columns,
+            "pins": r.pins,
+            "run": r.run_id,
+            "created_at": r.created_at.isoformat(),
+        }
     return {
         "identity": str(r.identity),
         "pins": r.pins,

@@ -17,6 +17,7 @@ from featureledger.config import RepoConfig, create_repository
 from featureledger.contracts import ValidationReport
 from featureledger.contracts.gates import Gate
 from featureledger.definitions import Definition, Entity, FeatureGroup, FeatureView, VersionId
+from featureledger.definitions.split import Split
 from featureledger.errors import OnlineStoreUnavailable
 from featureledger.lineage import Impact, LineageGraph
 from featureledger.monitoring import (
@@ -27,6 +28,7 @@ from featureledger.monitoring import (
     Monitor,
     SkewReport,
 )
+from featureledger.monitoring.evaluation import Evaluation, Task
 from featureledger.offline import OfflineEngine
 from featureledger.online import OnlineStore
 from featureledger.registry import (
@@ -226,9 +228,13 @@ class FeatureStore:
         as_of: datetime | None = None,
         output: str | Path | None = None,
         strict: bool = False,
+        split: Split | str | None = None,
+        label: str | None = None,
+        helpers: Sequence[str] = (),
     ) -> TrainingData:
         """Point-in-time correct features for each row of ``entity_df``; warns when an
-        input has no data at the frame's times, and refuses then with ``strict``."""
+        input has no data at the frame's times, and refuses then with ``strict``.
+        ``split`` records parts (``...:test``); ``label``/``helpers`` name columns."""
         return self._svc.training.training_data(
             view,
             entity_df,
@@ -238,7 +244,15 @@ class FeatureStore:
             as_of=as_of,
             output=output,
             strict=strict,
+            split=split,
+            label=label,
+            helpers=helpers,
         )
+
+    def training_set(self, identity: str | VersionId) -> TrainingData:
+        """A recorded training dataset, or one part of its split
+        (``training_dataset/fraud@v1/3:test``), by identity."""
+        return self._svc.training.training_set(identity)
 
     def training_datasets(
         self, view: str, *, major: int | None = None
@@ -378,9 +392,11 @@ class FeatureStore:
         gates: Sequence[Gate] = (),
         description: str = "",
         code: Callable[..., Any] | str | Path | None = None,
+        evaluation: Evaluation | None = None,
     ) -> ModelRecord:
         """Store a model artifact content-addressed and link it to its training dataset
-        (and its training code, a function or script, for `reproduce`)."""
+        (and its training code, a function or script, for `reproduce`); gates read
+        ``metrics`` and an ``evaluation``'s figures, slices included."""
         return self._svc.models.register_model(
             name,
             artifact,
@@ -389,6 +405,30 @@ class FeatureStore:
             gates=gates,
             description=description,
             code=code,
+            evaluation=evaluation,
+        )
+
+    def evaluate(
+        self,
+        model: Any,
+        training_set: str | VersionId | TrainingData,
+        *,
+        split: str | None = "test",
+        label: str | None = None,
+        slices: Sequence[str] = (),
+        task: Task | None = None,
+        threshold: float = 0.5,
+    ) -> Evaluation:
+        """Score ``model`` (an object with predict/predict_proba, a registered
+        ``model/NAME/N``, or predictions) on a split, whole and per slice value."""
+        return self._svc.evaluation.evaluate(
+            model,
+            training_set,
+            split=split,
+            label=label,
+            slices=slices,
+            task=task,
+            threshold=threshold,
         )
 
     def fit_transforms(

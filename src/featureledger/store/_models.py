@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from featureledger.definitions import VersionId
 from featureledger.definitions.names import check_name
 from featureledger.errors import GateError, IntegrityError, NotFoundError
 from featureledger.hashing import artifact_sha256
+from featureledger.monitoring.evaluation import Evaluation
 from featureledger.registry import DeploymentRecord, ModelRecord, RegistryBackend
 from featureledger.store._catalog import Catalog
 from featureledger.store._files import StoreFiles
@@ -49,6 +50,15 @@ def training_code(code: Callable[..., Any] | str | Path | None) -> dict[str, Any
             "imports": [],
         }
     return {**found, "environment": pipeline_environment(found["imports"])}
+
+
+def _identity(given: str | VersionId | TrainingData, whole: VersionId) -> VersionId:
+    """The training set a model names: the whole set, or the part given (``...:train``)."""
+    if isinstance(given, TrainingData):
+        split = given.split
+    else:
+        split = (VersionId.parse(given) if isinstance(given, str) else given).split
+    return replace(whole, split=split)
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class ModelService:
         gates: Sequence[Gate] = (),
         description: str = "",
         code: Callable[..., Any] | str | Path | None = None,
+        evaluation: Evaluation | None = None,
     ) -> ModelRecord:
         """Store a model artifact content-addressed and link it to its training dataset.
 
@@ -96,21 +107,30 @@ class ModelService:
         "Better than current" gates compare with the model currently deployed under the
         same name, else the latest registered version. ``code`` is the training code, a
         function or a script file: its hash (and the environment) is recorded for
-        `reproduce`.
+        `reproduce`. ``evaluation`` (`FeatureStore.evaluate`) adds its metrics, and its
+        slice figures for slice gates; it is kept with the model.
         """
         check_name("model", name)
         source = Path(artifact)
         if not source.exists():
             raise NotFoundError(f"model artifact {source} does not exist")
+        if training_dataset is None and evaluation is not None and evaluation.training_set:
+            training_dataset = VersionId.parse(evaluation.training_set).whole()
         td_ident: str | None = None
         if training_dataset is not None:
             td_record = self.training.record(training_dataset)
-            td_ident = str(td_record.identity)
+            td_ident = str(_identity(training_dataset, td_record.identity))
             self.records.check_blocks(f"registration of model/{name}", list(td_record.pins))
+        if evaluation is not None:
+            found = {k: v for k, v in evaluation.metrics.items() if v is not None}
+            metrics = {**found, **(metrics or {})}
         summaries = summarize(metrics or {})
         reference = self._reference_model(name)
         results = evaluate_gates(
-            gates, summaries, None if reference is None else summarize(reference.metrics_raw)
+            gates,
+            summaries,
+            None if reference is None else summarize(reference.metrics_raw),
+            None if evaluation is None else evaluation.slice_figures(),
         )
         failed = [r.to_dict() for r in results if not r.passed]
         if failed:
@@ -138,6 +158,7 @@ class ModelService:
                         for k, v in (metrics or {}).items()
                     },
                     "summary": {k: s.to_dict() for k, s in summaries.items()},
+                    **({"evaluation": evaluation.to_dict()} if evaluation else {}),
                 },
                 gates=[r.to_dict() for r in results],
                 run_id=run.id,

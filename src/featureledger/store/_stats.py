@@ -172,7 +172,9 @@ class StatisticsService:
             import pyarrow.dataset as pads  # only when statistics are computed
 
             data: pa.Table | pads.Dataset
-            if rows is not None:
+            if ident.split is not None:  # a part of a split: its own rows
+                data = self.training.rows(record, ident.split)
+            elif rows is not None:
                 data = rows
             elif record.output_path and self.training.files.exists(record.output_path):
                 data = self.training.files.dataset(record.output_path)
@@ -242,7 +244,10 @@ class StatisticsService:
             number = self.records.resolve(fg, ident.data, None)
             return VersionId("feature_group", fg.name, fg.version or 1, number)
         if ident.kind == "training_dataset":
-            return self.training.record(ident).identity
+            whole = self.training.record(ident).identity  # checks that the part exists
+            return VersionId(
+                whole.kind, whole.name, whole.major, number=whole.number, split=ident.split
+            )
         raise NotFoundError(
             f"{identity}: statistics exist for feature group data versions and training "
             "datasets only"

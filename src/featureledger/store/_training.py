@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from featureledger.definitions import (
     ViewSource,
 )
 from featureledger.definitions.contract import format_duration
+from featureledger.definitions.split import Split
 from featureledger.errors import (
     CoverageError,
     CoverageWarning,
@@ -45,6 +46,14 @@ from featureledger.store._catalog import Catalog
 from featureledger.store._files import StoreFiles
 from featureledger.store._records import VersionRecords
 from featureledger.store._runs import Runs
+from featureledger.store._splits import (
+    assign,
+    check_part,
+    choose_gap,
+    describe_parts,
+    part_names,
+    part_rows,
+)
 from featureledger.store._tables import Tables
 from featureledger.transforms.on_demand import apply_on_demand, output_fields
 from featureledger.versioning.provenance import (
@@ -56,27 +65,33 @@ from featureledger.versioning.provenance import (
 
 @dataclass
 class TrainingData:
-    """The result of `FeatureStore.training_data`: rows plus the record that pins them."""
+    """The result of `FeatureStore.training_data`: rows plus the record that pins them.
+
+    A split training set has parts (`parts`, `part`); one part is a `TrainingData` too,
+    with its own identity (``training_dataset/fraud@v1/3:test``), rows and hash.
+    `features`, `label` and `helpers` give the columns apart.
+    """
 
     record: TrainingDatasetRecord
     _table: pa.Table | None = None
     #: reads the kept output (a local path or an object-store URI)
     _read: Callable[[str], pa.Table] = field(default=pq.read_table, repr=False)
+    #: the part of the record these rows are (None: the whole set)
+    split: str | None = None
+    #: builds the `TrainingData` of one part
+    _part: Callable[[TrainingDatasetRecord, str], TrainingData] | None = field(
+        default=None, repr=False
+    )
 
     @property
     def identity(self) -> VersionId:
-        return self.record.identity
+        ident = self.record.identity
+        return ident if self.split is None else replace(ident, split=self.split)
 
     def to_arrow(self) -> pa.Table:
         if self._table is None:
             assert self.record.output_path is not None
-            table = self._read(self.record.output_path)
-            if ROW_COLUMN in table.column_names:
-                # written by an engine's workers (`WorkerWriter`): restore the entity order,
-                # and the plain types of Daft's large ones (the same values, the same hash)
-                table = table.sort_by(ROW_COLUMN).drop_columns([ROW_COLUMN])
-                table = table.cast(pa.schema([f.with_type(_plain(f.type)) for f in table.schema]))
-            self._table = table
+            self._table = read_kept(self._read, self.record.output_path)
         return self._table
 
     def to_pandas(self) -> Any:
@@ -88,13 +103,78 @@ class TrainingData:
         return pl.from_arrow(self.to_arrow())
 
     def __len__(self) -> int:
+        if self.split is not None:
+            return int(self.record.params["split"]["parts"][self.split]["rows"])
         return self.record.rows
+
+    @property
+    def content(self) -> str:
+        """The content hash of these rows (of the part, for a part)."""
+        if self.split is not None:
+            return str(self.record.params["split"]["parts"][self.split]["content"])
+        return str(self.record.content)
+
+    @property
+    def parts(self) -> list[str]:
+        """The names of the split's parts (empty when built without ``split=``)."""
+        return part_names(self.record)
+
+    def part(self, name: str) -> TrainingData:
+        """One part of the split, e.g. ``td.part("test")``."""
+        check_part(self.record, name)
+        if self._part is None:
+            return TrainingData(
+                self.record, part_rows(self.record, self.whole_rows(), name), self._read, name
+            )
+        return self._part(self.record, name)
+
+    def whole_rows(self) -> pa.Table:
+        if self.split is None:
+            return self.to_arrow()
+        assert self.record.output_path is not None
+        return read_kept(self._read, self.record.output_path)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The columns fed to the model: the view's features and on-demand outputs, less
+        the label and the helper columns."""
+        return list(self.record.params.get("features", []))
+
+    @property
+    def label_name(self) -> str | None:
+        return self.record.params.get("label")
+
+    @property
+    def helper_names(self) -> list[str]:
+        return list(self.record.params.get("helpers", []))
+
+    def features(self) -> pa.Table:
+        return self.to_arrow().select(self.feature_names)
+
+    def label(self) -> pa.ChunkedArray:
+        if self.label_name is None:
+            raise NotFoundError(f"{self.identity} has no label; pass label= to training_data")
+        return self.to_arrow().column(self.label_name)
+
+    def helpers(self) -> pa.Table:
+        return self.to_arrow().select(self.helper_names)
 
     @property
     def warnings(self) -> list[str]:
         """Coverage warnings recorded with the set: input groups with no rows, or none at
         some of the entity frame's times (their features are null there)."""
         return list(self.record.params.get("warnings", []))
+
+
+def read_kept(read: Callable[[str], pa.Table], path: str) -> pa.Table:
+    """A kept training set's rows, in the entity frame's order."""
+    table = read(path)
+    if ROW_COLUMN in table.column_names:
+        # written by an engine's workers (`WorkerWriter`): restore the entity order,
+        # and the plain types of Daft's large ones (the same values, the same hash)
+        table = table.sort_by(ROW_COLUMN).drop_columns([ROW_COLUMN])
+        table = table.cast(pa.schema([f.with_type(_plain(f.type)) for f in table.schema]))
+    return table
 
 
 def view_definition_hash(fv: FeatureView) -> str:
@@ -141,6 +221,8 @@ class _JoinPlan:
     #: the view's on-demand transforms, applied to every joined batch
     on_demand: tuple[Any, ...] = ()
     where: str = ""
+    #: the entity frame's join key columns
+    keys: tuple[str, ...] = ()
 
 
 class TrainingService:
@@ -186,15 +268,36 @@ class TrainingService:
             records = [r for r in records if r.number == ident.number]
         if not records:
             raise NotFoundError(f"{ident} is not recorded")
+        if ident.split is not None:
+            check_part(records[-1], ident.split)
         return records[-1]
 
-    def rows(self, record: TrainingDatasetRecord) -> pa.Table:
-        """A training dataset's rows: its output file when kept, else rebuilt from its pins."""
+    def rows(self, record: TrainingDatasetRecord, split: str | None = None) -> pa.Table:
+        """A training dataset's rows (or one part's): its output file when kept, else
+        rebuilt from its pins."""
         if record.output_path and self.files.exists(record.output_path):
-            return self.files.read_parquet(record.output_path)
-        rebuilt, _ = self.rebuild(record, None)
-        assert rebuilt is not None
-        return rebuilt
+            rows = read_kept(self.files.read_parquet, record.output_path)
+        else:
+            rebuilt, _ = self.rebuild(record, None)
+            assert rebuilt is not None
+            rows = rebuilt
+        return rows if split is None else part_rows(record, rows, split)
+
+    def training_set(self, ident: VersionId | TrainingData | str) -> TrainingData:
+        """A recorded training dataset, or one part of it (``...:test``), by identity."""
+        if isinstance(ident, TrainingData):
+            return ident
+        parsed = VersionId.parse(ident) if isinstance(ident, str) else ident
+        record = self.record(parsed)
+        if parsed.split is not None:
+            return self._part(record, parsed.split)
+        kept = record.output_path is not None and self.files.exists(record.output_path)
+        return TrainingData(
+            record, None if kept else self.rows(record), self.files.read_parquet, None, self._part
+        )
+
+    def _part(self, record: TrainingDatasetRecord, name: str) -> TrainingData:
+        return TrainingData(record, self.rows(record, name), self.files.read_parquet, name)
 
     def rebuild(
         self, record: TrainingDatasetRecord, output: str | Path | None
@@ -218,6 +321,9 @@ class TrainingService:
         as_of: datetime | None = None,
         output: str | Path | None = None,
         strict: bool = False,
+        split: Split | str | None = None,
+        label: str | None = None,
+        helpers: Sequence[str] = (),
     ) -> TrainingData:
         """Point-in-time correct features for each row of ``entity_df``.
 
@@ -230,16 +336,18 @@ class TrainingService:
         after its last plus the TTL), gives null features: that is warned about
         (`CoverageWarning`, kept in the record), and refused with ``strict``
         (`CoverageError`, nothing recorded).
+
+        ``label`` names the label column and ``helpers`` (with the view's) columns kept
+        but not fed to the model; ``split`` (a `Split` or its text form) records parts
+        with their own identities and hashes (docs/models.md).
         """
         fv = self.catalog.get_feature_view(view, version)
         vmajor = fv.version or 1
+        spec = Split.parse(split) if isinstance(split, str) else split
         join = self.plan_join(fv, entity_df, timestamp_column, versions, as_of)
-        gaps = coverage(
-            join,
-            {s.group: self.catalog.get_feature_group(s.group, s.major) for s in fv.sources},
-            self.tables,
-            self.registry,
-        )
+        groups = {s.group: self.catalog.get_feature_group(s.group, s.major) for s in fv.sources}
+        roles = column_roles(join, fv, label, helpers)
+        gaps = coverage(join, groups, self.tables, self.registry)
         if gaps and strict:
             raise CoverageError(join.where, gaps)
         for gap in gaps:
@@ -266,6 +374,24 @@ class TrainingService:
                 kept = pool.submit(_keep_entities, join.entities, entity_path, self.files)
                 result, total = self.run_join(join, output)
                 entity_hash = kept.result()
+            parts: dict[str, Any] = {}
+            if spec is not None:
+                rows = result
+                if rows is None:
+                    assert output is not None
+                    rows = read_kept(self.files.read_parquet, self.files.output_uri(output))
+                minimum = max((g.ttl for g in groups.values() if g.ttl), default=timedelta(0))
+                split_gap = choose_gap(spec, minimum, join.where)
+                assigned = assign(
+                    rows,
+                    spec,
+                    label=label,
+                    keys=join.keys,
+                    timestamp_column=join.timestamp_column,
+                    gap=split_gap,
+                    where=join.where,
+                )
+                parts = {"split": describe_parts(rows, spec, assigned, split_gap, minimum)}
             td_record = self.registry.add_training_dataset(
                 TrainingDatasetRecord(
                     view=fv.name,
@@ -285,6 +411,8 @@ class TrainingService:
                         "timestamp_column": timestamp_column,
                         "as_of": as_of.isoformat() if as_of else None,
                         **({"warnings": gaps} if gaps else {}),
+                        **roles,
+                        **parts,
                     },
                 )
             )
@@ -302,7 +430,7 @@ class TrainingService:
         )
         for listener in self.listeners:
             listener(td_record, result)
-        return TrainingData(td_record, result, self.files.read_parquet)
+        return TrainingData(td_record, result, self.files.read_parquet, None, self._part)
 
     def plan_join(
         self,
@@ -423,6 +551,7 @@ class TrainingService:
             schema,
             tuple(fv.on_demand),
             where,
+            tuple(key_types),
         )
 
     def _effective_licenses(
@@ -499,6 +628,34 @@ class TrainingService:
         self, view: str, *, major: int | None = None
     ) -> list[TrainingDatasetRecord]:
         return self.registry.training_datasets(view, major)
+
+
+def column_roles(
+    join: _JoinPlan, fv: FeatureView, label: str | None, helpers: Sequence[str]
+) -> dict[str, Any]:
+    """Which columns are the model's features, its label and helpers; refused (before
+    any join) when the label or a helper is not a column of the training set."""
+    entity = [c for c in join.entities.column_names if c != ROW_COLUMN]
+    outputs = [
+        *(n for n in join.schema.names if n not in entity),
+        *(f.name for f in output_fields(join.on_demand)),
+    ]
+    kept = [*dict.fromkeys([*fv.helpers, *helpers])]
+    missing = [c for c in [*([label] if label else []), *kept] if c not in [*entity, *outputs]]
+    if missing:
+        raise SchemaMismatchError(
+            join.where,
+            [
+                f"label/helper column(s) {missing} are neither entity frame columns nor "
+                f"features of the view; columns: {[*entity, *outputs]}"
+            ],
+        )
+    return {
+        "keys": list(join.keys),
+        "features": [c for c in outputs if c != label and c not in kept],
+        **({"label": label} if label else {}),
+        **({"helpers": kept} if kept else {}),
+    }
 
 
 def coverage(
