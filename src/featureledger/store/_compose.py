@@ -18,6 +18,7 @@ from featureledger.store._backfill import BackfillService
 from featureledger.store._catalog import Catalog
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService
+from featureledger.store._deployments import DeploymentService
 from featureledger.store._feature_logs import FeatureLogs
 from featureledger.store._files import StoreFiles
 from featureledger.store._history import HistoryService
@@ -26,6 +27,8 @@ from featureledger.store._models import ModelService
 from featureledger.store._monitoring import MonitoringService
 from featureledger.store._online import OnlineService
 from featureledger.store._pipelines import PipelineService
+from featureledger.store._predictions import PredictionService
+from featureledger.store._predictor import ModelRuntime
 from featureledger.store._records import VersionRecords
 from featureledger.store._reproduce import ReproduceService
 from featureledger.store._runs import Runs
@@ -63,6 +66,8 @@ class Services:
     monitoring: MonitoringService
     online: OnlineService
     access: AccessService
+    predictions: PredictionService
+    deployments: DeploymentService
 
 
 def compose(repo: Path, config: RepoConfig) -> Services:
@@ -204,6 +209,24 @@ def compose(repo: Path, config: RepoConfig) -> Services:
         logs=logs,
     )
     access = AccessService(registry=registry, catalog=catalog, purposes=config.purposes)
+    runtime = ModelRuntime(registry=registry, catalog=catalog, files=files, training=training)
+    predictions = PredictionService(
+        registry=registry,
+        catalog=catalog,
+        tables=tables,
+        runs=runs,
+        training=training,
+        models=models,
+        runtime=runtime,
+    )
+    deployments = DeploymentService(
+        registry=registry,
+        catalog=catalog,
+        models=models,
+        online=online,
+        predictions=predictions,
+        runtime=runtime,
+    )
     return Services(
         registry=registry,
         storage=storage,
@@ -227,4 +250,6 @@ def compose(repo: Path, config: RepoConfig) -> Services:
         monitoring=monitoring,
         online=online,
         access=access,
+        predictions=predictions,
+        deployments=deployments,
     )
