@@ -16,6 +16,7 @@ from featureledger.cli import (  # noqa: F401  (imported for their commands)
     data,
     governance,
     monitoring,
+    predictions,
     serving,
     versions,
 )

@@ -701,10 +701,17 @@ class FeatureStore:
         purpose: str = "",
         *,
         all_views: bool = False,
+        deployments: Iterable[str] = (),
     ) -> str:
-        """Create an API token that reads ``views`` (or every view with ``all_views``);
-        a token with neither reads nothing. Returns the secret; only its hash is kept."""
-        return self._svc.access.create_token(role, views, purpose, all_views=all_views)
+        """Create an API token that reads ``views`` (or every view with ``all_views``) and
+        calls ``deployments``; with none it reads nothing. Returns the secret once."""
+        return self._svc.access.create_token(
+            role, views, purpose, all_views=all_views, deployments=deployments
+        )
+
+    def authorize_predict(self, record: TokenRecord, deployment: str) -> None:
+        """Raise `AccessDeniedError` unless ``record`` names ``deployment`` in its scope."""
+        return self._svc.access.authorize_predict(record, deployment)
 
     def tokens(self) -> list[TokenRecord]:
         """Every API token (hashes only), revoked ones included."""
