@@ -155,7 +155,7 @@ def deployment_rollback(
     reason: Annotated[str, typer.Option(help="Why.")] = "",
     repo: RepoOpt = Path("."),
 ) -> None:
-    """Point a deployment back at the model it served before."""
+    """End a canary or shadow; without one, point back at the model served before."""
     record = _store(repo).rollback_deployment(deployment, reason=reason)
     out.ok(f"{record.identity} -> {record.model_identity} (rolled back)")
 

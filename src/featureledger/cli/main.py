@@ -17,6 +17,7 @@ from featureledger.cli import (  # noqa: F401  (imported for their commands)
     evaluation,
     governance,
     monitoring,
+    predictions,
     serving,
     versions,
 )

@@ -150,6 +150,10 @@ def token_create(
         str,
         typer.Option(help="Why it reads data; pii/sensitive columns need the view's purpose."),
     ] = "",
+    deployment: Annotated[
+        list[str] | None,
+        typer.Option("--deployment", help="A deployment it may call /predict on (repeatable)."),
+    ] = None,
     repo: RepoOpt = Path("."),
 ) -> None:
     """Create an API token; it is printed once and only its hash is stored.
@@ -157,7 +161,9 @@ def token_create(
     A token reads only the views it is given: without --view or --all-views it reads
     nothing (an admin token still reaches the admin endpoints)."""
     store = _store(repo)
-    secret = store.create_token(role, view or (), purpose, all_views=all_views)
+    secret = store.create_token(
+        role, view or (), purpose, all_views=all_views, deployments=deployment or ()
+    )
     record = store.check_token(secret)
     out.ok(
         f"token {record.id} ({role}, views: {_views(record.views)}"
@@ -170,7 +176,7 @@ def token_create(
 def _views(views: list[str]) -> str:
     if views == ["*"]:
         return "all"
-    return ", ".join(views) or "none (reads nothing)"
+    return ", ".join("all" if v == "*" else v for v in views) or "none (reads nothing)"
 
 
 @token_app.command("list")

@@ -9,7 +9,14 @@ from typing import Literal
 from featureledger.errors import IdentityParseError
 
 Kind = Literal[
-    "entity", "feature_group", "feature_view", "training_dataset", "model", "deployment", "run"
+    "entity",
+    "feature_group",
+    "feature_view",
+    "training_dataset",
+    "model",
+    "deployment",
+    "run",
+    "predictions",
 ]
 KINDS: tuple[str, ...] = (
     "entity",
@@ -19,6 +26,7 @@ KINDS: tuple[str, ...] = (
     "model",
     "deployment",
     "run",
+    "predictions",
 )
 
 # run names are UUIDs, which may start with a digit; other names may not

@@ -37,6 +37,7 @@ NODE_KINDS: tuple[str, ...] = (
     "training_dataset",
     "model",
     "deployment",
+    "predictions",
 )
 
 EdgeKind = Literal[

@@ -159,6 +159,8 @@ class DeploymentRecord:
     reason: str
     user: str
     at: datetime
+    #: the strategy this move set: ``canary``, ``shadow``, ``fallback`` (docs/serving.md)
+    config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def identity(self) -> VersionId:

@@ -117,5 +117,5 @@ TRAINING = Codec(
 )
 VALIDATION = Codec(ValidationRecord, json=frozenset({"report"}), times=frozenset({"created_at"}))
 MODEL = Codec(ModelRecord, json=frozenset({"metrics", "gates"}), times=frozenset({"created_at"}))
-DEPLOYMENT = Codec(DeploymentRecord, times=frozenset({"at"}))
+DEPLOYMENT = Codec(DeploymentRecord, json=frozenset({"config"}), times=frozenset({"at"}))
 TOKEN = Codec(TokenRecord, json=frozenset({"views"}), times=frozenset({"created_at", "revoked_at"}))

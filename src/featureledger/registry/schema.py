@@ -12,7 +12,7 @@ import sqlalchemy as sa
 #: read only fl_meta) refuse a newer schema; every migration sets it (2: fl_tokens, 3: fl_counters,
 #: 4: keyed audit chain, fl_maintenance, fl_pins, 5: run owners and
 #: heartbeats)
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = sa.MetaData()
 
@@ -177,6 +177,8 @@ deployments_table = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("user_name", sa.String(128), nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    # strategy of this move: canary, shadow, fallback (JSON; revision 0006)
+    sa.Column("config", sa.Text, nullable=False, server_default="{}"),
 )
 
 tokens_table = sa.Table(

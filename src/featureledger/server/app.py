@@ -42,6 +42,7 @@ from featureledger.errors import (
     TokenError,
 )
 from featureledger.registry import TokenRecord
+from featureledger.server.predict import PredictRequest, add_predict_route
 
 if TYPE_CHECKING:
     from featureledger.store import FeatureStore
@@ -428,6 +429,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         store.flush_token_audit()  # queued token-use entries reach the audit trail
+        store.flush_predictions()  # and served predictions the prediction log
 
     app = FastAPI(
         lifespan=lifespan,
@@ -552,6 +554,17 @@ def create_app(
             answer["source"] = got.source
         return FastJSON(answer)
 
+    add_predict_route(
+        app,
+        store,
+        bearer=bearer,
+        token=token,
+        parse_body=parse_body,
+        body_doc=_body_doc,
+        response=FastJSON,
+        max_entities=max_entities,
+    )
+
     @app.post(
         "/push/{group}",
         response_model=PushResponse,
@@ -660,7 +673,7 @@ def create_app(
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
             schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-            for model in (FeaturesRequest, PushRequest, MaterializeRequest):
+            for model in (FeaturesRequest, PushRequest, MaterializeRequest, PredictRequest):
                 schemas[model.__name__] = model.model_json_schema(ref_template=_REF)
             app.openapi_schema = spec
         return app.openapi_schema

@@ -19,6 +19,7 @@ from featureledger.store._catalog import Catalog
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService
 from featureledger.store._evaluation import EvaluationService
+from featureledger.store._deployments import DeploymentService
 from featureledger.store._feature_logs import FeatureLogs
 from featureledger.store._files import StoreFiles
 from featureledger.store._history import HistoryService
@@ -27,6 +28,8 @@ from featureledger.store._models import ModelService
 from featureledger.store._monitoring import MonitoringService
 from featureledger.store._online import OnlineService
 from featureledger.store._pipelines import PipelineService
+from featureledger.store._predictions import PredictionService
+from featureledger.store._predictor import ModelRuntime
 from featureledger.store._records import VersionRecords
 from featureledger.store._reproduce import ReproduceService
 from featureledger.store._runs import Runs
@@ -65,6 +68,8 @@ class Services:
     online: OnlineService
     access: AccessService
     evaluation: EvaluationService
+    predictions: PredictionService
+    deployments: DeploymentService
 
 
 def compose(repo: Path, config: RepoConfig) -> Services:
@@ -206,6 +211,24 @@ def compose(repo: Path, config: RepoConfig) -> Services:
         logs=logs,
     )
     access = AccessService(registry=registry, catalog=catalog, purposes=config.purposes)
+    runtime = ModelRuntime(registry=registry, catalog=catalog, files=files, training=training)
+    predictions = PredictionService(
+        registry=registry,
+        catalog=catalog,
+        tables=tables,
+        runs=runs,
+        training=training,
+        models=models,
+        runtime=runtime,
+    )
+    deployments = DeploymentService(
+        registry=registry,
+        catalog=catalog,
+        models=models,
+        online=online,
+        predictions=predictions,
+        runtime=runtime,
+    )
     return Services(
         registry=registry,
         storage=storage,
@@ -230,4 +253,6 @@ def compose(repo: Path, config: RepoConfig) -> Services:
         online=online,
         access=access,
         evaluation=EvaluationService(registry=registry, training=training, files=files),
+        predictions=predictions,
+        deployments=deployments,
     )

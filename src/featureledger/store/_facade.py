@@ -51,6 +51,7 @@ from featureledger.store._fallback import offline_fallback
 from featureledger.store._monitoring import ReleaseCheck
 from featureledger.store._online import Materialization, OnlineFeatures
 from featureledger.store._pipelines import PipelineRun
+from featureledger.store._predictions import BatchPredictions
 from featureledger.store._reproduce import verify_report
 from featureledger.store._training import TrainingData
 from featureledger.store._versions import VacuumResult
@@ -89,6 +90,7 @@ class FeatureStore:
         connections; the store stays usable: what was closed opens again on next use."""
         self._svc.statistics.wait()
         self._svc.logs.flush()
+        self._svc.deployments.flush()
         self._svc.access.flush_token_audit()
         self._svc.online.close()
         self._svc.runs.close()
@@ -452,11 +454,114 @@ class FeatureStore:
         self, deployment: str, model: str, version: int | None = None, *, reason: str = ""
     ) -> DeploymentRecord:
         """Point ``deployment`` at a registered model version (the latest by default)."""
-        return self._svc.models.deploy(deployment, model, version, reason=reason)
+        return self._svc.deployments.deploy(deployment, model, version, reason=reason)
 
     def rollback_deployment(self, deployment: str, *, reason: str = "") -> DeploymentRecord:
-        """Point ``deployment`` back at the model it served before the current one."""
-        return self._svc.models.rollback_deployment(deployment, reason=reason)
+        """End the deployment's canary or shadow; without one, point it back at the model
+        it served before the current one."""
+        return self._svc.deployments.rollback(deployment, reason=reason)
+
+    def canary(
+        self,
+        deployment: str,
+        model: str,
+        version: int | None = None,
+        *,
+        weight: float = 0.1,
+        reason: str = "",
+    ) -> DeploymentRecord:
+        """Send a share ``weight`` of the entities (sticky by key hash) to another model."""
+        return self._svc.deployments.canary(
+            deployment, model, version, weight=weight, reason=reason
+        )
+
+    def shadow(
+        self, deployment: str, model: str, version: int | None = None, *, reason: str = ""
+    ) -> DeploymentRecord:
+        """Score a copy of each request with a challenger: logged (role shadow), not returned."""
+        return self._svc.deployments.shadow(deployment, model, version, reason=reason)
+
+    def configure_deployment(
+        self,
+        deployment: str,
+        *,
+        fallback: str | None = None,
+        fallback_version: int | None = None,
+        last_prediction: bool | None = None,
+        transforms: str | None = None,
+        reason: str = "",
+    ) -> DeploymentRecord:
+        """Set the fallback model, the last-prediction fallback and the fitted transforms."""
+        return self._svc.deployments.configure(
+            deployment,
+            fallback=fallback,
+            fallback_version=fallback_version,
+            last_prediction=last_prediction,
+            transforms=transforms,
+            reason=reason,
+        )
+
+    def promote(self, deployment: str, *, reason: str = "") -> DeploymentRecord:
+        """Make the canary (else the shadow) the deployment's primary model."""
+        return self._svc.deployments.promote(deployment, reason=reason)
+
+    def deployment_status(self, deployment: str) -> dict[str, Any]:
+        """Traffic split, models, and predictions served per role and model."""
+        return self._svc.deployments.status(deployment)
+
+    def predict(
+        self,
+        deployment: str,
+        entities: Sequence[Mapping[str, Any]],
+        request_data: Sequence[Mapping[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Predictions of ``deployment`` for entity rows (features read online), logged."""
+        return self._svc.deployments.predict(deployment, entities, request_data)
+
+    def flush_predictions(self) -> None:
+        """Wait for shadow scoring and write every queued prediction-log row."""
+        return self._svc.deployments.flush()
+
+    def batch_predict(
+        self,
+        model: str,
+        entities: Any,
+        *,
+        as_of: Literal["point_in_time", "latest"] = "point_in_time",
+        output: str | None = None,
+        timestamp_column: str = "event_timestamp",
+        transforms: str | None = None,
+    ) -> BatchPredictions:
+        """Score entity rows with ``model`` (features point-in-time, or latest) into the next
+        data version of ``predictions/OUTPUT``, logged with role batch."""
+        return self._svc.predictions.batch_predict(
+            model,
+            entities,
+            as_of=as_of,
+            output=output,
+            timestamp_column=timestamp_column,
+            transforms=transforms,
+        )
+
+    def predictions(self, name: str, version: int | None = None) -> pa.Table:
+        """The rows of ``predictions/NAME`` (latest data version, or ``version``)."""
+        return self._svc.predictions.predictions(name, version)
+
+    def prediction_log(
+        self, name: str, start: datetime | None = None, end: datetime | None = None
+    ) -> pa.Table:
+        """Logged predictions of a deployment or model with start <= predicted_at < end."""
+        return self._svc.predictions.prediction_log(name, start, end)
+
+    def log_labels(self, deployment: str, labels: Any) -> int:
+        """Store delayed labels (``label`` with ``prediction_id`` or keys + event time)."""
+        return self._svc.predictions.log_labels(deployment, labels)
+
+    def realized_performance(
+        self, deployment: str, window: str | timedelta = "1d", *, roles: Sequence[str] = ()
+    ) -> pa.Table:
+        """Labelled predictions' metrics per window, role and model (scikit-learn)."""
+        return self._svc.predictions.realized_performance(deployment, window, roles=roles)
 
     def current_deployment(self, deployment: str) -> DeploymentRecord | None:
         return self._svc.models.current_deployment(deployment)
@@ -644,10 +749,17 @@ class FeatureStore:
         purpose: str = "",
         *,
         all_views: bool = False,
+        deployments: Iterable[str] = (),
     ) -> str:
-        """Create an API token that reads ``views`` (or every view with ``all_views``);
-        a token with neither reads nothing. Returns the secret; only its hash is kept."""
-        return self._svc.access.create_token(role, views, purpose, all_views=all_views)
+        """Create an API token that reads ``views`` (or every view with ``all_views``) and
+        calls ``deployments``; with none it reads nothing. Returns the secret once."""
+        return self._svc.access.create_token(
+            role, views, purpose, all_views=all_views, deployments=deployments
+        )
+
+    def authorize_predict(self, record: TokenRecord, deployment: str) -> None:
+        """Raise `AccessDeniedError` unless ``record`` names ``deployment`` in its scope."""
+        return self._svc.access.authorize_predict(record, deployment)
 
     def tokens(self) -> list[TokenRecord]:
         """Every API token (hashes only), revoked ones included."""

@@ -278,19 +278,23 @@ class ModelService:
             raise NotFoundError(
                 f"model/{model}/{chosen} does not exist; versions: {sorted(versions)}"
             )
-        candidate = versions[chosen]
+        self.check_deployable(versions[chosen], f"deploy of {{}} to deployment/{deployment}")
+        return self.move_deployment(deployment, model, chosen, "deploy", reason)
+
+    def check_deployable(self, candidate: ModelRecord, where: str) -> None:
+        """`MonitorBlockError` while a blocking finding is open on the model's inputs or on
+        the version itself; ``where`` has a ``{}`` for the model's identity."""
         groups: list[str] = []
         views: list[str] = []
         if candidate.training_dataset:
             td = self.training.record(candidate.training_dataset)
             groups, views = list(td.pins), [td.view]
         self.records.check_blocks(
-            f"deploy of {candidate.identity} to deployment/{deployment}",
+            where.format(candidate.identity),
             groups,
             views=views,
             models=[str(candidate.identity)],
         )
-        return self._move_deployment(deployment, model, chosen, "deploy", reason)
 
     def rollback_deployment(self, deployment: str, *, reason: str = "") -> DeploymentRecord:
         """Point ``deployment`` back at the model it served before the current one."""
@@ -305,20 +309,46 @@ class ModelService:
                 "there is nothing to roll back to"
             )
         prev = earlier[-1]
-        return self._move_deployment(deployment, prev.model, prev.model_version, "rollback", reason)
+        return self.move_deployment(deployment, prev.model, prev.model_version, "rollback", reason)
 
-    def _move_deployment(
-        self, deployment: str, model: str, version: int, action: str, reason: str
+    def move_deployment(
+        self,
+        deployment: str,
+        model: str,
+        version: int,
+        action: str,
+        reason: str,
+        config: Mapping[str, Any] | None = None,
     ) -> DeploymentRecord:
+        """Append a move; without ``config`` the strategy (canary, shadow, fallback) of the
+        current move is kept, less any part that now names the primary model itself."""
+        if config is None:
+            current = self.current_deployment(deployment)
+            config = {} if current is None else dict(current.config)
+            for part in ("canary", "shadow"):
+                held = config.get(part)
+                if held and (held["model"], held["version"]) == (model, version):
+                    config.pop(part)
         user = current_user()
         record = self.registry.add_deployment(
-            DeploymentRecord(deployment, 0, model, version, action, reason, user, datetime.now(UTC))
+            DeploymentRecord(
+                deployment,
+                0,
+                model,
+                version,
+                action,
+                reason,
+                user,
+                datetime.now(UTC),
+                dict(config),
+            )
         )
         self.registry.audit(
             user,
             action,
             str(record.identity),
-            {"model": str(record.model_identity), "reason": reason},
+            {"model": str(record.model_identity), "reason": reason}
+            | ({"config": dict(config)} if config else {}),
         )
         return record
 

@@ -30,3 +30,15 @@ class Tables:
     def feature_log(self, view: str, major: int) -> DeltaGroupTable:
         """Served rows logged for ``feature_view/VIEW@vMAJOR``."""
         return DeltaGroupTable(self.logs_root / "_logs" / view / f"v{major}")
+
+    def predictions(self, name: str) -> DeltaGroupTable:
+        """Batch predictions written under ``predictions/NAME`` (one data version per run)."""
+        return DeltaGroupTable(self.storage.uri("_predictions", name), self.storage)
+
+    def prediction_log(self, kind: str, name: str) -> DeltaGroupTable:
+        """Logged predictions of ``deployment`` NAME (served) or ``model`` NAME (batch)."""
+        return DeltaGroupTable(self.logs_root / "_logs" / "_predictions" / f"{kind}={name}")
+
+    def labels(self, deployment: str) -> DeltaGroupTable:
+        """Delayed labels sent for a deployment's predictions."""
+        return DeltaGroupTable(self.logs_root / "_logs" / "_labels" / deployment)

@@ -41,6 +41,8 @@ TOKEN_PREFIX = "fl_"
 
 #: the view list of a token created with ``all_views=True``: it reads every view
 ALL_VIEWS = "*"
+#: prefix of a deployment grant in a token's scope (``deployment/NAME``)
+DEPLOYMENT = "deployment/"
 
 
 def hash_token(token: str) -> str:
@@ -126,16 +128,23 @@ class AccessService:
         purpose: str = "",
         *,
         all_views: bool = False,
+        deployments: Iterable[str] = (),
     ) -> str:
         """Create an API token and return its secret; only its hash is kept.
 
         The token reads (and pushes into) only ``views``; ``all_views=True`` grants every
         view, present and future. With neither it reads nothing (an admin token still
-        reaches the admin endpoints)."""
+        reaches the admin endpoints). It calls ``POST /predict/NAME`` only for the
+        ``deployments`` it names (kept in its scope as ``deployment/NAME``)."""
         if role not in ROLES:
             raise DataError(f"token role must be one of {', '.join(ROLES)}, got {role!r}")
         if isinstance(views, str):
             views = [views]
+        if isinstance(deployments, str):
+            deployments = [deployments]
+        for name in deployments:
+            if not self.registry.deployments(name):
+                raise NotFoundError(f"deployment/{name} does not exist; deploy a model to it first")
         scope = sorted(set(views))
         if all_views and scope:
             raise DataError(
@@ -145,6 +154,7 @@ class AccessService:
             self.catalog.get_feature_view(name)  # NotFoundError naming the known views
         if all_views:
             scope = [ALL_VIEWS]
+        scope += sorted({f"{DEPLOYMENT}{name}" for name in deployments})
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         record = TokenRecord(
             id=uuid.uuid4().hex[:12],
@@ -234,6 +244,19 @@ class AccessService:
                 )
         self.audit_token_use(record, obj, allowed=True)
 
+    def authorize_predict(self, record: TokenRecord, deployment: str) -> None:
+        """Raise `AccessDeniedError` unless ``record`` names ``deployment`` in its scope
+        (a grant of its own: ``--all-views`` does not reach deployments)."""
+        obj = f"{DEPLOYMENT}{deployment}"
+        if obj not in record.views:
+            self.audit_token_use(record, obj, allowed=False)
+            raise AccessDeniedError(
+                f"token {record.id} may not call deployment/{deployment}: a token calls only "
+                "the deployments it names; create one with --deployment "
+                f"{deployment}"
+            )
+        self.audit_token_use(record, obj, allowed=True)
+
     def authorize_push(
         self, record: TokenRecord, group: str, columns: Iterable[str] | None = None
     ) -> None:
@@ -285,6 +308,8 @@ class AccessService:
         features its views select); None when none of its views reads the group."""
         found: set[str] | None = None
         for name in record.views:
+            if name.startswith(DEPLOYMENT):  # a deployment grant writes no group
+                continue
             fv = self.catalog.get_feature_view(name)
             for src in fv.sources:
                 if src.group != group:
