@@ -18,8 +18,8 @@ from featureledger.store._backfill import BackfillService
 from featureledger.store._catalog import Catalog
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService
-from featureledger.store._evaluation import EvaluationService
 from featureledger.store._deployments import DeploymentService
+from featureledger.store._evaluation import EvaluationService
 from featureledger.store._feature_logs import FeatureLogs
 from featureledger.store._files import StoreFiles
 from featureledger.store._history import HistoryService
