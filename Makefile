@@ -27,8 +27,11 @@ demo: $(STAMP)  ## run `featureledger demo` in a new temporary folder (or in DIR
 # physical cores when psutil happens to be installed, which halves the workers on SMT VMs);
 # each worker starts its own servers (tests/conftest.py says how). PYTEST_ARGS=-n0 runs
 # serially, e.g. to debug one test.
+# A wall limit below CI's 90 minutes: on SIGINT pytest still prints what failed and the
+# slowest tests, where CI's own limit would print nothing. Each test also has a limit
+# (pyproject.toml's `timeout`), so one hung test costs minutes, not the run.
 test: $(STAMP) services  ## run the whole test suite, in parallel
-	$(PY) -m pytest -q -n logical $(PYTEST_ARGS)
+	timeout -s INT -k 120 4500 $(PY) -m pytest -q -n logical --durations=30 $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -24,6 +24,9 @@ import pyarrow as pa
 #: cluster starts tried, and seconds they may take in all, on a loaded 2-core machine
 ATTEMPTS = 3
 START_TIMEOUT = 400
+#: seconds one engine call may take before the child is taken for hung and killed: a call
+#: that never answers would otherwise block the test run until CI's own limit
+CALL_TIMEOUT = 600
 
 
 def _serve(conn: Connection, temp_dir: str) -> None:
@@ -95,6 +98,9 @@ class RayEngine:
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         self._conn.send((method, args, kwargs))
+        if not self._conn.poll(CALL_TIMEOUT):
+            self.stop()
+            raise TimeoutError(f"the Ray engine's {method} gave no answer in {CALL_TIMEOUT} s")
         status, value = self._conn.recv()
         if status == "err":
             raise value
