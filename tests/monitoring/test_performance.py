@@ -219,7 +219,9 @@ def test_prediction_drift_reuses_psi_on_scores_and_classes(classifier) -> None:
 def test_estimated_drop_monitor_and_gate_levels(classifier) -> None:
     est = PerformanceEstimator.fit(scored(classifier, *classification(3000, 0.0, seed=13)))
     report = est.estimate(scored(classifier, *classification(2000, 1.5, seed=14)), chunk_size=1000)
-    drop = evaluate_model_monitor(Monitor("auc_drop", "model/fraud/1", "estimated_drop"), report, None)
+    drop = evaluate_model_monitor(
+        Monitor("auc_drop", "model/fraud/1", "estimated_drop"), report, None
+    )
     assert drop.status == "alert" and drop.evidence["feature"] == "roc_auc"
     gate = Monitor("auc_gate", "model/fraud/1", "estimated_roc_auc", alert=0.85, action="block")
     assert gate.threshold.higher_is_worse is False  # an AUC breaches below its level
@@ -229,9 +231,12 @@ def test_estimated_drop_monitor_and_gate_levels(classifier) -> None:
     unlabelled = est.estimate(
         scored(classifier, *classification(500, 0.0, seed=15)).drop_columns(["label"])
     )
-    assert evaluate_model_monitor(
-        Monitor("real", "model/fraud/1", "realized_drop"), unlabelled, None
-    ).status == "n/a"
+    assert (
+        evaluate_model_monitor(
+            Monitor("real", "model/fraud/1", "realized_drop"), unlabelled, None
+        ).status
+        == "n/a"
+    )
 
 
 def test_delayed_labels_join_by_id_or_keys_and_realized_uses_the_labelled_rows(classifier) -> None:
