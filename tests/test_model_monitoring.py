@@ -189,6 +189,9 @@ def test_features_missing_from_the_log_are_read_point_in_time(
     drift = store.model_drift(rec.identity, logged)
     # the same rows as the reference: within the band
     assert drift.multivariate and not any(c.alert for c in drift.multivariate)
+    # one feature logged, the other read: the logged one is not taken for an entity key
+    half = logged.append_column("x", pa.array(population(N, 1.5, seed=2)[0][:, 0]))
+    assert store.model_drift(rec.identity, half).multivariate == drift.multivariate
     no_time = logged.drop_columns(["event_timestamp"])
     with pytest.raises(DataError, match="point-in-time"):
         store.model_drift(rec.identity, no_time)

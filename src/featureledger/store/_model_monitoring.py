@@ -403,8 +403,21 @@ class ModelMonitoringService:
             )
         td = self.training.record(record.training_dataset)
         fv = self.catalog.get_feature_view(td.view, td.major)
-        # the log holds the entity keys beside its own bookkeeping columns
-        keys = [c for c in table.column_names if c not in _LOG_AND_OUTPUT and c not in missing]
+        # the view's entity keys, as the log holds them (other columns, such as features
+        # that were logged, must not become join keys)
+        keys: list[str] = []
+        for src in fv.sources:
+            fg = self.catalog.get_feature_group(src.group, src.major)
+            for key in fg.primary_key:
+                col = src.join_key_map.get(key, key)
+                if col not in keys:
+                    keys.append(col)
+        absent = [k for k in keys if k not in table.column_names]
+        if absent:
+            raise DataError(
+                f"{record.identity}: the predictions lack the entity key column(s) {absent} of "
+                f"feature_view/{fv.name}; the features cannot be read point-in-time"
+            )
         entities = table.select([*keys, "event_timestamp"]).append_column(
             "__row", pa.array(np.arange(table.num_rows), pa.int64())
         )
@@ -416,23 +429,6 @@ class ModelMonitoringService:
             if name in joined.column_names:
                 table = table.append_column(name, joined.column(name))
         return table
-
-
-_LOG_AND_OUTPUT = frozenset(
-    {
-        "prediction_id",
-        "predicted_at",
-        "deployment",
-        "model",
-        "role",
-        "fallback",
-        "event_timestamp",
-        "feature_versions",
-        "prediction",
-        "score",
-        "label",
-    }
-)
 
 
 def _retarget(finding: Finding, ident: str) -> Finding:
