@@ -65,7 +65,7 @@ rows = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(rows)
 def test_expected_confusion_matrix_matches_the_plain_reference(data) -> None:
     score, p, yhat = (np.array(c, dtype=float) for c in zip(*data, strict=True))
@@ -75,7 +75,7 @@ def test_expected_confusion_matrix_matches_the_plain_reference(data) -> None:
     )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(rows)
 def test_with_real_labels_the_metrics_are_sklearns(data) -> None:
     score, _, yhat = (np.array(c, dtype=float) for c in zip(*data, strict=True))
