@@ -198,7 +198,8 @@ def test_yaml_round_trip(tmp_path):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"target": "model/fraud"}, "feature_group/NAME"),
+        # a model target is watched through its logged predictions (run_model_monitors)
+        ({"target": "training_dataset/fraud"}, "model/NAME"),
         ({"target": "not an identity"}, "not an identity"),
         ({"metric": "latency_ms"}, "no default levels"),
         ({"action": "page"}, "action"),

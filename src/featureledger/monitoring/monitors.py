@@ -38,6 +38,7 @@ from featureledger.monitoring.metrics import (
     Threshold,
     worst,
 )
+from featureledger.monitoring.performance import MODEL_THRESHOLDS, metric_direction
 from featureledger.monitoring.skew import SkewReport
 
 Action = Literal["warn", "block", "suggest_rollback"]
@@ -46,7 +47,8 @@ Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 #: metrics whose values are ages in seconds; their levels may be written as durations
 TIME_METRICS = ("event_age", "ingest_age")
-TARGET_KINDS = ("feature_group", "feature_view")
+#: a model target (``model/NAME[/N]``) watches logged predictions (docs/monitoring.md)
+TARGET_KINDS = ("feature_group", "feature_view", "model")
 #: per-feature numbers a `SkewReport` answers itself; other metrics come from its drift part
 SKEW_METRICS = ("match_rate", "mean_abs_diff", "value_mismatches", "stale")
 
@@ -88,7 +90,8 @@ class Monitor:
             raise DefinitionError(f"{where}: {exc}") from None
         if ident.kind not in TARGET_KINDS:
             raise DefinitionError(
-                f"{where}: target {self.target!r} must be a feature_group/NAME or feature_view/NAME"
+                f"{where}: target {self.target!r} must be a feature_group/NAME, "
+                "feature_view/NAME or model/NAME[/N]"
             )
         if not self.metric:
             raise DefinitionError(f"{where}: give the metric to watch")
@@ -111,7 +114,7 @@ class Monitor:
             else:
                 value = float(raw)
             object.__setattr__(self, label, value)
-        if self.warn is None and self.alert is None and self.metric not in DEFAULT_THRESHOLDS:
+        if self.warn is None and self.alert is None and _default(self.metric) is None:
             raise DefinitionError(
                 f"{where}: metric {self.metric!r} has no default levels; give warn and/or alert"
             )
@@ -127,12 +130,15 @@ class Monitor:
 
     @property
     def threshold(self) -> Threshold:
-        default = DEFAULT_THRESHOLDS.get(self.metric)
+        default = _default(self.metric)
+        direction = metric_direction(self.metric)
         higher = (
             self.higher_is_worse
             if self.higher_is_worse is not None
             else default.higher_is_worse
             if default is not None
+            else direction
+            if direction is not None
             else True
         )
         if self.warn is None and self.alert is None and default is not None:
@@ -171,6 +177,10 @@ class Monitor:
             feats = values["features"]
             values["features"] = tuple([feats] if isinstance(feats, str) else feats or ())
         return cls(**values)
+
+
+def _default(metric: str) -> Threshold | None:
+    return DEFAULT_THRESHOLDS.get(metric) or MODEL_THRESHOLDS.get(metric)
 
 
 @dataclass(frozen=True)

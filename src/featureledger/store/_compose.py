@@ -24,6 +24,7 @@ from featureledger.store._feature_logs import FeatureLogs
 from featureledger.store._files import StoreFiles
 from featureledger.store._history import HistoryService
 from featureledger.store._lineage import LineageService
+from featureledger.store._model_monitoring import ModelMonitoringService
 from featureledger.store._models import ModelService
 from featureledger.store._monitoring import MonitoringService
 from featureledger.store._online import OnlineService
@@ -65,6 +66,7 @@ class Services:
     statistics: StatisticsService
     logs: FeatureLogs
     monitoring: MonitoringService
+    model_monitoring: ModelMonitoringService
     online: OnlineService
     access: AccessService
     evaluation: EvaluationService
@@ -196,6 +198,11 @@ def compose(repo: Path, config: RepoConfig) -> Services:
         statistics=statistics,
         logs=logs,
     )
+    model_monitoring = ModelMonitoringService(
+        registry=registry, files=files, runs=runs, catalog=catalog, training=training
+    )
+    # register_model(..., estimator_reference=...) fits the estimator through it
+    models.estimators = model_monitoring
     online = OnlineService(
         registry=registry,
         engine=engine,
@@ -250,6 +257,7 @@ def compose(repo: Path, config: RepoConfig) -> Services:
         statistics=statistics,
         logs=logs,
         monitoring=monitoring,
+        model_monitoring=model_monitoring,
         online=online,
         access=access,
         evaluation=EvaluationService(registry=registry, training=training, files=files),

@@ -29,6 +29,7 @@ from featureledger.monitoring import (
     SkewReport,
 )
 from featureledger.monitoring.evaluation import Evaluation, Task
+from featureledger.monitoring.performance import ModelDriftReport, PerformanceReport
 from featureledger.offline import OfflineEngine
 from featureledger.online import OnlineStore
 from featureledger.registry import (
@@ -48,6 +49,7 @@ from featureledger.store._backfill import Backfill
 from featureledger.store._compose import compose
 from featureledger.store._definitions import Plan
 from featureledger.store._fallback import offline_fallback
+from featureledger.store._model_monitoring import EstimatorRecord
 from featureledger.store._monitoring import ReleaseCheck
 from featureledger.store._online import Materialization, OnlineFeatures
 from featureledger.store._pipelines import PipelineRun
@@ -395,10 +397,13 @@ class FeatureStore:
         description: str = "",
         code: Callable[..., Any] | str | Path | None = None,
         evaluation: Evaluation | None = None,
+        estimator_reference: Any = None,
+        estimator_options: Mapping[str, Any] | None = None,
     ) -> ModelRecord:
         """Store a model artifact content-addressed and link it to its training dataset
         (and its training code, a function or script, for `reproduce`); gates read
-        ``metrics`` and an ``evaluation``'s figures, slices included."""
+        ``metrics`` and an ``evaluation``'s figures, slices included; with
+        ``estimator_reference`` (its test split), fit its performance estimator too."""
         return self._svc.models.register_model(
             name,
             artifact,
@@ -408,6 +413,8 @@ class FeatureStore:
             description=description,
             code=code,
             evaluation=evaluation,
+            estimator_reference=estimator_reference,
+            estimator_options=estimator_options,
         )
 
     def evaluate(
@@ -639,6 +646,80 @@ class FeatureStore:
     ) -> list[Finding]:
         """Evaluate monitors, keep their findings, and return them."""
         return self._svc.monitoring.run_monitors(monitors, now=now)
+
+    # -- monitoring a model (docs/monitoring.md, "Monitoring a model") --------------------------
+    def fit_performance_estimator(
+        self, model: str, reference: Any, *, predictor: Any = None, **options: Any
+    ) -> EstimatorRecord:
+        """Fit CBPE (binary) or DLE (regression), PCA drift and the reference outputs on a
+        labelled reference (the model's test split) and keep them content-hashed."""
+        return self._svc.model_monitoring.fit_performance_estimator(
+            model, reference, predictor=predictor, **options
+        )
+
+    def estimate_performance(
+        self,
+        model: str,
+        predictions: Any,
+        *,
+        labels: Any = None,
+        chunk_size: int | None = None,
+        period: str | None = None,
+    ) -> PerformanceReport:
+        """Estimated (and, with labels, realized) performance per chunk of logged predictions."""
+        return self._svc.model_monitoring.estimate_performance(
+            model, predictions, labels=labels, chunk_size=chunk_size, period=period
+        )
+
+    def model_drift(
+        self,
+        model: str,
+        predictions: Any,
+        *,
+        chunk_size: int | None = None,
+        period: str | None = None,
+    ) -> ModelDriftReport:
+        """Multivariate (PCA reconstruction error) and prediction drift of logged predictions."""
+        return self._svc.model_monitoring.model_drift(
+            model, predictions, chunk_size=chunk_size, period=period
+        )
+
+    def run_model_monitors(
+        self,
+        monitors: Sequence[Monitor],
+        predictions: Any,
+        *,
+        labels: Any = None,
+        chunk_size: int | None = None,
+        period: str | None = None,
+        now: datetime | None = None,
+    ) -> list[Finding]:
+        """Evaluate monitors on model targets over logged predictions and keep their findings."""
+        return self._svc.model_monitoring.run_model_monitors(
+            monitors, predictions, labels=labels, chunk_size=chunk_size, period=period, now=now
+        )
+
+    def model_report(
+        self,
+        model: str,
+        predictions: Any,
+        output: str | Path,
+        *,
+        labels: Any = None,
+        chunk_size: int | None = None,
+        period: str | None = None,
+        png_dir: str | Path | None = None,
+    ) -> Path:
+        """Write the model's HTML monitoring page (estimated vs realized, drift, findings)."""
+        return self._svc.model_monitoring.model_report(
+            model,
+            predictions,
+            output,
+            labels=labels,
+            chunk_size=chunk_size,
+            period=period,
+            png_dir=png_dir,
+        )
 
     def open_findings(self) -> list[dict[str, object]]:
         return self._svc.monitoring.open_findings()

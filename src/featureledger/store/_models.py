@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from featureledger.contracts.gates import Gate, evaluate_gates, summarize
 from featureledger.definitions import VersionId
@@ -61,6 +61,16 @@ def _identity(given: str | VersionId | TrainingData, whole: VersionId) -> Versio
     return replace(whole, split=split)
 
 
+class Estimators(Protocol):
+    """Fits a performance estimator before a model is recorded and keeps it after."""
+
+    def prepare(
+        self, reference: Any, *, training_dataset: str | None = ..., **options: Any
+    ) -> Any: ...
+
+    def persist(self, record: ModelRecord, est: Any) -> Any: ...
+
+
 @dataclass(frozen=True)
 class _ModelMetrics:
     metrics_raw: dict[str, Any]
@@ -87,6 +97,7 @@ class ModelService:
         self.runs = runs
         self.training = training
         self.repo = repo
+        self.estimators: Estimators | None = None
 
     def register_model(
         self,
@@ -99,6 +110,8 @@ class ModelService:
         description: str = "",
         code: Callable[..., Any] | str | Path | None = None,
         evaluation: Evaluation | None = None,
+        estimator_reference: Any = None,
+        estimator_options: Mapping[str, Any] | None = None,
     ) -> ModelRecord:
         """Store a model artifact content-addressed and link it to its training dataset.
 
@@ -108,7 +121,10 @@ class ModelService:
         same name, else the latest registered version. ``code`` is the training code, a
         function or a script file: its hash (and the environment) is recorded for
         `reproduce`. ``evaluation`` (`FeatureStore.evaluate`) adds its metrics, and its
-        slice figures for slice gates; it is kept with the model.
+        slice figures for slice gates; it is kept with the model. ``estimator_reference`` (the test split, or a frame with features,
+        score/prediction and label) fits the model's performance estimator
+        (``estimator_options``: see `fit_performance_estimator`); it is fitted before
+        anything is recorded, so a reference that cannot be used registers nothing.
         """
         check_name("model", name)
         source = Path(artifact)
@@ -135,6 +151,12 @@ class ModelService:
         failed = [r.to_dict() for r in results if not r.passed]
         if failed:
             raise GateError(f"model/{name}", failed)
+        estimator = None
+        if estimator_reference is not None:
+            assert self.estimators is not None, "compose() wires the estimators"
+            estimator = self.estimators.prepare(
+                estimator_reference, training_dataset=td_ident, **(estimator_options or {})
+            )
         digest = artifact_sha256(source)
         target = self.files.model_uri(digest, source.name)
         self.files.put(source, target)
@@ -168,6 +190,8 @@ class ModelService:
             )
         )
         self.runs.finish(run.id, "succeeded", [str(record.identity)])
+        if estimator is not None and self.estimators is not None:
+            self.estimators.persist(record, estimator)
         self._log_to_mlflow(record)
         self.registry.audit(
             user,

@@ -315,7 +315,15 @@ class MonitoringService:
         """
         when = now or datetime.now(UTC)
         findings = []
-        for monitor in self.monitors() if monitors is None else monitors:
+        declared = self.monitors() if monitors is None else monitors
+        if monitors is None:  # model monitors judge logged predictions: run_model_monitors
+            declared = [m for m in declared if not m.target.startswith("model/")]
+        for monitor in declared:
+            if monitor.target.startswith("model/"):
+                raise DefinitionError(
+                    f"monitor {monitor.name!r} watches {monitor.target}: pass it with the "
+                    "model's logged predictions to run_model_monitors"
+                )
             finding = self._evaluate(monitor, when)
             self.registry.resolve_findings(monitor.name, "superseded by a later evaluation")
             if finding.breached:
