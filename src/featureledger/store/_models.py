@@ -121,8 +121,9 @@ class ModelService:
         same name, else the latest registered version. ``code`` is the training code, a
         function or a script file: its hash (and the environment) is recorded for
         `reproduce`. ``evaluation`` (`FeatureStore.evaluate`) adds its metrics, and its
-        slice figures for slice gates; it is kept with the model. ``estimator_reference`` (the test split, or a frame with features,
-        score/prediction and label) fits the model's performance estimator
+        slice figures for slice gates; it is kept with the model. ``estimator_reference``
+        (the test split, or a frame with features, score/prediction and label) fits the
+        model's performance estimator
         (``estimator_options``: see `fit_performance_estimator`); it is fitted before
         anything is recorded, so a reference that cannot be used registers nothing.
         """
