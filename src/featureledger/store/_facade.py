@@ -28,8 +28,7 @@ from featureledger.monitoring import (
     Monitor,
     SkewReport,
 )
-from featureledger.monitoring.evaluation import Evaluation, Task
-from featureledger.monitoring.performance import ModelDriftReport, PerformanceReport
+from featureledger.monitoring.evaluation import Evaluation
 from featureledger.offline import OfflineEngine
 from featureledger.online import OnlineStore
 from featureledger.registry import (
@@ -48,12 +47,15 @@ from featureledger.storage import Storage
 from featureledger.store._backfill import Backfill
 from featureledger.store._compose import compose
 from featureledger.store._definitions import Plan
+from featureledger.store._deployments import DeploymentService
+from featureledger.store._evaluation import EvaluationService
 from featureledger.store._fallback import offline_fallback
-from featureledger.store._model_monitoring import EstimatorRecord
+from featureledger.store._forward import forward
+from featureledger.store._model_monitoring import ModelMonitoringService
 from featureledger.store._monitoring import ReleaseCheck
 from featureledger.store._online import Materialization, OnlineFeatures
 from featureledger.store._pipelines import PipelineRun
-from featureledger.store._predictions import BatchPredictions
+from featureledger.store._predictions import PredictionService
 from featureledger.store._reproduce import verify_report
 from featureledger.store._training import TrainingData
 from featureledger.store._versions import VacuumResult
@@ -417,28 +419,7 @@ class FeatureStore:
             estimator_options=estimator_options,
         )
 
-    def evaluate(
-        self,
-        model: Any,
-        training_set: str | VersionId | TrainingData,
-        *,
-        split: str | None = "test",
-        label: str | None = None,
-        slices: Sequence[str] = (),
-        task: Task | None = None,
-        threshold: float = 0.5,
-    ) -> Evaluation:
-        """Score ``model`` (an object with predict/predict_proba, a registered
-        ``model/NAME/N``, or predictions) on a split, whole and per slice value."""
-        return self._svc.evaluation.evaluate(
-            model,
-            training_set,
-            split=split,
-            label=label,
-            slices=slices,
-            task=task,
-            threshold=threshold,
-        )
+    evaluate = forward("evaluation", EvaluationService.evaluate)
 
     def fit_transforms(
         self,
@@ -457,118 +438,21 @@ class FeatureStore:
     def models(self, name: str | None = None) -> list[ModelRecord]:
         return self._svc.models.models(name)
 
-    def deploy(
-        self, deployment: str, model: str, version: int | None = None, *, reason: str = ""
-    ) -> DeploymentRecord:
-        """Point ``deployment`` at a registered model version (the latest by default)."""
-        return self._svc.deployments.deploy(deployment, model, version, reason=reason)
-
-    def rollback_deployment(self, deployment: str, *, reason: str = "") -> DeploymentRecord:
-        """End the deployment's canary or shadow; without one, point it back at the model
-        it served before the current one."""
-        return self._svc.deployments.rollback(deployment, reason=reason)
-
-    def canary(
-        self,
-        deployment: str,
-        model: str,
-        version: int | None = None,
-        *,
-        weight: float = 0.1,
-        reason: str = "",
-    ) -> DeploymentRecord:
-        """Send a share ``weight`` of the entities (sticky by key hash) to another model."""
-        return self._svc.deployments.canary(
-            deployment, model, version, weight=weight, reason=reason
-        )
-
-    def shadow(
-        self, deployment: str, model: str, version: int | None = None, *, reason: str = ""
-    ) -> DeploymentRecord:
-        """Score a copy of each request with a challenger: logged (role shadow), not returned."""
-        return self._svc.deployments.shadow(deployment, model, version, reason=reason)
-
-    def configure_deployment(
-        self,
-        deployment: str,
-        *,
-        fallback: str | None = None,
-        fallback_version: int | None = None,
-        last_prediction: bool | None = None,
-        transforms: str | None = None,
-        reason: str = "",
-    ) -> DeploymentRecord:
-        """Set the fallback model, the last-prediction fallback and the fitted transforms."""
-        return self._svc.deployments.configure(
-            deployment,
-            fallback=fallback,
-            fallback_version=fallback_version,
-            last_prediction=last_prediction,
-            transforms=transforms,
-            reason=reason,
-        )
-
-    def promote(self, deployment: str, *, reason: str = "") -> DeploymentRecord:
-        """Make the canary (else the shadow) the deployment's primary model."""
-        return self._svc.deployments.promote(deployment, reason=reason)
-
-    def deployment_status(self, deployment: str) -> dict[str, Any]:
-        """Traffic split, models, and predictions served per role and model."""
-        return self._svc.deployments.status(deployment)
-
-    def predict(
-        self,
-        deployment: str,
-        entities: Sequence[Mapping[str, Any]],
-        request_data: Sequence[Mapping[str, Any]] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Predictions of ``deployment`` for entity rows (features read online), logged."""
-        return self._svc.deployments.predict(deployment, entities, request_data)
-
-    def flush_predictions(self) -> None:
-        """Wait for shadow scoring and write every queued prediction-log row."""
-        return self._svc.deployments.flush()
-
-    def batch_predict(
-        self,
-        model: str,
-        entities: Any,
-        *,
-        as_of: Literal["point_in_time", "latest"] = "point_in_time",
-        output: str | None = None,
-        timestamp_column: str = "event_timestamp",
-        transforms: str | None = None,
-    ) -> BatchPredictions:
-        """Score entity rows with ``model`` (features point-in-time, or latest) into the next
-        data version of ``predictions/OUTPUT``, logged with role batch."""
-        return self._svc.predictions.batch_predict(
-            model,
-            entities,
-            as_of=as_of,
-            output=output,
-            timestamp_column=timestamp_column,
-            transforms=transforms,
-        )
-
-    def predictions(self, name: str, version: int | None = None) -> pa.Table:
-        """The rows of ``predictions/NAME`` (latest data version, or ``version``)."""
-        return self._svc.predictions.predictions(name, version)
-
-    def prediction_log(
-        self, name: str, start: datetime | None = None, end: datetime | None = None
-    ) -> pa.Table:
-        """Logged predictions of a deployment or model with start <= predicted_at < end."""
-        return self._svc.predictions.prediction_log(name, start, end)
-
-    def log_labels(self, deployment: str, labels: Any) -> int:
-        """Store delayed labels (``label`` with ``prediction_id`` or keys + event time)."""
-        return self._svc.predictions.log_labels(deployment, labels)
-
-    def realized_performance(
-        self, deployment: str, window: str | timedelta = "1d", *, roles: Sequence[str] = ()
-    ) -> pa.Table:
-        """Labelled predictions' metrics per window, role and model (scikit-learn)."""
-        return self._svc.predictions.realized_performance(deployment, window, roles=roles)
+    # -- deployments, predictions and their logs (docs/serving.md): the services' own methods
+    deploy = forward("deployments", DeploymentService.deploy)
+    rollback_deployment = forward("deployments", DeploymentService.rollback)
+    canary = forward("deployments", DeploymentService.canary)
+    shadow = forward("deployments", DeploymentService.shadow)
+    configure_deployment = forward("deployments", DeploymentService.configure)
+    promote = forward("deployments", DeploymentService.promote)
+    deployment_status = forward("deployments", DeploymentService.status)
+    predict = forward("deployments", DeploymentService.predict)
+    flush_predictions = forward("deployments", DeploymentService.flush)
+    batch_predict = forward("predictions", PredictionService.batch_predict)
+    predictions = forward("predictions", PredictionService.predictions)
+    prediction_log = forward("predictions", PredictionService.prediction_log)
+    log_labels = forward("predictions", PredictionService.log_labels)
+    realized_performance = forward("predictions", PredictionService.realized_performance)
 
     def current_deployment(self, deployment: str) -> DeploymentRecord | None:
         return self._svc.models.current_deployment(deployment)
@@ -648,78 +532,13 @@ class FeatureStore:
         return self._svc.monitoring.run_monitors(monitors, now=now)
 
     # -- monitoring a model (docs/monitoring.md, "Monitoring a model") --------------------------
-    def fit_performance_estimator(
-        self, model: str, reference: Any, *, predictor: Any = None, **options: Any
-    ) -> EstimatorRecord:
-        """Fit CBPE (binary) or DLE (regression), PCA drift and the reference outputs on a
-        labelled reference (the model's test split) and keep them content-hashed."""
-        return self._svc.model_monitoring.fit_performance_estimator(
-            model, reference, predictor=predictor, **options
-        )
-
-    def estimate_performance(
-        self,
-        model: str,
-        predictions: Any,
-        *,
-        labels: Any = None,
-        chunk_size: int | None = None,
-        period: str | None = None,
-    ) -> PerformanceReport:
-        """Estimated (and, with labels, realized) performance per chunk of logged predictions."""
-        return self._svc.model_monitoring.estimate_performance(
-            model, predictions, labels=labels, chunk_size=chunk_size, period=period
-        )
-
-    def model_drift(
-        self,
-        model: str,
-        predictions: Any,
-        *,
-        chunk_size: int | None = None,
-        period: str | None = None,
-    ) -> ModelDriftReport:
-        """Multivariate (PCA reconstruction error) and prediction drift of logged predictions."""
-        return self._svc.model_monitoring.model_drift(
-            model, predictions, chunk_size=chunk_size, period=period
-        )
-
-    def run_model_monitors(
-        self,
-        monitors: Sequence[Monitor],
-        predictions: Any,
-        *,
-        labels: Any = None,
-        chunk_size: int | None = None,
-        period: str | None = None,
-        now: datetime | None = None,
-    ) -> list[Finding]:
-        """Evaluate monitors on model targets over logged predictions and keep their findings."""
-        return self._svc.model_monitoring.run_model_monitors(
-            monitors, predictions, labels=labels, chunk_size=chunk_size, period=period, now=now
-        )
-
-    def model_report(
-        self,
-        model: str,
-        predictions: Any,
-        output: str | Path,
-        *,
-        labels: Any = None,
-        chunk_size: int | None = None,
-        period: str | None = None,
-        png_dir: str | Path | None = None,
-    ) -> Path:
-        """Write the model's HTML monitoring page (estimated vs realized, drift, findings)."""
-        return self._svc.model_monitoring.model_report(
-            model,
-            predictions,
-            output,
-            labels=labels,
-            chunk_size=chunk_size,
-            period=period,
-            png_dir=png_dir,
-        )
+    fit_performance_estimator = forward(
+        "model_monitoring", ModelMonitoringService.fit_performance_estimator
+    )
+    estimate_performance = forward("model_monitoring", ModelMonitoringService.estimate_performance)
+    model_drift = forward("model_monitoring", ModelMonitoringService.model_drift)
+    run_model_monitors = forward("model_monitoring", ModelMonitoringService.run_model_monitors)
+    model_report = forward("model_monitoring", ModelMonitoringService.model_report)
 
     def open_findings(self) -> list[dict[str, object]]:
         return self._svc.monitoring.open_findings()
