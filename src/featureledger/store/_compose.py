@@ -16,11 +16,14 @@ from featureledger.storage import Storage, open_storage
 from featureledger.store._auditkey import load_audit_key
 from featureledger.store._backfill import BackfillService
 from featureledger.store._catalog import Catalog
+from featureledger.store._corpora import CorpusService
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService
 from featureledger.store._feature_logs import FeatureLogs
 from featureledger.store._files import StoreFiles
 from featureledger.store._history import HistoryService
+from featureledger.store._indexes import IndexService
+from featureledger.store._llm import LLMService
 from featureledger.store._lineage import LineageService
 from featureledger.store._models import ModelService
 from featureledger.store._monitoring import MonitoringService
@@ -63,6 +66,7 @@ class Services:
     monitoring: MonitoringService
     online: OnlineService
     access: AccessService
+    llm: LLMService
 
 
 def compose(repo: Path, config: RepoConfig) -> Services:
@@ -204,6 +208,13 @@ def compose(repo: Path, config: RepoConfig) -> Services:
         logs=logs,
     )
     access = AccessService(registry=registry, catalog=catalog, purposes=config.purposes)
+    corpora = CorpusService(
+        registry=registry, catalog=catalog, definitions=definitions, data=data, files=files
+    )
+    indexes = IndexService(
+        registry=registry, corpora=corpora, repo=repo, licenses=config.licenses
+    )
+    llm = LLMService(registry=registry, corpora=corpora, indexes=indexes, repo=repo)
     return Services(
         registry=registry,
         storage=storage,
@@ -227,4 +238,5 @@ def compose(repo: Path, config: RepoConfig) -> Services:
         monitoring=monitoring,
         online=online,
         access=access,
+        llm=llm,
     )

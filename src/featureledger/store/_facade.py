@@ -46,6 +46,7 @@ from featureledger.store._backfill import Backfill
 from featureledger.store._compose import compose
 from featureledger.store._definitions import Plan
 from featureledger.store._fallback import offline_fallback
+from featureledger.store._llm import LLMService
 from featureledger.store._monitoring import ReleaseCheck
 from featureledger.store._online import Materialization, OnlineFeatures
 from featureledger.store._pipelines import PipelineRun
@@ -98,6 +99,11 @@ class FeatureStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def llm(self) -> LLMService:
+        """Corpora, embedding indexes, retrieval traces, fine-tuning sets (docs/llm.md)."""
+        return self._svc.llm
 
     @property
     def environment(self) -> dict[str, str]:
