@@ -552,6 +552,13 @@ def create_app(
             answer["source"] = got.source
         return FastJSON(answer)
 
+    from featureledger.server.llm import SearchRequest, add_llm_routes
+
+    add_llm_routes(
+        app, store, bearer=bearer, token=token, parse=parse_body,
+        doc=_body_doc(SearchRequest),
+    )
+
     @app.post(
         "/push/{group}",
         response_model=PushResponse,

@@ -623,6 +623,10 @@ class FeatureStore:
         """Raise `AccessDeniedError` unless ``record`` may read every column of ``view``."""
         return self._svc.access.authorize_read(record, view)
 
+    def authorize_index(self, record: TokenRecord, index: str, *, include_pii: bool) -> None:
+        """Raise `AccessDeniedError` unless the token may search embedding index ``index``."""
+        return self._svc.access.authorize_index(record, index, include_pii=include_pii)
+
     def authorize_push(
         self, record: TokenRecord, group: str, columns: Iterable[str] | None = None
     ) -> None:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import threading
 import time
 import uuid
@@ -173,10 +174,11 @@ class IndexService:
         vectors = np.vstack(
             [fitted.embed(texts[i : i + 8192]) for i in range(0, len(texts), 8192)]
         ).astype(np.float32)
-        self.root.mkdir(parents=True, exist_ok=True)
         build_id = uuid.uuid4().hex[:16]
-        tmp = self.root / name / f".tmp-{build_id}"
-        tmp.mkdir(parents=True)
+        (self.root / name).mkdir(parents=True, exist_ok=True)
+        _remove_dead_builds(self.root / name)
+        tmp = self.root / name / f".tmp-{socket.gethostname()}-{os.getpid()}-{build_id}"
+        tmp.mkdir()
         try:
             pq.write_table(chunks, tmp / "chunks.parquet")
             np.save(tmp / "vectors.npy", vectors)
@@ -394,3 +396,18 @@ def _embedder_spec(embedder: Embedder) -> dict[str, Any]:
                 "ngram_range": list(embedder.ngram_range), "fit_sample": embedder.fit_sample,
                 "seed": embedder.seed}
     return {"type": "fitted"}
+
+
+def _remove_dead_builds(folder: Path) -> None:
+    """Remove what builds killed on this host left (``.tmp-HOST-PID-ID`` of a dead PID)."""
+    host = socket.gethostname()
+    for tmp in folder.glob(".tmp-*"):
+        parts = tmp.name.removeprefix(".tmp-").rsplit("-", 2)
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
