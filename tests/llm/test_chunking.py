@@ -13,19 +13,27 @@ from featureledger.llm.documents import conform_documents
 
 
 @given(st.lists(st.sampled_from(["a", "bb", "c"]), max_size=60), st.integers(1, 12), st.data())
-def test_word_windows_cover_every_word_in_order(words: list[str], size: int, data: st.DataObject) -> None:
+def test_word_windows_cover_every_word_in_order(
+    words: list[str], size: int, data: st.DataObject
+) -> None:
     overlap = data.draw(st.integers(0, size - 1))
     windows = word_windows(" ".join(words), size=size, overlap=overlap)
     assert all(0 < len(w.split()) <= size for w in windows)
     # windows start every size - overlap words: rebuilding the text from their fresh parts
     step = size - overlap
-    rebuilt = [w for i, win in enumerate(windows) for w in win.split()[: step if i < len(windows) - 1 else None]]
+    rebuilt = [
+        w
+        for i, win in enumerate(windows)
+        for w in win.split()[: step if i < len(windows) - 1 else None]
+    ]
     assert rebuilt == words
 
 
 def _docs(text: str = "one two three four five six") -> pa.Table:
     return conform_documents(
-        [{"doc_id": "d", "text": text, "metadata": {"team": "x"}}], default_license="cc0-1.0", where="t"
+        [{"doc_id": "d", "text": text, "metadata": {"team": "x"}}],
+        default_license="cc0-1.0",
+        where="t",
     )
 
 
@@ -33,7 +41,9 @@ def test_chunk_ids_are_stable_and_follow_the_document_version_and_the_chunker() 
     chunker = Chunker("w", word_windows, {"size": 2, "overlap": 0})
     first = chunk_documents(_docs(), chunker)
     assert first["text"].to_pylist() == ["one two", "three four", "five six"]
-    assert first["chunk_id"].to_pylist() == chunk_documents(_docs(), chunker)["chunk_id"].to_pylist()
+    assert (
+        first["chunk_id"].to_pylist() == chunk_documents(_docs(), chunker)["chunk_id"].to_pylist()
+    )
     assert len(set(first["chunk_id"].to_pylist())) == 3
     # every chunk carries its document's version, licence and metadata (for filters)
     assert set(first["doc_hash"].to_pylist()) == set(_docs()["doc_hash"].to_pylist())

@@ -107,9 +107,10 @@ versions = st.dictionaries(st.sampled_from("abcdefgh"), st.sampled_from(["x", "y
 @given(versions, versions)
 def test_diff_matches_a_plain_reference(old: dict[str, str], new: dict[str, str]) -> None:
     def table(d: dict[str, str]) -> pa.Table:
-        return pa.table({"doc_id": list(d), "doc_hash": list(d.values())}, pa.schema(
-            [("doc_id", pa.string()), ("doc_hash", pa.string())]
-        ))
+        return pa.table(
+            {"doc_id": list(d), "doc_hash": list(d.values())},
+            pa.schema([("doc_id", pa.string()), ("doc_hash", pa.string())]),
+        )
 
     got = diff_documents(table(old), table(new))
     assert got == {

@@ -11,7 +11,7 @@ from featureledger.errors import DataError, GateError, IntegrityError, LicenseEr
 from featureledger.llm.evaluate import LLMGates
 from featureledger.llm.vector import HNSWParams
 
-from .conftest import SMALL, documents
+from .conftest import SMALL
 
 
 def test_corpus_versions_diff_time_travel_and_rejected_documents(store: FeatureStore) -> None:
@@ -43,14 +43,19 @@ def test_corpus_versions_diff_time_travel_and_rejected_documents(store: FeatureS
     assert second.version is not None
     assert second.version.version == first.version.version + 1
     assert llm.diff_corpus("docs", first.version.version) == {
-        "added": ["d"], "removed": [], "changed": ["a"],
+        "added": ["d"],
+        "removed": [],
+        "changed": ["a"],
     }
     # time travel: the first version still reads as it was
     assert llm.documents("docs", version=first.version.version)["text"].to_pylist() == [
-        "alpha text", "beta text",
+        "alpha text",
+        "beta text",
     ]
     # the same documents again make no new version
-    again = llm.add_documents("docs", [{"doc_id": "d", "text": "delta text", "license": "cc-by-4.0"}])
+    again = llm.add_documents(
+        "docs", [{"doc_id": "d", "text": "delta text", "license": "cc-by-4.0"}]
+    )
     assert again.version is not None and again.version.version == second.version.version
     # a corpus is a feature group: the books verify it like any other
     assert all(r.ok for r in store.verify(f"feature_group/docs@v1#{second.version.version}"))
@@ -80,7 +85,11 @@ def test_documents_with_personal_data_are_served_only_when_asked(store: FeatureS
     llm.add_documents(
         "hr",
         [
-            {"doc_id": "p", "text": "salary review for ana@example.org in march", "license": "internal"},
+            {
+                "doc_id": "p",
+                "text": "salary review for ana@example.org in march",
+                "license": "internal",
+            },
             {"doc_id": "q", "text": "salary bands policy for march reviews", "license": "internal"},
         ],
     )
@@ -95,8 +104,14 @@ def test_traces_lineage_and_impact(kb: FeatureStore) -> None:
     res = llm.search("kb", "engine brake fuel", k=3, prompt_template="qa@v2", guardrail="pass")
     assert res.trace == "trace/kb/1"
     call = llm.log_call(
-        prompt_template="qa@v2", retrieval=res, model="m", input_tokens=120,
-        output_tokens=30, latency_ms=12.5, guardrail="pass", answer="use the brake",
+        prompt_template="qa@v2",
+        retrieval=res,
+        model="m",
+        input_tokens=120,
+        output_tokens=30,
+        latency_ms=12.5,
+        guardrail="pass",
+        answer="use the brake",
     )
     body = llm.trace(call).body
     assert body["tokens"] == {"input": 120, "output": 30} and body["guardrail"] == "pass"
@@ -138,7 +153,7 @@ def test_forgetting_a_document_makes_new_versions_and_lists_what_used_it(kb: Fea
 
 def test_a_non_commercial_licence_blocks_a_commercial_fine_tune(kb: FeatureStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
     llm = kb.llm
-    with pytest.raises(LicenseError, match="cc-by-nc-4.0"):
+    with pytest.raises(LicenseError, match=r"cc-by-nc-4\.0"):
         llm.finetune_set("ft", "docs", use="commercial")
     ok = llm.finetune_set("ft", "docs", use="research")
     assert ok.body["corpus_identity"] == "feature_group/docs@v1#1"
@@ -155,13 +170,17 @@ def test_a_non_commercial_licence_blocks_a_commercial_fine_tune(kb: FeatureStore
 
 def test_rollback_and_release_gates(kb: FeatureStore) -> None:
     llm = kb.llm
-    llm.add_eval_set("ev", [
-        {"query": "kitten purr whiskers", "relevant": [f"d{i:03d}" for i in range(0, 60, 3)]},
-        {"query": "engine brake fuel", "relevant": [f"d{i:03d}" for i in range(2, 60, 3)]},
-    ])
+    llm.add_eval_set(
+        "ev",
+        [
+            {"query": "kitten purr whiskers", "relevant": [f"d{i:03d}" for i in range(0, 60, 3)]},
+            {"query": "engine brake fuel", "relevant": [f"d{i:03d}" for i in range(2, 60, 3)]},
+        ],
+    )
     # a candidate built but not served: the pointer stays until it is promoted
-    cand = llm.build_index("kb", "docs", chunker=SMALL, params=HNSWParams(connectivity=8),
-                           activate=False)
+    cand = llm.build_index(
+        "kb", "docs", chunker=SMALL, params=HNSWParams(connectivity=8), activate=False
+    )
     assert llm.current_index("kb") == 1
     strict = LLMGates(k=5, min_recall=1.01, max_latency_ratio=1e9)
     with pytest.raises(GateError, match="under the floor"):
@@ -171,8 +190,12 @@ def test_rollback_and_release_gates(kb: FeatureStore) -> None:
     assert result.passed and result.candidate["recall"] == 1.0
     assert llm.current_index("kb") == 2
     back = llm.rollback_index("kb", reason="bad answers in incident 7")
-    assert back.body == {"version": 1, "previous": 2, "action": "rollback",
-                         "reason": "bad answers in incident 7"}
+    assert back.body == {
+        "version": 1,
+        "previous": 2,
+        "action": "rollback",
+        "reason": "bad answers in incident 7",
+    }
     assert llm.search("kb", "kitten", k=1, trace=False).index == "index/kb/1"
     actions = [e.action for e in kb.audit_log("index-pointer/kb")]
     assert actions == ["index-build", "index-promote", "index-rollback"]

@@ -19,7 +19,9 @@ def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 
 @settings(max_examples=50, deadline=None)
 @given(st.integers(1, 40), st.integers(1, 10), st.integers(0, 2**16), st.booleans())
-def test_exact_search_matches_sorting_every_distance(n: int, k: int, seed: int, subset: bool) -> None:
+def test_exact_search_matches_sorting_every_distance(
+    n: int, k: int, seed: int, subset: bool
+) -> None:
     rng = np.random.default_rng(seed)
     vectors, q = _unit(rng, n, 8), _unit(rng, 1, 8)[0]
     rows = np.sort(rng.choice(n, size=max(1, n // 2), replace=False)) if subset else None

@@ -606,7 +606,8 @@ def test_llm_records_are_numbered_per_kind_and_name_with_their_audit_entry(
         ("b", 1, {"i": 2}),
     ]
     assert registry.llm_records("index", "a", version=2)[0].created_by == "ana"
-    assert [e.object for e in registry.audit_log("index/")] == ["index/a/1", "index/a/2", "index/b/1"]
+    audited = [e.object for e in registry.audit_log("index/")]
+    assert audited == ["index/a/1", "index/a/2", "index/b/1"]
     # a record of use (a retrieval trace) may go without an audit entry
     registry.add_llm_record("trace", "a", {}, user="ana", action=None, details={})
     assert [r.version for r in registry.llm_records("trace", "a")] == [1, 2]

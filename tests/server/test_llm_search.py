@@ -16,10 +16,17 @@ from .conftest import Server
 
 DOCS = [
     {"doc_id": "open", "text": "the brake pads wear with every stop", "license": "cc-by-4.0"},
-    {"doc_id": "nc", "text": "brake fluid should be changed every two years",
-     "license": "cc-by-nc-4.0"},
-    {"doc_id": "hr", "text": "brake supplier contact is ana@example.org", "license": "internal",
-     "pii": "personal"},
+    {
+        "doc_id": "nc",
+        "text": "brake fluid should be changed every two years",
+        "license": "cc-by-nc-4.0",
+    },
+    {
+        "doc_id": "hr",
+        "text": "brake supplier contact is ana@example.org",
+        "license": "internal",
+        "pii": "personal",
+    },
 ]
 
 
@@ -56,8 +63,11 @@ def test_search_is_scoped_refused_by_default_and_licence_and_pii_aware(
         with_pii = httpx.post(url, json=pii, headers=_auth(purposeful))
         assert {h["doc_id"] for h in with_pii.json()["hits"]} == {"open", "nc", "hr"}
         assert httpx.post(url, json={"query": ""}, headers=_auth(scoped)).status_code == 422
-        missing = httpx.post(f"{server.url}/llm/search/nope", json=body, headers=_auth(
-            store.create_token("reader", ["index/nope"])))
+        missing = httpx.post(
+            f"{server.url}/llm/search/nope",
+            json=body,
+            headers=_auth(store.create_token("reader", ["index/nope"])),
+        )
         assert missing.status_code == 404
     trace = store.llm.trace(answer["trace"])
     assert trace.created_by.startswith("token/")

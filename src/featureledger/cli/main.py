@@ -15,6 +15,7 @@ from featureledger.cli import (  # noqa: F401  (imported for their commands)
     contracts,
     data,
     governance,
+    llm,
     monitoring,
     serving,
     versions,

@@ -142,9 +142,7 @@ def conform_documents(data: Any, *, default_license: str = "", where: str) -> pa
     return pa.table({n: pa.array(out[n], t) for n, t in COLUMNS})
 
 
-def gate_documents(
-    docs: pa.Table, contract: CorpusContract | None
-) -> tuple[pa.Table, pa.Table]:
+def gate_documents(docs: pa.Table, contract: CorpusContract | None) -> tuple[pa.Table, pa.Table]:
     """Split documents into (accepted, rejected); rejected rows carry their reasons in
     `REASONS`. Label-mode PII findings rewrite ``pii`` (and so ``doc_hash``) of accepted ones."""
     n = docs.num_rows
@@ -165,22 +163,26 @@ def gate_documents(
             (_np(pc.less(length, contract.min_chars)), f"length: under {contract.min_chars} chars")
         )
         fails.append(
-            (_np(pc.greater(length, contract.max_chars)), f"length: over {contract.max_chars} chars")
+            (
+                _np(pc.greater(length, contract.max_chars)),
+                f"length: over {contract.max_chars} chars",
+            )
         )
         if contract.licenses is not None:
             allowed = pa.array(sorted(contract.licenses), pa.string())
             lic = pc.is_in(docs.column("license"), value_set=allowed)
-            fails.append(
-                (~_np(lic), f"license: not in the allow-list {sorted(contract.licenses)}")
-            )
+            fails.append((~_np(lic), f"license: not in the allow-list {sorted(contract.licenses)}"))
         if contract.scripts:
             letters = pc.count_substring_regex(text, r"\pL").to_numpy(zero_copy_only=False)
             alts = "".join(f"\\p{{{s}}}" for s in contract.scripts)
             inside = pc.count_substring_regex(text, f"[{alts}]").to_numpy(zero_copy_only=False)
             share = np.where(letters > 0, inside / np.maximum(letters, 1), 1.0)
             fails.append(
-                (share < contract.script_share, f"script: under {contract.script_share:.0%} "
-                 f"of letters in {list(contract.scripts)}")
+                (
+                    share < contract.script_share,
+                    f"script: under {contract.script_share:.0%} "
+                    f"of letters in {list(contract.scripts)}",
+                )
             )
     for mask, why in fails:
         for i in np.flatnonzero(mask):
@@ -221,8 +223,12 @@ def _np(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 def diff_documents(old: pa.Table, new: pa.Table) -> dict[str, list[str]]:
     """Document ids added, removed and changed (same id, another hash) from ``old`` to ``new``."""
-    before = dict(zip(old.column("doc_id").to_pylist(), old.column("doc_hash").to_pylist(), strict=True))
-    after = dict(zip(new.column("doc_id").to_pylist(), new.column("doc_hash").to_pylist(), strict=True))
+    before = dict(
+        zip(old.column("doc_id").to_pylist(), old.column("doc_hash").to_pylist(), strict=True)
+    )
+    after = dict(
+        zip(new.column("doc_id").to_pylist(), new.column("doc_hash").to_pylist(), strict=True)
+    )
     return {
         "added": sorted(after.keys() - before.keys()),
         "removed": sorted(before.keys() - after.keys()),

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import pickle
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -42,7 +43,8 @@ class FittedEmbedder(Protocol):
 
 @runtime_checkable
 class Embedder(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def fit(self, texts: Sequence[str]) -> FittedEmbedder: ...
 
@@ -139,7 +141,10 @@ class HashingSVD:
         tfidf = TfidfTransformer(sublinear_tf=True).fit(counts)
         weighted = tfidf.transform(counts)
         dim = max(1, min(self.dim, weighted.shape[0] - 1, weighted.shape[1] - 1))
-        svd = TruncatedSVD(dim, random_state=self.seed, n_iter=5).fit(weighted)
+        with warnings.catch_warnings():
+            # a tiny corpus has no variance to explain; the components are still usable
+            warnings.simplefilter("ignore", RuntimeWarning)
+            svd = TruncatedSVD(dim, random_state=self.seed, n_iter=5).fit(weighted)
         return _FittedLSA(
             self.name,
             dim,
@@ -190,6 +195,6 @@ def load_embedder(raw: bytes) -> FittedEmbedder:
             arrays["idf"],
             arrays["components"],
         )
-    state = pickle.loads(raw)  # noqa: S301 - checked store-written bytes
+    state = pickle.loads(raw)
     assert isinstance(state, FittedEmbedder)
     return state

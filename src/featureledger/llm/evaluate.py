@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-def recall_at_k(retrieved: Sequence[Sequence[str]], relevant: Sequence[Sequence[str]], k: int) -> float:
+def recall_at_k(
+    retrieved: Sequence[Sequence[str]], relevant: Sequence[Sequence[str]], k: int
+) -> float:
     """Mean over queries of |top-k ∩ relevant| / min(k, |relevant|) (queries without
     relevant items are skipped)."""
     scores = []
@@ -63,7 +65,10 @@ def judge(
                 f"recall@{gates.k} fell from {current['recall']:.3f} to "
                 f"{candidate['recall']:.3f} (allowed drop {gates.max_recall_drop:.3f})"
             )
-        if current["p50_ms"] > 0 and candidate["p50_ms"] > current["p50_ms"] * gates.max_latency_ratio:
+        if (
+            current["p50_ms"] > 0
+            and candidate["p50_ms"] > current["p50_ms"] * gates.max_latency_ratio
+        ):
             problems.append(
                 f"p50 latency {candidate['p50_ms']:.2f} ms is over {gates.max_latency_ratio}x "
                 f"the current {current['p50_ms']:.2f} ms"
@@ -73,7 +78,9 @@ def judge(
                 f"cost {candidate['tokens']:.0f} tokens/query is over {gates.max_cost_ratio}x "
                 f"the current {current['tokens']:.0f}"
             )
-    return GateResult(not problems, dict(candidate), None if current is None else dict(current), problems)
+    return GateResult(
+        not problems, dict(candidate), None if current is None else dict(current), problems
+    )
 
 
 def count_tokens(text: str) -> int:

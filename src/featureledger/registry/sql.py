@@ -549,7 +549,7 @@ class SQLRegistry:
                     created_at=now,
                 )
             )
-            if action:
+            if action and key is not None:
                 obj = f"{kind}/{name}/{version}"
                 sqlaudit.append(conn, key, user, action, obj, details, where=self.url)
         return LLMRecord(kind, name, version, body, user, now)

@@ -555,7 +555,11 @@ def create_app(
     from featureledger.server.llm import SearchRequest, add_llm_routes
 
     add_llm_routes(
-        app, store, bearer=bearer, token=token, parse=parse_body,
+        app,
+        store,
+        bearer=bearer,
+        token=token,
+        parse=parse_body,
         doc=_body_doc(SearchRequest),
     )
 

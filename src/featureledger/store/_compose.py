@@ -23,8 +23,8 @@ from featureledger.store._feature_logs import FeatureLogs
 from featureledger.store._files import StoreFiles
 from featureledger.store._history import HistoryService
 from featureledger.store._indexes import IndexService
-from featureledger.store._llm import LLMService
 from featureledger.store._lineage import LineageService
+from featureledger.store._llm import LLMService
 from featureledger.store._models import ModelService
 from featureledger.store._monitoring import MonitoringService
 from featureledger.store._online import OnlineService
@@ -211,9 +211,7 @@ def compose(repo: Path, config: RepoConfig) -> Services:
     corpora = CorpusService(
         registry=registry, catalog=catalog, definitions=definitions, data=data, files=files
     )
-    indexes = IndexService(
-        registry=registry, corpora=corpora, repo=repo, licenses=config.licenses
-    )
+    indexes = IndexService(registry=registry, corpora=corpora, repo=repo, licenses=config.licenses)
     llm = LLMService(registry=registry, corpora=corpora, indexes=indexes, repo=repo)
     return Services(
         registry=registry,

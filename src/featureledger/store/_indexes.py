@@ -105,8 +105,14 @@ def index_key(
 class IndexService:
     """Build, open, search, point and roll back embedding indexes."""
 
-    def __init__(self, *, registry: RegistryBackend, corpora: CorpusService, repo: Path,
-                 licenses: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self,
+        *,
+        registry: RegistryBackend,
+        corpora: CorpusService,
+        repo: Path,
+        licenses: Mapping[str, Sequence[str]],
+    ) -> None:
         self.registry = registry
         self.corpora = corpora
         self.root = repo / STATE_DIR / "llm" / "indexes"
@@ -130,7 +136,11 @@ class IndexService:
             "function": f"{chunker.fn.__module__}.{chunker.fn.__qualname__}",
         }
         return self.registry.add_llm_record(
-            "chunker", chunker.name, body, user=current_user(), action="chunker-register",
+            "chunker",
+            chunker.name,
+            body,
+            user=current_user(),
+            action="chunker-register",
             details={"hash": chunker.hash},
         )
 
@@ -150,15 +160,17 @@ class IndexService:
         """Build a new version of index ``name`` over a corpus version (latest by default);
         ``activate`` points the index at it (else it waits for `promote`)."""
         chunker = chunker or DEFAULT_CHUNKER
-        embedder = embedder or HashingSVD()
+        embed_with: Embedder = embedder or HashingSVD()
         params = params or HNSWParams()
         start = time.perf_counter()
         self.register_chunker(chunker)
         versions = self.corpora.versions(corpus)
         if not versions:
             raise NotFoundError(f"corpus {corpus} has no documents yet; add some first")
-        cv = versions[-1] if corpus_version is None else next(
-            (v for v in versions if v.version == corpus_version), None
+        cv = (
+            versions[-1]
+            if corpus_version is None
+            else next((v for v in versions if v.version == corpus_version), None)
         )
         if cv is None:
             raise NotFoundError(
@@ -170,7 +182,7 @@ class IndexService:
         texts = chunks.column("text").to_pylist()
         if not texts:
             raise DataError(f"corpus {corpus} v{cv.version}: the chunker made no chunks")
-        fitted = embedder.fit(texts)
+        fitted = embed_with.fit(texts)
         vectors = np.vstack(
             [fitted.embed(texts[i : i + 8192]) for i in range(0, len(texts), 8192)]
         ).astype(np.float32)
@@ -199,8 +211,12 @@ class IndexService:
             "corpus_identity": identity,
             "corpus_content": str(cv.content),
             "chunker": {"name": chunker.name, "hash": chunker.hash},
-            "embedder": {"name": fitted.name, "hash": fitted.hash, "dim": fitted.dim,
-                         "spec": _embedder_spec(embedder)},
+            "embedder": {
+                "name": fitted.name,
+                "hash": fitted.hash,
+                "dim": fitted.dim,
+                "spec": _embedder_spec(embed_with),
+            },
             "params": params.to_dict(),
             "key": "",
             "folder": build_id,
@@ -214,7 +230,11 @@ class IndexService:
             identity, body["corpus_content"], chunker.hash, fitted.hash, params.to_dict()
         )
         record = self.registry.add_llm_record(
-            "index", name, body, user=current_user(), action="index-build",
+            "index",
+            name,
+            body,
+            user=current_user(),
+            action="index-build",
             details={"corpus": identity, "key": body["key"], "chunks": chunks.num_rows},
         )
         if activate:
@@ -258,7 +278,11 @@ class IndexService:
             previous = self.current(name)
         body = {"version": version, "previous": previous, "action": action, "reason": reason}
         return self.registry.add_llm_record(
-            "index-pointer", name, body, user=current_user(), action=f"index-{action}",
+            "index-pointer",
+            name,
+            body,
+            user=current_user(),
+            action=f"index-{action}",
             details={"index": f"index/{name}/{version}", "previous": previous, "reason": reason},
         )
 
@@ -267,8 +291,9 @@ class IndexService:
         if not reason.strip():
             raise DataError("a rollback needs a reason (it goes into the audit log)")
         if to is None:
+            served = self.current(name)  # an unknown index fails here, saying so
             moves = self.registry.llm_records("index-pointer", name)
-            earlier = [m.body["version"] for m in moves if m.body["version"] != self.current(name)]
+            earlier = [m.body["version"] for m in moves if m.body["version"] != served]
             if not earlier:
                 raise NotFoundError(f"index {name!r} has served no other version to roll back to")
             to = int(earlier[-1])
@@ -305,7 +330,10 @@ class IndexService:
             return loaded
 
     def allowed(
-        self, index: LoadedIndex, where: Mapping[str, Any] | None, use: str | None,
+        self,
+        index: LoadedIndex,
+        where: Mapping[str, Any] | None,
+        use: str | None,
         include_pii: bool,
     ) -> np.ndarray | None:
         """The rows a search may return (None: all): metadata filters, PII, licence use."""
@@ -320,7 +348,9 @@ class IndexService:
             hit = pc.is_in(chunks.column(column), value_set=pa.array([str(v) for v in values]))
             mask &= np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False))
         if not include_pii:
-            mask &= np.asarray(pc.equal(chunks.column("pii"), "none").to_numpy(zero_copy_only=False))
+            mask &= np.asarray(
+                pc.equal(chunks.column("pii"), "none").to_numpy(zero_copy_only=False)
+            )
         if use is not None:
             ok = {lic for lic, uses in self.licenses.items() if use in uses}
             mask &= np.fromiter((lic.lower() in ok for lic in index.licences), bool, len(mask))
@@ -369,11 +399,21 @@ class IndexService:
     @staticmethod
     def _hit(index: LoadedIndex, row: int, distance: float) -> Hit:
         c = index.chunks.slice(row, 1).to_pylist()[0]
-        meta = {k[len(META):]: v for k, v in c.items() if k.startswith(META) and v is not None}
-        return Hit(c["chunk_id"], c["doc_id"], c["doc_hash"], c["license"],
-                   round(1.0 - distance, 6), c["text"], c["source_uri"], meta)
+        meta = {k[len(META) :]: v for k, v in c.items() if k.startswith(META) and v is not None}
+        return Hit(
+            c["chunk_id"],
+            c["doc_id"],
+            c["doc_hash"],
+            c["license"],
+            round(1.0 - distance, 6),
+            c["text"],
+            c["source_uri"],
+            meta,
+        )
 
-    def exact_neighbours(self, name: str, query: str, k: int, version: int | None = None) -> list[int]:
+    def exact_neighbours(
+        self, name: str, query: str, k: int, version: int | None = None
+    ) -> list[int]:
         index = self.open(name, version)
         keys, _ = exact_search(index.vectors, index.embedder.embed([query])[0], k)
         return [int(r) for r in keys]
@@ -392,9 +432,14 @@ class IndexService:
 def _embedder_spec(embedder: Embedder) -> dict[str, Any]:
     """What rebuilding needs to refit the default embedder (others are reused as fitted)."""
     if isinstance(embedder, HashingSVD):
-        return {"type": "hashing-svd", "dim": embedder.dim, "n_features": embedder.n_features,
-                "ngram_range": list(embedder.ngram_range), "fit_sample": embedder.fit_sample,
-                "seed": embedder.seed}
+        return {
+            "type": "hashing-svd",
+            "dim": embedder.dim,
+            "n_features": embedder.n_features,
+            "ngram_range": list(embedder.ngram_range),
+            "fit_sample": embedder.fit_sample,
+            "seed": embedder.seed,
+        }
     return {"type": "fitted"}
 
 

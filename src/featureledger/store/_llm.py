@@ -69,7 +69,11 @@ class LLMService:
     """The ``store.llm`` namespace."""
 
     def __init__(
-        self, *, registry: RegistryBackend, corpora: CorpusService, indexes: IndexService,
+        self,
+        *,
+        registry: RegistryBackend,
+        corpora: CorpusService,
+        indexes: IndexService,
         repo: Path,
     ) -> None:
         self.registry = registry
@@ -79,8 +83,13 @@ class LLMService:
 
     # -- corpora ----------------------------------------------------------------------------
     def create_corpus(
-        self, name: str, *, contract: CorpusContract | None = None,
-        licenses: Sequence[str] = (), description: str = "", owner: str = "",
+        self,
+        name: str,
+        *,
+        contract: CorpusContract | None = None,
+        licenses: Sequence[str] = (),
+        description: str = "",
+        owner: str = "",
     ) -> None:
         """Create a corpus (a static feature group keyed by doc_id) with its contract."""
         self.corpora.create(
@@ -104,13 +113,26 @@ class LLMService:
         return self.indexes.register_chunker(chunker)
 
     def build_index(
-        self, name: str, corpus: str, *, corpus_version: int | None = None,
-        chunker: Chunker | None = None, embedder: Embedder | None = None,
-        params: HNSWParams | None = None, activate: bool = True, note: str = "",
+        self,
+        name: str,
+        corpus: str,
+        *,
+        corpus_version: int | None = None,
+        chunker: Chunker | None = None,
+        embedder: Embedder | None = None,
+        params: HNSWParams | None = None,
+        activate: bool = True,
+        note: str = "",
     ) -> LLMRecord:
         return self.indexes.build(
-            name, corpus, corpus_version=corpus_version, chunker=chunker, embedder=embedder,
-            params=params, activate=activate, note=note,
+            name,
+            corpus,
+            corpus_version=corpus_version,
+            chunker=chunker,
+            embedder=embedder,
+            params=params,
+            activate=activate,
+            note=note,
         )
 
     def index_versions(self, name: str) -> list[LLMRecord]:
@@ -124,13 +146,23 @@ class LLMService:
         return self.indexes.rollback(name, to=to, reason=reason)
 
     def search(
-        self, index: str, query: str, *, k: int = 5, version: int | None = None,
-        where: Mapping[str, Any] | None = None, use: str | None = None,
-        include_pii: bool = False, prompt_template: str = "", trace: bool = True,
-        guardrail: str = "none", user: str | None = None,
+        self,
+        index: str,
+        query: str,
+        *,
+        k: int = 5,
+        version: int | None = None,
+        where: Mapping[str, Any] | None = None,
+        use: str | None = None,
+        include_pii: bool = False,
+        prompt_template: str = "",
+        trace: bool = True,
+        guardrail: str = "none",
+        user: str | None = None,
     ) -> SearchResult:
         """Top-``k`` chunks of the index version its pointer names (or ``version``),
         recorded as a retrieval trace unless ``trace=False``."""
+        self.indexes.open(index, version)  # loading files is not the search's latency
         start = time.perf_counter()
         loaded, hits = self.indexes.search(
             index, query, k=k, version=version, where=where, use=use, include_pii=include_pii
@@ -139,7 +171,8 @@ class LLMService:
         trace_id = None
         if trace:
             trace_id = self._trace(
-                index, {
+                index,
+                {
                     "type": "retrieval",
                     "index": loaded.identity,
                     "index_key": loaded.record.body["key"],
@@ -150,34 +183,49 @@ class LLMService:
                     "use": use,
                     "hits": [_hit_ref(h) for h in hits],
                     "latency_ms": latency,
-                    "tokens": {"query": count_tokens(query),
-                               "retrieved": sum(count_tokens(h.text) for h in hits)},
+                    "tokens": {
+                        "query": count_tokens(query),
+                        "retrieved": sum(count_tokens(h.text) for h in hits),
+                    },
                     "guardrail": guardrail,
-                }, user,
+                },
+                user,
             )
         return SearchResult(loaded.identity, hits, latency, trace_id)
 
     def log_call(
-        self, *, prompt_template: str, retrieval: SearchResult | None = None, model: str = "",
-        input_tokens: int = 0, output_tokens: int = 0, latency_ms: float = 0.0,
-        guardrail: str = "none", answer: str = "", user: str | None = None,
+        self,
+        *,
+        prompt_template: str,
+        retrieval: SearchResult | None = None,
+        model: str = "",
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        latency_ms: float = 0.0,
+        guardrail: str = "none",
+        answer: str = "",
+        user: str | None = None,
     ) -> str:
         """Record an LLM call the application made (after a search, or without one); the
         returned trace id is what `lineage` follows back to documents."""
         hits = [_hit_ref(h) for h in retrieval.hits] if retrieval else []
         index = retrieval.index.split("/")[1] if retrieval else "-"
-        return self._trace(index, {
-            "type": "llm-call",
-            "index": retrieval.index if retrieval else None,
-            "retrieval_trace": retrieval.trace if retrieval else None,
-            "prompt_template": prompt_template,
-            "model": model,
-            "hits": hits,
-            "latency_ms": latency_ms,
-            "tokens": {"input": input_tokens, "output": output_tokens},
-            "guardrail": guardrail,
-            "answer_sha256": hashlib.sha256(answer.encode()).hexdigest() if answer else "",
-        }, user)
+        return self._trace(
+            index,
+            {
+                "type": "llm-call",
+                "index": retrieval.index if retrieval else None,
+                "retrieval_trace": retrieval.trace if retrieval else None,
+                "prompt_template": prompt_template,
+                "model": model,
+                "hits": hits,
+                "latency_ms": latency_ms,
+                "tokens": {"input": input_tokens, "output": output_tokens},
+                "guardrail": guardrail,
+                "answer_sha256": hashlib.sha256(answer.encode()).hexdigest() if answer else "",
+            },
+            user,
+        )
 
     def _trace(self, index: str, body: dict[str, Any], user: str | None) -> str:
         body["id"] = uuid.uuid4().hex
@@ -269,32 +317,53 @@ class LLMService:
                 report.indexes_needing_rebuild.append(f"index/{name}/{served.version}")
                 continue
             embedder = HashingSVD(
-                name=served.body["embedder"]["name"], dim=spec["dim"],
-                n_features=spec["n_features"], ngram_range=tuple(spec["ngram_range"]),
-                fit_sample=spec["fit_sample"], seed=spec["seed"],
+                name=served.body["embedder"]["name"],
+                dim=spec["dim"],
+                n_features=spec["n_features"],
+                ngram_range=tuple(spec["ngram_range"]),
+                fit_sample=spec["fit_sample"],
+                seed=spec["seed"],
             )
             new = self.indexes.build(
-                name, corpus, chunker=chunker, embedder=embedder,
-                params=HNSWParams(**served.body["params"]), note=f"forget {ids}: {reason}",
+                name,
+                corpus,
+                chunker=chunker,
+                embedder=embedder,
+                params=HNSWParams(**served.body["params"]),
+                note=f"forget {ids}: {reason}",
             )
             report.indexes_rebuilt.append(f"index/{name}/{new.version}")
         self.registry.audit(
-            current_user(), "forget", f"corpus/{corpus}",
-            {"documents": ids, "reason": reason, "corpus_version": report.corpus_version,
-             "indexes": report.indexes_rebuilt, "traces": len(report.traces),
-             "finetune_sets": report.finetune_sets},
+            current_user(),
+            "forget",
+            f"corpus/{corpus}",
+            {
+                "documents": ids,
+                "reason": reason,
+                "corpus_version": report.corpus_version,
+                "indexes": report.indexes_rebuilt,
+                "traces": len(report.traces),
+                "finetune_sets": report.finetune_sets,
+            },
         )
         return report
 
     # -- fine-tuning provenance -------------------------------------------------------------
     def finetune_set(
-        self, name: str, corpus: str, *, use: str, corpus_version: int | None = None,
+        self,
+        name: str,
+        corpus: str,
+        *,
+        use: str,
+        corpus_version: int | None = None,
     ) -> LLMRecord:
         """A fine-tuning set over one corpus version, refused when a document's licence does
         not allow ``use`` (a non-commercial licence blocks a commercial model)."""
         versions = self.corpora.versions(corpus)
-        cv = versions[-1] if corpus_version is None else next(
-            (v for v in versions if v.version == corpus_version), None
+        cv = (
+            versions[-1]
+            if corpus_version is None
+            else next((v for v in versions if v.version == corpus_version), None)
         )
         if cv is None:
             raise NotFoundError(f"corpus {corpus} has no version {corpus_version}")
@@ -314,17 +383,32 @@ class LLMService:
         pq.write_table(docs.select(["doc_id", "doc_hash", "text", "license"]), tmp)
         tmp.replace(path)
         body = {
-            "corpus": corpus, "corpus_version": cv.version, "corpus_identity": str(cv.identity),
-            "corpus_content": str(cv.content), "use": use, "licenses": lics,
-            "documents": docs.num_rows, "path": str(path), "sha256": artifact_sha256(path),
+            "corpus": corpus,
+            "corpus_version": cv.version,
+            "corpus_identity": str(cv.identity),
+            "corpus_content": str(cv.content),
+            "use": use,
+            "licenses": lics,
+            "documents": docs.num_rows,
+            "path": str(path),
+            "sha256": artifact_sha256(path),
         }
         return self.registry.add_llm_record(
-            "finetune-set", name, body, user=current_user(), action="finetune-set",
+            "finetune-set",
+            name,
+            body,
+            user=current_user(),
+            action="finetune-set",
             details={"corpus": str(cv.identity), "use": use, "licenses": lics},
         )
 
     def register_finetuned_model(
-        self, name: str, *, finetune_set: str, artifact: str | Path, base_model: str,
+        self,
+        name: str,
+        *,
+        finetune_set: str,
+        artifact: str | Path,
+        base_model: str,
         params: Mapping[str, Any] | None = None,
     ) -> LLMRecord:
         """Record a fine-tuned model with its pins: the set (hence corpus version and
@@ -340,20 +424,28 @@ class LLMService:
             "finetune_set": f"finetune-set/{pinned.name}/{pinned.version}",
             "corpus_identity": pinned.body["corpus_identity"],
             "corpus_content": pinned.body["corpus_content"],
-            "use": pinned.body["use"], "licenses": pinned.body["licenses"],
-            "base_model": base_model, "artifact": str(artifact),
-            "artifact_sha256": artifact_sha256(artifact), "params": dict(params or {}),
+            "use": pinned.body["use"],
+            "licenses": pinned.body["licenses"],
+            "base_model": base_model,
+            "artifact": str(artifact),
+            "artifact_sha256": artifact_sha256(artifact),
+            "params": dict(params or {}),
         }
         return self.registry.add_llm_record(
-            "finetuned-model", name, body, user=current_user(), action="finetuned-model",
+            "finetuned-model",
+            name,
+            body,
+            user=current_user(),
+            action="finetuned-model",
             details={"finetune_set": body["finetune_set"], "base_model": base_model},
         )
 
     # -- evaluation sets and release gates --------------------------------------------------
     def add_eval_set(self, name: str, queries: Sequence[Mapping[str, Any]]) -> LLMRecord:
         """A versioned evaluation set: ``[{"query": str, "relevant": [doc_id, ...]}]``."""
-        items = [{"query": str(q["query"]), "relevant": sorted(map(str, q["relevant"]))}
-                 for q in queries]
+        items = [
+            {"query": str(q["query"]), "relevant": sorted(map(str, q["relevant"]))} for q in queries
+        ]
         if not items:
             raise DataError(f"evaluation set {name}: give at least one query")
         digest = hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()[:32]
@@ -361,12 +453,21 @@ class LLMService:
         if known and known[-1].body["sha256"] == digest:
             return known[-1]
         return self.registry.add_llm_record(
-            "eval-set", name, {"items": items, "sha256": digest}, user=current_user(),
-            action="eval-set", details={"queries": len(items), "sha256": digest},
+            "eval-set",
+            name,
+            {"items": items, "sha256": digest},
+            user=current_user(),
+            action="eval-set",
+            details={"queries": len(items), "sha256": digest},
         )
 
     def evaluate(
-        self, index: str, eval_set: str, *, version: int | None = None, k: int = 10,
+        self,
+        index: str,
+        eval_set: str,
+        *,
+        version: int | None = None,
+        k: int = 10,
         prompt_template: str = "",
     ) -> dict[str, float]:
         """recall@k over documents (the first k distinct documents of the retrieved
@@ -404,7 +505,12 @@ class LLMService:
         }
 
     def gate(
-        self, index: str, candidate: int, eval_set: str, *, gates: LLMGates | None = None,
+        self,
+        index: str,
+        candidate: int,
+        eval_set: str,
+        *,
+        gates: LLMGates | None = None,
     ) -> GateResult:
         """Compare a candidate index version with the one served now."""
         gates = gates or LLMGates()
@@ -419,8 +525,14 @@ class LLMService:
         return judge(cand, base, gates)
 
     def promote(
-        self, index: str, candidate: int, eval_set: str, *, gates: LLMGates | None = None,
-        reason: str = "", force: bool = False,
+        self,
+        index: str,
+        candidate: int,
+        eval_set: str,
+        *,
+        gates: LLMGates | None = None,
+        reason: str = "",
+        force: bool = False,
     ) -> GateResult:
         """Point the index at ``candidate`` if it passes the gates (refused otherwise,
         unless ``force``, which is recorded with the failures)."""
@@ -431,11 +543,18 @@ class LLMService:
                 f"index/{index}/{candidate}",
                 [{"gate": "index", "detail": p} for p in result.problems],
             )
-        why = reason or ("gates passed" if result.passed else "forced: " + "; ".join(result.problems))
+        why = reason or (
+            "gates passed" if result.passed else "forced: " + "; ".join(result.problems)
+        )
         self.indexes.point(index, candidate, action="promote", reason=why)
         return result
 
 
 def _hit_ref(h: Hit) -> dict[str, Any]:
-    return {"chunk_id": h.chunk_id, "doc_id": h.doc_id, "doc_hash": h.doc_hash,
-            "license": h.license, "score": h.score}
+    return {
+        "chunk_id": h.chunk_id,
+        "doc_id": h.doc_id,
+        "doc_hash": h.doc_hash,
+        "license": h.license,
+        "score": h.score,
+    }
