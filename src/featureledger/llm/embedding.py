@@ -68,6 +68,8 @@ class _FittedLSA:
     idf: np.ndarray
     components: np.ndarray
     _hash: str = ""
+    #: components.T as one C-ordered float64 block: scipy copies anything else per product
+    _projection: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def hash(self) -> str:
@@ -79,11 +81,26 @@ class _FittedLSA:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         # TF-IDF as scikit-learn's TfidfTransformer(sublinear_tf=True) computes it, then the
         # SVD projection; tests/llm check it against that pipeline
-        counts = _vectorizer(self.params).transform(list(texts))[:, self.used].tocsr()
+        counts = self._restrict(_vectorizer(self.params).transform(list(texts)).tocsr())
         counts.data = (1.0 + np.log(counts.data)) * self.idf[counts.indices]
         norms = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).ravel())
         counts = counts.multiply(1.0 / np.where(norms == 0, 1.0, norms)[:, None]).tocsr()
-        return _unit(counts @ self.components.T)
+        if self._projection is None:
+            # float64 like the TF-IDF weights, or scipy would upcast a copy per product
+            self._projection = np.ascontiguousarray(self.components.T, dtype=np.float64)
+        return _unit(counts @ self._projection)
+
+    def _restrict(self, m: Any) -> Any:
+        """``m[:, used]``, by a binary search per stored entry: scipy's column indexing
+        allocates arrays as wide as all hash buckets, which dominated a one-query embed."""
+        from scipy.sparse import csr_matrix
+
+        m.sum_duplicates()
+        pos = np.searchsorted(self.used, m.indices)
+        known = pos < len(self.used)
+        known[known] = self.used[pos[known]] == m.indices[known]
+        rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[known]
+        return csr_matrix((m.data[known], (rows, pos[known])), shape=(m.shape[0], len(self.used)))
 
     def dumps(self) -> bytes:
         buf = io.BytesIO()
@@ -141,7 +158,11 @@ class HashingSVD:
         tfidf = TfidfTransformer(sublinear_tf=True).fit(counts)
         weighted = tfidf.transform(counts)
         dim = max(1, min(self.dim, weighted.shape[0] - 1, weighted.shape[1] - 1))
-        with warnings.catch_warnings():
+        from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+
+        # one BLAS thread: the SVD's dense blocks are small, and OpenBLAS threads spinning
+        # on a busy machine made the fit ten times slower (docs/llm.md#embedding-indexes)
+        with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
             # a tiny corpus has no variance to explain; the components are still usable
             warnings.simplefilter("ignore", RuntimeWarning)
             svd = TruncatedSVD(dim, random_state=self.seed, n_iter=5).fit(weighted)
