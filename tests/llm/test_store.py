@@ -199,6 +199,11 @@ def test_rollback_and_release_gates(kb: FeatureStore) -> None:
     assert llm.search("kb", "kitten", k=1, trace=False).index == "index/kb/1"
     actions = [e.action for e in kb.audit_log("index-pointer/kb")]
     assert actions == ["index-build", "index-promote", "index-rollback"]
+    # forcing past a failed gate serves the candidate and keeps what it overrode
+    forced = llm.promote("kb", cand.version, "ev", gates=strict, force=True, reason="hotfix")
+    assert not forced.passed and llm.current_index("kb") == cand.version
+    last = kb.audit_log("index-pointer/kb")[-1]
+    assert last.details["reason"].startswith("hotfix; forced over: recall@5")
 
 
 def test_a_crashed_build_leaves_the_served_version_and_a_damaged_file_is_refused(

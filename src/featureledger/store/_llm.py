@@ -543,9 +543,9 @@ class LLMService:
                 f"index/{index}/{candidate}",
                 [{"gate": "index", "detail": p} for p in result.problems],
             )
-        why = reason or (
-            "gates passed" if result.passed else "forced: " + "; ".join(result.problems)
-        )
+        why = reason or "gates passed"
+        if not result.passed:  # a forced promotion keeps the failures it overrode
+            why = f"{reason or 'forced'}; forced over: " + "; ".join(result.problems)
         self.indexes.point(index, candidate, action="promote", reason=why)
         return result
 
