@@ -4,9 +4,10 @@ recall@10 of featureledger's usearch HNSW index against exact search on the same
     python benchmarks/bench_llm.py [--chunks 100000] [--queries 300] [--json OUT]
 
 Data: ``--chunks`` synthetic documents of 40-80 words, one chunk each (the chunker's window
-is wider than any document), drawn from 20 topics of 150 words each plus a Zipf-distributed
-common vocabulary, so the default embedder (HashingSVD, 128 dimensions) finds structure.
-Queries are 3-6 words of one topic, seeded.
+is wider than any document): a third from one of 20 topics (150 words each), a third from
+one of 100 subtopics of that topic (20 words each), a third from a Zipf-distributed common
+vocabulary; so each document has ~``chunks``/2000 close neighbours (its subtopic) inside a
+wider cluster (its topic). Queries: 2 topic words and 2-4 words of one subtopic, seeded.
 
 Figures, all in one run on the same index version:
 
@@ -18,7 +19,8 @@ Figures, all in one run on the same index version:
     baseline          the same searches with exact=True: a full scan of the vectors
                       (numpy matrix-vector product and argpartition)
     recall@10         HNSW top-10 rows against the exact top-10 rows of the same query
-                      vector, averaged over the queries
+                      vector, averaged over the queries, at the default expansion_search
+                      (64) and at 256, with the graph search's own latency at each
 """
 
 from __future__ import annotations
@@ -37,24 +39,29 @@ from common import machine_facts, summarize_us
 from featureledger import FeatureStore
 from featureledger.llm import HashingSVD, chunk_documents
 from featureledger.llm.chunking import Chunker, word_windows
-from featureledger.llm.vector import HNSWParams, build_hnsw, exact_search, hnsw_search
+from featureledger.llm.vector import (
+    HNSWParams,
+    build_hnsw,
+    exact_search,
+    hnsw_search,
+    open_hnsw,
+)
 
 TOPICS = 20
+SUBTOPICS = 100
 WHOLE = Chunker("whole", word_windows, {"size": 200, "overlap": 0})
 
 
 def documents(n: int, seed: int) -> list[dict[str, object]]:
     rnd = random.Random(seed)
-    topics = [[f"t{t}w{i}" for i in range(150)] for t in range(TOPICS)]
     common = [f"c{i}" for i in range(3000)]
     weights = [1 / (i + 1) for i in range(len(common))]
     out = []
     for i in range(n):
-        t = i % TOPICS
+        t, s = i % TOPICS, (i // TOPICS) % SUBTOPICS
         size = rnd.randint(40, 80)
-        own = rnd.choices(topics[t], k=size * 2 // 3)
-        shared = rnd.choices(common, weights, k=size - len(own))
-        words = own + shared
+        own = rnd.choices(_topic(t), k=size // 3) + rnd.choices(_subtopic(t, s), k=size // 3)
+        words = own + rnd.choices(common, weights, k=size - len(own))
         rnd.shuffle(words)
         out.append(
             {
@@ -67,14 +74,22 @@ def documents(n: int, seed: int) -> list[dict[str, object]]:
     return out
 
 
+def _topic(t: int) -> list[str]:
+    return [f"t{t}w{i}" for i in range(150)]
+
+
+def _subtopic(t: int, s: int) -> list[str]:
+    return [f"t{t}s{s}w{i}" for i in range(20)]
+
+
 def queries(n: int, seed: int) -> list[str]:
     rnd = random.Random(seed + 1)
-    return [
-        " ".join(
-            rnd.choices([f"t{rnd.randrange(TOPICS)}w{i}" for i in range(150)], k=rnd.randint(3, 6))
-        )
-        for _ in range(n)
-    ]
+    out = []
+    for _ in range(n):
+        t, s = rnd.randrange(TOPICS), rnd.randrange(SUBTOPICS)
+        words = rnd.choices(_topic(t), k=2) + rnd.choices(_subtopic(t, s), k=rnd.randint(2, 4))
+        out.append(" ".join(words))
+    return out
 
 
 def timed(call: object, items: list[object]) -> dict[str, float]:
@@ -140,14 +155,20 @@ def main() -> None:
         result["baseline_exact"] = timed(lambda q: idx.search("kb", q, k=10, exact=True), qs)
 
         loaded = idx.open("kb")
-        recalls = []
-        for q in qs:
-            v = loaded.embedder.embed([str(q)])[0]
-            approx, _ = hnsw_search(loaded.graph, v, 10)
-            exact, _ = exact_search(loaded.vectors, v, 10)
-            recalls.append(len(set(approx.tolist()) & set(exact.tolist())) / 10)
-        result["recall_at_10"] = round(sum(recalls) / len(recalls), 4)
-        result["recall_at_10_min"] = min(recalls)
+        graph_file = store.repo / ".featureledger" / "llm" / "indexes" / "kb"
+        graph_file = graph_file / loaded.record.body["folder"] / "graph.usearch"
+        for ef in (HNSWParams().expansion_search, 256):
+            graph = open_hnsw(graph_file, ef)
+            recalls = []
+            for q in qs:
+                v = loaded.embedder.embed([str(q)])[0]
+                approx, _ = hnsw_search(graph, v, 10)
+                exact, _ = exact_search(loaded.vectors, v, 10)
+                recalls.append(len(set(approx.tolist()) & set(exact.tolist())) / 10)
+            result[f"recall_at_10_ef{ef}"] = round(sum(recalls) / len(recalls), 4)
+            result[f"hnsw_alone_ef{ef}"] = timed(
+                lambda q, g=graph: hnsw_search(g, loaded.embedder.embed([str(q)])[0], 10), qs
+            )
         store.close()
     h, b = result["search_hnsw"], result["baseline_exact"]
     result["speedup_p50_vs_exact"] = round(b["p50_ms"] / h["p50_ms"], 1)  # type: ignore[index]

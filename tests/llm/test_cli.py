@@ -60,5 +60,17 @@ def test_corpus_index_search_rollback_and_forget_from_the_command_line(tmp_path:
         "removed": ["b"],
         "changed": [],
     }
+    evals = tmp_path / "eval.jsonl"
+    evals.write_text(json.dumps({"query": "brake pads", "relevant": ["a"]}))
+    assert "eval-set/ev/1: 1 queries" in _run(repo, "eval-set", "ev", str(evals))
+    built = _run(repo, "build", "kb", "docs", "--candidate")
+    candidate = built.split("index/kb/")[1].split(" ")[0]
+    gate = json.loads(_run(repo, "promote", "kb", candidate, "ev", "-k", "1"))
+    assert gate["passed"] and gate["candidate"]["recall"] == 1.0
+    refused = runner.invoke(
+        app, ["llm", "promote", "kb", "1", "ev", "--min-recall", "2", "--repo", str(repo)]
+    )
+    assert refused.exit_code == 1 and "index/kb/1" in refused.output
+    assert "for research use" in _run(repo, "finetune-set", "ft", "docs", "--use", "research")
     bad = runner.invoke(app, ["llm", "rollback", "nope", "--reason", "x", "--repo", str(repo)])
     assert bad.exit_code == 1 and "serves no version" in bad.output

@@ -201,3 +201,55 @@ def forget(
     """Right to be forgotten: new corpus and index versions without the documents."""
     report = _store(repo).llm.forget(corpus, doc_ids, reason=reason)
     out.as_json(report.__dict__)
+
+
+@llm_app.command("eval-set")
+@handled
+def eval_set(
+    name: str,
+    path: Annotated[Path, typer.Argument(help='JSON lines: {"query": ..., "relevant": [...]}.')],
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Record a new version of an evaluation set (queries and their relevant documents)."""
+    record = _store(repo).llm.add_eval_set(name, _documents(path))
+    out.ok(f"eval-set/{name}/{record.version}: {len(record.body['items'])} queries")
+
+
+@llm_app.command("promote")
+@handled
+def promote(
+    index: str,
+    candidate: int,
+    eval_set: str,
+    k: Annotated[int, typer.Option("-k", help="Recall@k of the gate.")] = 10,
+    min_recall: Annotated[float, typer.Option(help="Recall floor.")] = 0.0,
+    force: Annotated[bool, typer.Option("--force", help="Serve it even if a gate fails.")] = False,
+    reason: Annotated[str, typer.Option(help="Why (goes into the audit log).")] = "",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Serve a candidate index version if it passes the release gates against the served one."""
+    from featureledger.llm.evaluate import LLMGates
+
+    gates = LLMGates(k=k, min_recall=min_recall)
+    result = _store(repo).llm.promote(
+        index, candidate, eval_set, gates=gates, force=force, reason=reason
+    )
+    out.as_json(result.to_dict())
+
+
+@llm_app.command("finetune-set")
+@handled
+def finetune_set(
+    name: str,
+    corpus: str,
+    use: Annotated[str, typer.Option(help="The model's use: commercial, research, ...")],
+    corpus_version: Annotated[int | None, typer.Option(help="Default: latest.")] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Pin a corpus version as a fine-tuning set; refused when a licence forbids ``use``."""
+    record = _store(repo).llm.finetune_set(name, corpus, use=use, corpus_version=corpus_version)
+    b = record.body
+    out.ok(
+        f"finetune-set/{name}/{record.version}: {b['documents']} documents of "
+        f"{b['corpus_identity']} for {use} use, at {b['path']}"
+    )

@@ -385,15 +385,19 @@ class IndexService:
         elif mask.mean() < EXACT_BELOW:
             keys, dist = exact_search(index.vectors, q, k, np.flatnonzero(mask))
         else:
-            # ask the graph for more neighbours until k pass the filter
+            # ask the graph for more neighbours than k, twice at most: when the filter
+            # keeps rows far from the query (another topic), a wider graph search costs
+            # more than an exact scan of the kept rows (docs/benchmarks.md, issue 15)
             want = int(np.ceil(k / mask.mean() * 2))
-            while True:
+            for _ in range(2):
                 keys, dist = hnsw_search(index.graph, q, min(want, n))
                 keep = mask[keys]
                 if keep.sum() >= k or want >= n:
                     keys, dist = keys[keep][:k], dist[keep][:k]
                     break
                 want *= 4
+            else:
+                keys, dist = exact_search(index.vectors, q, k, np.flatnonzero(mask))
         return index, [self._hit(index, int(r), float(d)) for r, d in zip(keys, dist, strict=True)]
 
     @staticmethod
