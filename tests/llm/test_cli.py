@@ -65,10 +65,13 @@ def test_corpus_index_search_rollback_and_forget_from_the_command_line(tmp_path:
     assert "eval-set/ev/1: 1 queries" in _run(repo, "eval-set", "ev", str(evals))
     built = _run(repo, "build", "kb", "docs", "--candidate")
     candidate = built.split("index/kb/")[1].split(" ")[0]
-    gate = json.loads(_run(repo, "promote", "kb", candidate, "ev", "-k", "1"))
+    # latency is not gated here: on a busy machine it varies more than twofold
+    no_latency = ("--max-latency-ratio", "1e9")
+    gate = json.loads(_run(repo, "promote", "kb", candidate, "ev", "-k", "1", *no_latency))
     assert gate["passed"] and gate["candidate"]["recall"] == 1.0
     refused = runner.invoke(
-        app, ["llm", "promote", "kb", "1", "ev", "--min-recall", "2", "--repo", str(repo)]
+        app,
+        ["llm", "promote", "kb", "1", "ev", "--min-recall", "2", *no_latency, "--repo", str(repo)],
     )
     assert refused.exit_code == 1 and "index/kb/1" in refused.output
     assert "for research use" in _run(repo, "finetune-set", "ft", "docs", "--use", "research")

@@ -223,6 +223,9 @@ def promote(
     eval_set: str,
     k: Annotated[int, typer.Option("-k", help="Recall@k of the gate.")] = 10,
     min_recall: Annotated[float, typer.Option(help="Recall floor.")] = 0.0,
+    max_latency_ratio: Annotated[
+        float, typer.Option(help="Largest p50 latency of candidate / served.")
+    ] = 2.0,
     force: Annotated[bool, typer.Option("--force", help="Serve it even if a gate fails.")] = False,
     reason: Annotated[str, typer.Option(help="Why (goes into the audit log).")] = "",
     repo: RepoOpt = Path("."),
@@ -230,7 +233,7 @@ def promote(
     """Serve a candidate index version if it passes the release gates against the served one."""
     from featureledger.llm.evaluate import LLMGates
 
-    gates = LLMGates(k=k, min_recall=min_recall)
+    gates = LLMGates(k=k, min_recall=min_recall, max_latency_ratio=max_latency_ratio)
     result = _store(repo).llm.promote(
         index, candidate, eval_set, gates=gates, force=force, reason=reason
     )
