@@ -610,3 +610,26 @@ def test_concurrent_writers_draw_unique_gap_free_numbers(registry: RegistryBacke
         assert sorted(d[position] for d in drawn) == list(range(1, 81))
     assert [t.number for t in registry.training_datasets("shared")] == list(range(1, 81))
     assert registry.audit_verify() == []
+
+
+def test_llm_records_are_numbered_per_kind_and_name_with_their_audit_entry(
+    registry: RegistryBackend,
+) -> None:
+    made = [
+        registry.add_llm_record(k, n, {"i": i}, user="ana", action="llm-x", details={"i": i})
+        for i, (k, n) in enumerate([("index", "a"), ("index", "a"), ("index", "b"), ("trace", "a")])
+    ]
+    assert [r.version for r in made] == [1, 2, 1, 1]
+    assert [(r.name, r.version, r.body) for r in registry.llm_records("index")] == [
+        ("a", 1, {"i": 0}),
+        ("a", 2, {"i": 1}),
+        ("b", 1, {"i": 2}),
+    ]
+    assert registry.llm_records("index", "a", version=2)[0].created_by == "ana"
+    audited = [e.object for e in registry.audit_log("index/")]
+    assert audited == ["index/a/1", "index/a/2", "index/b/1"]
+    # a record of use (a retrieval trace) may go without an audit entry
+    registry.add_llm_record("trace", "a", {}, user="ana", action=None, details={})
+    assert [r.version for r in registry.llm_records("trace", "a")] == [1, 2]
+    assert [e.object for e in registry.audit_log("trace/")] == ["trace/a/1"]
+    assert registry.audit_verify() == []

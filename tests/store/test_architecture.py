@@ -32,6 +32,7 @@ LAYERS = {
     "lineage": 4,
     "monitoring": 4,
     "transforms": 4,
+    "llm": 4,
     "repo": 4,
     "store": 5,
     "demo": 6,

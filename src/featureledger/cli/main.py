@@ -16,6 +16,7 @@ from featureledger.cli import (  # noqa: F401  (imported for their commands)
     data,
     evaluation,
     governance,
+    llm,
     monitoring,
     predictions,
     serving,

@@ -205,6 +205,19 @@ class TokenRecord:
         return self.revoked_at is None
 
 
+@dataclass(frozen=True)
+class LLMRecord:
+    """One numbered record of an LLM artifact (docs/llm.md): ``kind`` is chunker, embedder,
+    index, index-pointer, trace, eval-set or finetune-set; ``body`` its JSON-able content."""
+
+    kind: str
+    name: str
+    version: int
+    body: dict[str, Any]
+    created_by: str
+    created_at: datetime
+
+
 @runtime_checkable
 class RegistryBackend(Protocol):
     """Where the store records its books: every method the store and the CLI call on a registry.
@@ -384,6 +397,28 @@ class RegistryBackend(Protocol):
 
     def get_stats(self, identity: str) -> str | None:
         """The statistics JSON kept for ``identity``, or None."""
+        ...
+
+    # -- LLM artifacts --------------------------------------------------------------------------
+    def add_llm_record(
+        self,
+        kind: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        user: str,
+        action: str | None,
+        details: dict[str, Any],
+    ) -> LLMRecord:
+        """Store ``body`` as the next version (1, 2, ... gap-free) of (``kind``, ``name``)
+        with its audit entry (``action``, ``details``) in the same transaction; ``action``
+        None writes no entry (retrieval traces: records of use, not changes)."""
+        ...
+
+    def llm_records(
+        self, kind: str, name: str | None = None, *, version: int | None = None
+    ) -> list[LLMRecord]:
+        """Records of one kind (and name, and version), by name then version."""
         ...
 
     # -- models and deployments -----------------------------------------------------------------

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 #: kept in fl_meta beside Alembic's revision, so releases from before the migrations (which
 #: read only fl_meta) refuse a newer schema; every migration sets it (2: fl_tokens, 3: fl_counters,
 #: 4: keyed audit chain, fl_maintenance, fl_pins, 5: run owners and
-#: heartbeats)
-SCHEMA_VERSION = 6
+#: heartbeats, 6: a JSON config per deployment move, 7: fl_llm)
+SCHEMA_VERSION = 7
 
 metadata = sa.MetaData()
 
@@ -239,4 +239,17 @@ counters_table = sa.Table(
     sa.Column("scope", sa.String(32), primary_key=True),
     sa.Column("name", sa.String(300), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+#: LLM artifacts (docs/llm.md): numbered records per (kind, name) with a JSON body:
+#: chunkers, embedders, index versions, index pointers, traces, evaluation sets, fine-tune sets
+llm_table = sa.Table(
+    "fl_llm",
+    metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("user_name", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -26,6 +26,7 @@ from featureledger.registry.base import (
     DataVersion,
     DefinitionRecord,
     DeploymentRecord,
+    LLMRecord,
     ModelRecord,
     RunRecord,
     TokenRecord,
@@ -53,6 +54,7 @@ from featureledger.registry.schema import (
     definitions_table,
     deployments_table,
     findings_table,
+    llm_table,
     maintenance_table,
     materializations_table,
     meta_table,
@@ -529,6 +531,59 @@ class SQLRegistry:
             return conn.execute(
                 sa.select(stats_table.c.stats).where(stats_table.c.identity == identity)
             ).scalar()
+
+    # -- LLM artifacts ------------------------------------------------------------------------
+    def add_llm_record(
+        self,
+        kind: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        user: str,
+        action: str | None,
+        details: dict[str, Any],
+    ) -> LLMRecord:
+        key = self._key() if action else None
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            version = _next_number(conn, f"llm:{kind}"[:32], name)
+            conn.execute(
+                llm_table.insert().values(
+                    kind=kind,
+                    name=name,
+                    version=version,
+                    body=_dump(body),
+                    user_name=user,
+                    created_at=now,
+                )
+            )
+            if action and key is not None:
+                obj = f"{kind}/{name}/{version}"
+                sqlaudit.append(conn, key, user, action, obj, details, where=self.url)
+        return LLMRecord(kind, name, version, body, user, now)
+
+    def llm_records(
+        self, kind: str, name: str | None = None, *, version: int | None = None
+    ) -> list[LLMRecord]:
+        t = llm_table
+        query = sa.select(t).where(t.c.kind == kind).order_by(t.c.name, t.c.version)
+        if name is not None:
+            query = query.where(t.c.name == name)
+        if version is not None:
+            query = query.where(t.c.version == version)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            LLMRecord(
+                r["kind"],
+                r["name"],
+                r["version"],
+                json.loads(r["body"]),
+                r["user_name"],
+                _utc(r["created_at"]),  # type: ignore[arg-type]
+            )
+            for r in rows
+        ]
 
     # -- models and deployments ---------------------------------------------------------------
     def add_model(self, record: ModelRecord) -> ModelRecord:

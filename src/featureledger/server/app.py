@@ -565,6 +565,17 @@ def create_app(
         max_entities=max_entities,
     )
 
+    from featureledger.server.llm import SearchRequest, add_llm_routes
+
+    add_llm_routes(
+        app,
+        store,
+        bearer=bearer,
+        token=token,
+        parse=parse_body,
+        doc=_body_doc(SearchRequest),
+    )
+
     @app.post(
         "/push/{group}",
         response_model=PushResponse,

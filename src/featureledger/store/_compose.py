@@ -16,6 +16,7 @@ from featureledger.storage import Storage, open_storage
 from featureledger.store._auditkey import load_audit_key
 from featureledger.store._backfill import BackfillService
 from featureledger.store._catalog import Catalog
+from featureledger.store._corpora import CorpusService
 from featureledger.store._data import DataService
 from featureledger.store._definitions import DefinitionService
 from featureledger.store._deployments import DeploymentService
@@ -23,7 +24,9 @@ from featureledger.store._evaluation import EvaluationService
 from featureledger.store._feature_logs import FeatureLogs
 from featureledger.store._files import StoreFiles
 from featureledger.store._history import HistoryService
+from featureledger.store._indexes import IndexService
 from featureledger.store._lineage import LineageService
+from featureledger.store._llm import LLMService
 from featureledger.store._model_monitoring import ModelMonitoringService
 from featureledger.store._models import ModelService
 from featureledger.store._monitoring import MonitoringService
@@ -72,6 +75,7 @@ class Services:
     evaluation: EvaluationService
     predictions: PredictionService
     deployments: DeploymentService
+    llm: LLMService
 
 
 def compose(repo: Path, config: RepoConfig) -> Services:
@@ -236,6 +240,11 @@ def compose(repo: Path, config: RepoConfig) -> Services:
         predictions=predictions,
         runtime=runtime,
     )
+    corpora = CorpusService(
+        registry=registry, catalog=catalog, definitions=definitions, data=data, files=files
+    )
+    indexes = IndexService(registry=registry, corpora=corpora, repo=repo, licenses=config.licenses)
+    llm = LLMService(registry=registry, corpora=corpora, indexes=indexes, repo=repo)
     return Services(
         registry=registry,
         storage=storage,
@@ -263,4 +272,5 @@ def compose(repo: Path, config: RepoConfig) -> Services:
         evaluation=EvaluationService(registry=registry, training=training, files=files),
         predictions=predictions,
         deployments=deployments,
+        llm=llm,
     )

@@ -51,6 +51,7 @@ from featureledger.store._deployments import DeploymentService
 from featureledger.store._evaluation import EvaluationService
 from featureledger.store._fallback import offline_fallback
 from featureledger.store._forward import forward
+from featureledger.store._llm import LLMService
 from featureledger.store._model_monitoring import ModelMonitoringService
 from featureledger.store._monitoring import ReleaseCheck
 from featureledger.store._online import Materialization, OnlineFeatures
@@ -106,6 +107,11 @@ class FeatureStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def llm(self) -> LLMService:
+        """Corpora, embedding indexes, retrieval traces, fine-tuning sets (docs/llm.md)."""
+        return self._svc.llm
 
     @property
     def environment(self) -> dict[str, str]:
@@ -676,6 +682,10 @@ class FeatureStore:
     def authorize_read(self, record: TokenRecord, view: str) -> None:
         """Raise `AccessDeniedError` unless ``record`` may read every column of ``view``."""
         return self._svc.access.authorize_read(record, view)
+
+    def authorize_index(self, record: TokenRecord, index: str, *, include_pii: bool) -> None:
+        """Raise `AccessDeniedError` unless the token may search embedding index ``index``."""
+        return self._svc.access.authorize_index(record, index, include_pii=include_pii)
 
     def authorize_push(
         self, record: TokenRecord, group: str, columns: Iterable[str] | None = None

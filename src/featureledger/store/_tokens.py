@@ -151,6 +151,8 @@ class AccessService:
                 f"a token gets either a list of views ({scope}) or all_views=True, not both"
             )
         for name in scope:
+            if name.startswith(INDEX_SCOPE):  # an embedding index (docs/llm.md#serving)
+                continue
             self.catalog.get_feature_view(name)  # NotFoundError naming the known views
         if all_views:
             scope = [ALL_VIEWS]
@@ -254,6 +256,25 @@ class AccessService:
                 f"token {record.id} may not call deployment/{deployment}: a token calls only "
                 "the deployments it names; create one with --deployment "
                 f"{deployment}"
+            )
+        self.audit_token_use(record, obj, allowed=True)
+
+    def authorize_index(self, record: TokenRecord, index: str, *, include_pii: bool) -> None:
+        """Raise `AccessDeniedError` unless ``record`` may search embedding index ``index``
+        (its view list names ``index/NAME`` or is ``--all-views``); chunks with personal
+        data also need a token that declares a purpose."""
+        obj = INDEX_SCOPE + index
+        if not may_read(record, obj):
+            self.audit_token_use(record, obj, allowed=False)
+            raise AccessDeniedError(
+                f"token {record.id} may not search {obj}: a token searches only the indexes "
+                f"it lists; create one with --view {obj}"
+            )
+        if include_pii and not record.purpose:
+            self.audit_token_use(record, obj, allowed=False)
+            raise AccessDeniedError(
+                f"token {record.id} declares no purpose, so it is served no chunks with "
+                "personal data; create a token with --purpose, or search without include_pii"
             )
         self.audit_token_use(record, obj, allowed=True)
 
@@ -380,6 +401,10 @@ class AccessService:
         if self._audit_queue is None:
             self._audit_queue = _AuditQueue(self.registry)
         return self._audit_queue
+
+
+#: the prefix of an embedding index in a token's view list
+INDEX_SCOPE = "index/"
 
 
 def may_read(record: TokenRecord, view: str) -> bool:
