@@ -152,6 +152,10 @@ def test_a_blocking_model_monitor_stops_deploy_until_it_no_longer_breaches(
     assert found["risk_pca"].status == "ok"
     with pytest.raises(MonitorBlockError, match="risk_auc"):
         store.deploy("risk", "risk", 1)
+    # the page shows the open finding beside the shifted chunks
+    page = store.model_report("risk", shifted, tmp_path / "risk.html").read_text()
+    assert "risk_auc" in page and "retrain with recent data" in page
+    assert page.count('class="plot"') == 3
     steady, _ = prediction_log(clf, str(rec.identity), 1.5, seed=9)
     again = {f.monitor: f for f in store.run_model_monitors(monitors, steady)}
     assert again["risk_auc"].status == "ok"
