@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,8 +41,9 @@ def clf() -> LogisticRegression:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> FeatureStore:
-    """Users 0..N-1 with features x and z at T0, a view over them and a training set."""
+def store(tmp_path: Path) -> Iterator[FeatureStore]:
+    """Users 0..N-1 with features x and z at T0, a view over them; closed after the test
+    (also when it fails: no connection is left to the garbage collector)."""
     s = FeatureStore.init(tmp_path / "repo")
     user = Entity("user", join_keys=["user_id"])
     g = FeatureGroup("u", user, features=[Field("x", "float64"), Field("z", "float64")])
@@ -51,7 +53,10 @@ def store(tmp_path: Path) -> FeatureStore:
         "u",
         {"user_id": list(range(N)), "event_timestamp": [T0] * N, "x": x[:, 0], "z": x[:, 1]},
     )
-    return s
+    try:
+        yield s
+    finally:
+        s.close()
 
 
 def labelled_frame(clf: LogisticRegression, spread: float, seed: int, n: int = N) -> pa.Table:
@@ -152,6 +157,10 @@ def test_a_blocking_model_monitor_stops_deploy_until_it_no_longer_breaches(
     assert found["risk_pca"].status == "ok"
     with pytest.raises(MonitorBlockError, match="risk_auc"):
         store.deploy("risk", "risk", 1)
+    # the page shows the open finding beside the shifted chunks
+    page = store.model_report("risk", shifted, tmp_path / "risk.html").read_text()
+    assert "risk_auc" in page and "retrain with recent data" in page
+    assert page.count('class="plot"') == 3
     steady, _ = prediction_log(clf, str(rec.identity), 1.5, seed=9)
     again = {f.monitor: f for f in store.run_model_monitors(monitors, steady)}
     assert again["risk_auc"].status == "ok"
