@@ -18,7 +18,7 @@ from featureledger.registry.schema import SCHEMA_VERSION
 #: Alembic's bookkeeping table, prefixed like ours so a shared database stays tidy
 VERSION_TABLE = "fl_alembic_version"
 #: the newest revision in migrations/versions (a test keeps the two in step)
-HEAD = "0007"
+HEAD = "0006"
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: pg_advisory_xact_lock key: the bytes "flregmig" as a signed 64-bit integer
 _PG_LOCK_KEY = int.from_bytes(b"flregmig", "big", signed=True)

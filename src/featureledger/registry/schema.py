@@ -177,7 +177,7 @@ deployments_table = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("user_name", sa.String(128), nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-    # strategy of this move: canary, shadow, fallback (JSON; revision 0006)
+    # strategy of this move: canary, shadow, fallback (JSON; revision 0005)
     sa.Column("config", sa.Text, nullable=False, server_default="{}"),
 )
 

@@ -4,8 +4,8 @@ Chunkers, embedding functions, index versions and pointers, retrieval traces, ev
 sets and fine-tuning sets (docs/llm.md) are few enough kinds, each with a small body, that
 one table keeps the registry simple; the body is JSON text like models' metrics.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -5,7 +5,7 @@ share of traffic), a shadow challenger and a fallback model (docs/serving.md#dep
 that configuration is JSON text beside each move, so the history shows every split served.
 Moves recorded before this revision have none (a plain blue/green pointer).
 
-Revision ID: 0006
+Revision ID: 0005
 Revises: 0004
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
