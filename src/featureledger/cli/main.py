@@ -17,6 +17,7 @@ from featureledger.cli import (  # noqa: F401  (imported for their commands)
     governance,
     monitoring,
     serving,
+    ui,
     versions,
 )
 from featureledger.cli._common import app, handled
