@@ -31,6 +31,7 @@ from featureledger.errors import (
 from featureledger.ui import catalog, governance, graph  # noqa: F401  (they register pages)
 from featureledger.ui._render import PAGES, BadInput, Ctx, Page, environment
 from featureledger.ui.auth import LOGIN_COOKIE, SESSION_COOKIE, Sessions, Viewer, same
+from featureledger.ui.governance import AuditChecks
 
 if TYPE_CHECKING:
     from featureledger.store import FeatureStore
@@ -231,6 +232,7 @@ def create_ui(store: FeatureStore) -> Starlette:
     app.state.sessions = sessions
     app.state.store = store
     app.state.env = env
+    app.state.audit_checks = AuditChecks()
     return app
 
 

@@ -4,7 +4,10 @@ findings with drift plots, and the audit log with the chain's verification."""
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import RedirectResponse, Response
@@ -14,6 +17,40 @@ from featureledger.errors import AccessDeniedError, DataError, FeatureLedgerErro
 from featureledger.ui._render import BadInput, Ctx, page
 
 AUDIT_PAGE = 100
+#: a verification of the audit chain is reused this long while the chain has not grown
+#: (an edit of an old entry that leaves the head alone shows up at the next check)
+VERIFY_SECONDS = 60.0
+
+
+@dataclass
+class _Verification:
+    head: tuple[int, str]
+    problems: list[str]
+    at: datetime
+    done: float  # monotonic
+
+
+class AuditChecks:
+    """The newest verification of the audit chain, reused while the head is unchanged and
+    younger than `VERIFY_SECONDS`: on 10,000 entries a verification takes seconds, and the
+    audit page is read far more often than the chain grows. Verified in the request's own
+    thread, one at a time (no background thread that could outlive the app or its store)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.result: _Verification | None = None
+
+    def status(self, store: Any, head: tuple[int, str]) -> _Verification:
+        with self.lock:
+            r = self.result
+            if r is None or r.head != head or time.monotonic() - r.done >= VERIFY_SECONDS:
+                try:
+                    problems = store.audit_verify()
+                except FeatureLedgerError as exc:  # shown on the page instead of a verdict
+                    problems = [f"verification failed: {exc}"]
+                r = _Verification(head, problems, datetime.now(UTC), time.monotonic())
+                self.result = r
+            return r
 
 
 @page("/models", nav="Models")
@@ -143,9 +180,15 @@ def audit(ctx: Ctx) -> Response:
     obj = ctx.arg("object").strip() or None
     entries = ctx.store.audit_log(obj)
     start = max(ctx.int_arg("page", 1) or 1, 1)
-    newest = list(reversed(entries))
-    shown = newest[(start - 1) * AUDIT_PAGE : start * AUDIT_PAGE]
-    problems = ctx.store.audit_verify()
+    shown = list(reversed(entries))[(start - 1) * AUDIT_PAGE : start * AUDIT_PAGE]
+    head = entries[-1] if entries and obj is None else None
+    if obj is None:
+        whole = head
+    else:
+        log = ctx.store.audit_log()
+        whole = log[-1] if log else None
+    checks: AuditChecks = ctx.request.app.state.audit_checks
+    verification = checks.status(ctx.store, (whole.seq, whole.hash) if whole else (0, ""))
     return ctx.render(
         "audit.html",
         entries=shown,
@@ -153,6 +196,6 @@ def audit(ctx: Ctx) -> Response:
         page=start,
         pages=max((len(entries) + AUDIT_PAGE - 1) // AUDIT_PAGE, 1),
         object=obj or "",
-        problems=problems,
-        head=entries[-1] if entries and obj is None else None,
+        verification=verification,
+        head=head,
     )
