@@ -32,6 +32,7 @@ from featureledger.ui import catalog, governance, graph  # noqa: F401  (they reg
 from featureledger.ui._render import PAGES, BadInput, Ctx, Page, environment
 from featureledger.ui.auth import LOGIN_COOKIE, SESSION_COOKIE, Sessions, Viewer, same
 from featureledger.ui.governance import AuditChecks
+from featureledger.ui.graph import GraphCache
 
 if TYPE_CHECKING:
     from featureledger.store import FeatureStore
@@ -233,6 +234,7 @@ def create_ui(store: FeatureStore) -> Starlette:
     app.state.store = store
     app.state.env = env
     app.state.audit_checks = AuditChecks()
+    app.state.graphs = GraphCache()
     return app
 
 

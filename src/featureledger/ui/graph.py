@@ -24,23 +24,31 @@ MAP_KINDS = ("source", "feature_group", "feature_view", "training_dataset", "mod
 #: versions takes about a second to build; a page must not rebuild it per click)
 GRAPH_SECONDS = 5.0
 
-_cache: dict[tuple[int, bool], tuple[float, LineageGraph]] = {}
-_lock = threading.Lock()
+
+class GraphCache:
+    """Built graphs of one UI app's store, reused for `GRAPH_SECONDS` (held by the app, not
+    the module: a module-wide cache keyed by ``id(store)`` could serve another store that
+    got the same id)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.graphs: dict[bool, tuple[float, LineageGraph]] = {}
+
+    def get(self, store: Any, include_runs: bool) -> LineageGraph:
+        now = time.monotonic()
+        with self.lock:
+            hit = self.graphs.get(include_runs)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        graph: LineageGraph = store.lineage_graph(include_runs=include_runs)
+        with self.lock:
+            self.graphs[include_runs] = (now + GRAPH_SECONDS, graph)
+        return graph
 
 
 def lineage_graph(ctx: Ctx, *, include_runs: bool) -> LineageGraph:
-    key = (id(ctx.store), include_runs)
-    now = time.monotonic()
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-    graph = ctx.store.lineage_graph(include_runs=include_runs)
-    with _lock:
-        if len(_cache) > 8:
-            _cache.clear()
-        _cache[key] = (now + GRAPH_SECONDS, graph)
-    return graph
+    cache: GraphCache = ctx.request.app.state.graphs
+    return cache.get(ctx.store, include_runs)
 
 
 def label(identity: str, kind: str) -> str:
