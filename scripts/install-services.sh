@@ -1,7 +1,8 @@
 #!/usr/bin/env sh
 # Install the external programs the test suite runs against: redis-server, for the Redis
 # online store tests in tests/online/, and chromium, the headless browser that renders the
-# monitoring report in tests/monitoring/test_report_browser.py. Idempotent and quiet: does
+# monitoring report in tests/monitoring/test_report_browser.py and the web UI in tests/ui/,
+# with chromium-driver (chromedriver), through which selenium drives it. Idempotent and quiet: does
 # nothing when every binary is already on PATH. Debian/Ubuntu (apt-get); uses sudo only when
 # not root.
 #
@@ -11,6 +12,7 @@ set -eu
 missing=""
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
 
 if [ -z "$missing" ]; then
     exit 0

@@ -20,6 +20,7 @@ from featureledger.cli import (  # noqa: F401  (imported for their commands)
     monitoring,
     predictions,
     serving,
+    ui,
     versions,
 )
 from featureledger.cli._common import app, handled

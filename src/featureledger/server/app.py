@@ -439,6 +439,7 @@ def create_app(
     )
     metrics = _Metrics()
     app.state.store = store
+    _mount_ui(app, store)
     app.state.metrics = metrics
     metrics.registry.register(_FreshnessCollector(store))
     # the last added runs first: metrics, then the body limit, then the fast path
@@ -771,3 +772,10 @@ def _readable(values: list[Any], value: Any) -> bool:
         return True
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return False
+
+
+def _mount_ui(app: FastAPI, store: FeatureStore) -> None:
+    """The web UI under /ui (docs/ui.md): it checks the same tokens, also with --insecure."""
+    from featureledger.ui import create_ui
+
+    app.mount("/ui", create_ui(store), name="ui")

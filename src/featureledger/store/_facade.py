@@ -703,6 +703,10 @@ class FeatureStore:
         """Raise `AccessDeniedError` unless ``record`` is an admin token."""
         return self._svc.access.authorize_admin(record, action)
 
+    def may_see_private(self, record: TokenRecord, view: str) -> bool:
+        """Whether ``record`` may see values of ``view``'s pii/sensitive columns."""
+        return self._svc.access.may_see_private(record, view)
+
     def private_columns(self, view: str) -> list[str]:
         """Output columns of ``view`` classified pii or sensitive, declared or derived."""
         return self._svc.access.private_columns(view)

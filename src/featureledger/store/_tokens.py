@@ -352,6 +352,15 @@ class AccessService:
             )
         self.audit_token_use(record, obj, allowed=True)
 
+    def may_see_private(self, record: TokenRecord, view: str) -> bool:
+        """Whether ``record`` may see the values of ``view``'s private columns: the view is
+        in its list and its purpose is the view's or declared beneath it (not audited: the
+        web UI asks this to decide what to mask, not to serve)."""
+        if not may_read(record, view):
+            return False
+        purpose, private = self.view_privacy(view)
+        return not private or not purpose_refusal(record.purpose, purpose, self.purposes)
+
     def private_columns(self, view: str) -> list[str]:
         """Output columns of ``view`` classified pii or sensitive, declared or derived."""
         return list(self.view_privacy(view)[1])
