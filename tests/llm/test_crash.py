@@ -21,7 +21,7 @@ def test_builds_killed_at_random_points_leave_every_recorded_version_whole(
 ) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parents[1] / "src"), *sys.path])}
     rnd = random.Random(7)
-    for _ in range(3):
+    for _ in range(2):  # each child pays a full import; two kills keep the test cheap
         proc = subprocess.Popen(
             [sys.executable, str(HERE / "build_process.py"), str(kb.repo)],
             stdout=subprocess.PIPE,
@@ -32,7 +32,7 @@ def test_builds_killed_at_random_points_leave_every_recorded_version_whole(
             # never wait unbounded on the child: it builds forever until killed
             ready, _, _ = select.select([proc.stdout], [], [], 120)
             assert ready and proc.stdout.readline().strip() == b"ready"
-            time.sleep(rnd.uniform(0.0, 2.5))
+            time.sleep(rnd.uniform(0.2, 2.0))
         finally:
             proc.kill()  # SIGKILL: the crash under test, and the clean-up if an assert failed
             proc.wait(timeout=30)

@@ -77,6 +77,22 @@ def test_search_filters_pii_and_licences(kb: FeatureStore) -> None:
         llm.search("kb", "x", k=0)
 
 
+@pytest.mark.parametrize("where", [{"topic": "dogs"}, {"topic": ["dogs", "cars"]}])
+def test_a_filtered_graph_search_finds_what_an_exact_scan_finds(
+    kb: FeatureStore, where: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the corpus is small enough for an exact scan; force the graph path to test it
+    monkeypatch.setattr("featureledger.store._indexes.EXACT_ROWS", 0)
+    indexes = kb.llm.indexes
+    for query in ["kitten purr whiskers", "engine brake", "puppy bark"]:
+        _, graph = indexes.search("kb", query, k=5, where=where)
+        _, exact = indexes.search("kb", query, k=5, where=where, exact=True)
+        assert [h.score for h in graph] == pytest.approx([h.score for h in exact], abs=1e-5)
+        assert {h.metadata["topic"] for h in graph} <= set(
+            [where["topic"]] if isinstance(where["topic"], str) else where["topic"]
+        )
+
+
 def test_documents_with_personal_data_are_served_only_when_asked(store: FeatureStore) -> None:
     from featureledger.llm import CorpusContract
 
