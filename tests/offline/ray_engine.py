@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import shutil
+import signal
 import tempfile
 import traceback
 from multiprocessing.connection import Connection
@@ -24,9 +26,14 @@ import pyarrow as pa
 #: cluster starts tried, and seconds they may take in all, on a loaded 2-core machine
 ATTEMPTS = 3
 START_TIMEOUT = 400
+#: seconds one engine call may take on the cluster before the child is killed (a hung
+#: call must fail the test, not the CI run)
+CALL_TIMEOUT = 300
 
 
 def _serve(conn: Connection, temp_dir: str) -> None:
+    # its own process group, which Ray's node processes join: a forced stop ends them all
+    os.setpgrp()
     # before DuckDB loads: it recognizes Arrow datasets only if the module was imported
     import pyarrow.dataset  # noqa: F401
     import ray
@@ -95,6 +102,9 @@ class RayEngine:
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         self._conn.send((method, args, kwargs))
+        if not self._conn.poll(CALL_TIMEOUT):
+            self.stop(wait=0)
+            raise TimeoutError(f"{method} did not return from the Ray cluster in {CALL_TIMEOUT} s")
         status, value = self._conn.recv()
         if status == "err":
             raise value
@@ -111,12 +121,15 @@ class RayEngine:
     def close(self) -> None:
         """The cluster stays up for the session; `stop` ends it."""
 
-    def stop(self) -> None:
-        if self._process.is_alive():
+    def stop(self, wait: float = 60) -> None:
+        """Ends the cluster: asked to shut down, within ``wait`` seconds, else killed with
+        every process of its group (Ray's too)."""
+        if self._process.is_alive() and wait > 0:
             with contextlib.suppress(OSError):
                 self._conn.send(None)
-            self._process.join(60)
-        if self._process.is_alive():
-            self._process.kill()
+            self._process.join(wait)
+        if self._process.is_alive() and self._process.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
             self._process.join(10)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
