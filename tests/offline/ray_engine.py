@@ -31,9 +31,16 @@ START_TIMEOUT = 400
 CALL_TIMEOUT = 300
 
 
-def _serve(conn: Connection, temp_dir: str) -> None:
+def _serve(
+    conn: Connection,
+    temp_dir: str,
+    env: dict[str, str],
+    storage: tuple[str, dict[str, Any]] | None,
+) -> None:
     # its own process group, which Ray's node processes join: a forced stop ends them all
     os.setpgrp()
+    # the cluster's environment: Ray's workers inherit it (their own credentials)
+    os.environ.update(env)
     # before DuckDB loads: it recognizes Arrow datasets only if the module was imported
     import pyarrow.dataset  # noqa: F401
     import ray
@@ -52,8 +59,11 @@ def _serve(conn: Connection, temp_dir: str) -> None:
                 if attempt == ATTEMPTS - 1:
                     raise
         from featureledger.offline.daft import DaftEngine
+        from featureledger.storage import open_storage
 
-        engine = DaftEngine(ray_address="local")
+        engine = DaftEngine(
+            ray_address="local", storage=open_storage(*storage) if storage else None
+        )
         assert engine.runner == "ray"
         conn.send(("ok", ray.get_runtime_context().gcs_address))
     except BaseException as exc:  # the parent reports why the cluster did not start
@@ -84,12 +94,21 @@ class RayEngine:
 
     name = "daft"
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        storage: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """``env``: variables set for the cluster's processes (the driver's and Ray's);
+        ``storage``: (uri, options) of the engine's storage, opened in the child."""
         # short: Ray's socket paths under it must fit in 107 bytes
         self.temp_dir = tempfile.mkdtemp(prefix="flray-", dir="/tmp")
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, self.temp_dir), daemon=True)
+        self._process = context.Process(
+            target=_serve, args=(child, self.temp_dir, env or {}, storage), daemon=True
+        )
         self._process.start()
         if not self._conn.poll(START_TIMEOUT):
             self.stop()
