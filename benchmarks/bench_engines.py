@@ -89,7 +89,7 @@ def prepare(size: str, work: Path) -> Path:
                 where=f"{name} {size}",
             )  # fmt: skip
             assert done.version is not None
-            version, content = done.version, table.commit(done.version).content
+            version, content = done.version, content + done.added - done.removed
             total += batch.num_rows
         print(f"{size}: ingested {name} ({total:,} rows) in {time.perf_counter() - t0:.1f} s")
     (out / "entities.parquet").write_bytes((data / "entities.parquet").read_bytes())
