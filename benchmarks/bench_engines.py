@@ -17,6 +17,7 @@ compared cell for cell with DuckDB's. Cost growth is reported m -> l -> xl, and 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -61,7 +62,6 @@ def prepare(size: str, work: Path) -> Path:
     """Delta tables of both groups under ``work/size`` (once), written by the project's
     writer with the DuckDB engine; returns the folder."""
     import generate
-    import pyarrow.parquet as pq
 
     from featureledger.hashing import ContentHash
     from featureledger.offline import DeltaGroupTable
@@ -79,19 +79,49 @@ def prepare(size: str, work: Path) -> Path:
         fg = _group(name)
         table = DeltaGroupTable(out / name)
         version = table.create(fg.arrow_schema, "create")
-        batch = pq.read_table(data / f"{name}.parquet").select(fg.arrow_schema.names)
+        content = ContentHash()
         t0 = time.perf_counter()
-        write_batch(
-            table, engine, fg, batch.cast(fg.arrow_schema), "upsert",
-            parent_version=version, parent_content=ContentHash(), run_id="bench",
-            where=f"{name} {size}",
-        )  # fmt: skip
-        print(
-            f"{size}: ingested {name} ({batch.num_rows:,} rows) in {time.perf_counter() - t0:.1f} s"
-        )
+        total = 0
+        for batch in _slices(data / f"{name}.parquet", fg.arrow_schema.names):
+            done = write_batch(
+                table, engine, fg, batch.cast(fg.arrow_schema), "upsert",
+                parent_version=version, parent_content=content, run_id="bench",
+                where=f"{name} {size}",
+            )  # fmt: skip
+            assert done.version is not None
+            version, content = done.version, content + done.added - done.removed
+            total += batch.num_rows
+        print(f"{size}: ingested {name} ({total:,} rows) in {time.perf_counter() - t0:.1f} s")
     (out / "entities.parquet").write_bytes((data / "entities.parquet").read_bytes())
     (out / "ready").write_text("")
     return out
+
+
+#: rows per ingest batch: a 50M-row group in one write_batch peaked above 20 GiB (xl)
+INGEST_ROWS = 5_000_000
+
+
+def _slices(path: Path, columns: list[str]) -> Any:
+    """The file's rows in batches of about `INGEST_ROWS`, each a range of user ids: the
+    keys of the batches are disjoint, so upserting them one by one stores what one
+    upsert of the whole file would (restated rows meet in the same batch)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    rows = pq.ParquetFile(path).metadata.num_rows
+    if rows <= INGEST_ROWS:
+        yield pq.read_table(path, columns=columns)
+        return
+    users = pq.read_table(path, columns=["user_id"]).column("user_id")
+    low, high = pc.min(users).as_py(), pc.max(users).as_py() + 1
+    del users
+    parts = -(-rows // INGEST_ROWS)
+    edges = [low + (high - low) * k // parts for k in range(parts + 1)]
+    dataset = pads.dataset(path)
+    for a, b in itertools.pairwise(edges):
+        key = pads.field("user_id")
+        yield dataset.to_table(columns=columns, filter=(key >= a) & (key < b))
 
 
 def vm_hwm_bytes() -> int:

@@ -43,8 +43,22 @@ def pytest_configure(config: pytest.Config) -> None:
     notimpl.register(config)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+#: engines that ignore ``pit_join``'s ``strategy`` (DuckDB's plans): one run of each test
+#: parametrized by it, with "auto", checks them; the other strategies would repeat it
+NO_STRATEGIES = {"daft", "daft@ray"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     notimpl.mark_gaps(items, ENGINES)
+    repeats = [item for item in items if _repeats(item)]
+    if repeats:
+        config.hook.pytest_deselected(items=repeats)
+        items[:] = [item for item in items if not _repeats(item)]
+
+
+def _repeats(item: pytest.Item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return params.get("engine") in NO_STRATEGIES and params.get("strategy", "auto") != "auto"
 
 
 @pytest.fixture(scope="session", params=VARIANTS)

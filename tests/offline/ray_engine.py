@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import shutil
+import signal
 import tempfile
 import traceback
 from multiprocessing.connection import Connection
@@ -24,12 +26,21 @@ import pyarrow as pa
 #: cluster starts tried, and seconds they may take in all, on a loaded 2-core machine
 ATTEMPTS = 3
 START_TIMEOUT = 400
-#: seconds one engine call may take before the child is taken for hung and killed: a call
-#: that never answers would otherwise block the test run until CI's own limit
-CALL_TIMEOUT = 600
+#: seconds one engine call may take on the cluster before the child is killed (a hung
+#: call must fail the test, not the CI run)
+CALL_TIMEOUT = 300
 
 
-def _serve(conn: Connection, temp_dir: str) -> None:
+def _serve(
+    conn: Connection,
+    temp_dir: str,
+    env: dict[str, str],
+    storage: tuple[str, dict[str, Any]] | None,
+) -> None:
+    # its own process group, which Ray's node processes join: a forced stop ends them all
+    os.setpgrp()
+    # the cluster's environment: Ray's workers inherit it (their own credentials)
+    os.environ.update(env)
     # before DuckDB loads: it recognizes Arrow datasets only if the module was imported
     import pyarrow.dataset  # noqa: F401
     import ray
@@ -48,8 +59,11 @@ def _serve(conn: Connection, temp_dir: str) -> None:
                 if attempt == ATTEMPTS - 1:
                     raise
         from featureledger.offline.daft import DaftEngine
+        from featureledger.storage import open_storage
 
-        engine = DaftEngine(ray_address="local")
+        engine = DaftEngine(
+            ray_address="local", storage=open_storage(*storage) if storage else None
+        )
         assert engine.runner == "ray"
         conn.send(("ok", ray.get_runtime_context().gcs_address))
     except BaseException as exc:  # the parent reports why the cluster did not start
@@ -80,12 +94,21 @@ class RayEngine:
 
     name = "daft"
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        storage: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """``env``: variables set for the cluster's processes (the driver's and Ray's);
+        ``storage``: (uri, options) of the engine's storage, opened in the child."""
         # short: Ray's socket paths under it must fit in 107 bytes
         self.temp_dir = tempfile.mkdtemp(prefix="flray-", dir="/tmp")
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, self.temp_dir), daemon=True)
+        self._process = context.Process(
+            target=_serve, args=(child, self.temp_dir, env or {}, storage), daemon=True
+        )
         self._process.start()
         if not self._conn.poll(START_TIMEOUT):
             self.stop()
@@ -99,8 +122,8 @@ class RayEngine:
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         self._conn.send((method, args, kwargs))
         if not self._conn.poll(CALL_TIMEOUT):
-            self.stop()
-            raise TimeoutError(f"the Ray engine's {method} gave no answer in {CALL_TIMEOUT} s")
+            self.stop(wait=0)
+            raise TimeoutError(f"{method} did not return from the Ray cluster in {CALL_TIMEOUT} s")
         status, value = self._conn.recv()
         if status == "err":
             raise value
@@ -117,12 +140,15 @@ class RayEngine:
     def close(self) -> None:
         """The cluster stays up for the session; `stop` ends it."""
 
-    def stop(self) -> None:
-        if self._process.is_alive():
+    def stop(self, wait: float = 60) -> None:
+        """Ends the cluster: asked to shut down, within ``wait`` seconds, else killed with
+        every process of its group (Ray's too)."""
+        if self._process.is_alive() and wait > 0:
             with contextlib.suppress(OSError):
                 self._conn.send(None)
-            self._process.join(60)
-        if self._process.is_alive():
-            self._process.kill()
+            self._process.join(wait)
+        if self._process.is_alive() and self._process.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
             self._process.join(10)
         shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -135,6 +135,32 @@ def _has_view(t: pa.DataType) -> bool:
     return False
 
 
+def dataset_files(data: Any) -> list[str] | None:
+    """The Parquet file URIs of a ``pyarrow.dataset`` on local disk or S3, else None."""
+    import pyarrow.dataset as pads
+    import pyarrow.fs as pafs
+
+    if not isinstance(data, pads.FileSystemDataset) or not isinstance(
+        data.format, pads.ParquetFileFormat
+    ):
+        return None
+    if isinstance(data.filesystem, pafs.LocalFileSystem):
+        return list(data.files)
+    if isinstance(data.filesystem, pafs.S3FileSystem):
+        return [f"s3://{f}" for f in data.files]
+    return None
+
+
+def zero_signs(c: Any) -> Any:
+    """A float expression with -0.0 made 0.0. Daft compares floats in total order
+    (-0.0 < 0.0, -0.0 != 0.0), DuckDB and IEEE hold them equal; ``abs`` is the one
+    operation seen to drop the sign (Daft folds ``x + 0.0`` away)."""
+    from daft import lit
+    from daft.functions import when
+
+    return when(c.abs() == lit(0.0), lit(0.0)).otherwise(c)
+
+
 def positions(n: int) -> pa.Array:
     import numpy as np
 

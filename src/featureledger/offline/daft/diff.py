@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from featureledger.offline.daft.select import smallest
+
 if TYPE_CHECKING:
     import daft
 
@@ -60,18 +62,9 @@ def diff(
         ],
         *[col(f"__chg_{c}").cast("int64").sum().alias(f"__chg_{c}") for c in common],
     ).to_pylist()[0]
-    # the smallest keys per kind: Daft's sort + limit, sorted again here (Daft's sort on
-    # Ray was seen collected out of order; see `DaftEngine.pit_join`)
-    samples = {
-        kind: marked.where(col(f"__is_{kind}"))
-        .select(*keys)
-        .sort(keys)
-        .limit(examples)
-        .to_arrow()
-        .sort_by([(k, "ascending") for k in keys])
-        .to_pylist()
-        for kind in kinds
-    }
+    # the smallest keys per kind, as rounds of global minima on the workers (`select`):
+    # Daft's sort + limit is not trusted on Ray (partitions seen collected out of order)
+    samples = smallest(marked, {kind: col(f"__is_{kind}") for kind in kinds}, keys, examples)
     return {
         "added": int(counted["added"] or 0),
         "removed": int(counted["removed"] or 0),

@@ -23,9 +23,12 @@ import pyarrow as pa
 
 from featureledger.definitions.contract import Rule
 from featureledger.offline.base import ROW_COLUMN, ContractScan, PitSource, StatsColumn, StatsScan
+from featureledger.offline.daft import contracts as _contracts
 from featureledger.offline.daft import diff as _diff
 from featureledger.offline.daft import pit
-from featureledger.offline.daft._frames import io_config, positions, scan, to_arrow
+from featureledger.offline.daft import sql as _sql
+from featureledger.offline.daft import stats as _stats
+from featureledger.offline.daft._frames import dataset_files, io_config, positions, scan, to_arrow
 from featureledger.offline.daft.runner import use_runner
 
 if TYPE_CHECKING:
@@ -67,6 +70,19 @@ class DaftEngine:
 
     def scan(self, files: Sequence[str], schema: pa.Schema) -> daft.DataFrame:
         return scan(files, schema, self.storage, self._io, self._ship_secrets)
+
+    def frame(self, data: pa.Table | pads.Dataset) -> daft.DataFrame:
+        """``data`` as a Daft dataframe: a table is handed to the runner (on Ray, put in
+        the object store); a dataset of Parquet files on local disk or S3 is scanned by the
+        workers, any other dataset is read here."""
+        import daft
+
+        if isinstance(data, pa.Table):
+            return daft.from_arrow(data)
+        files = dataset_files(data)
+        if files is not None:
+            return self.scan(files, data.schema)
+        return daft.from_arrow(data.to_table())
 
     # -- the writer's helpers ----------------------------------------------------------------------
     def dedupe_sorted(
@@ -148,9 +164,10 @@ class DaftEngine:
         return frame.where((ts >= lit(start)) & (ts < lit(end))).to_arrow()
 
     def transform(self, query: str, source: pa.Table, params: dict[str, object]) -> pa.Table:
-        """The pipeline's SQL over ``source``, in DuckDB's dialect on the driver (see the
-        module docstring: users write it once, for every engine)."""
-        return _driver().transform(query, source, params)
+        """The pipeline's SQL over ``source`` as a Daft SQL plan on the workers
+        (`sql.transform`); a query Daft's SQL cannot run (DuckDB-only syntax or
+        functions) runs on the driver in DuckDB, the dialect pipelines are written in."""
+        return _sql.transform(query, source, params, fallback=_driver())
 
     def latest_rows(
         self,
@@ -207,12 +224,14 @@ class DaftEngine:
     def column_stats(
         self, data: pa.Table | pads.Dataset, columns: Sequence[StatsColumn], *, top_k: int
     ) -> StatsScan:
-        """One statistics scan on the driver (the input is already there)."""
-        return _driver().column_stats(data, columns, top_k=top_k)
+        """A statistics scan as Daft aggregations on the workers (`stats.column_stats`); a
+        dataset of Parquet files is read by the workers themselves."""
+        return _stats.column_stats(self.frame(data), data.schema, columns, top_k)
 
     def contract_scan(self, table: pa.Table, rules: Sequence[Rule]) -> ContractScan:
-        """Every rule measured on the driver, `Check` expressions in DuckDB's dialect."""
-        return _driver().contract_scan(table, rules)
+        """Every rule measured as Daft aggregations on the workers (`contracts.scan`); a
+        `Check` Daft cannot run is measured on the driver in DuckDB."""
+        return _contracts.scan(table, rules, fallback=_driver())
 
     def skew_pairs(
         self,
