@@ -152,7 +152,7 @@ FTI_CHANNELS = ("in_store", "online")
 def fti_transactions(
     tables: dict[str, pa.Table],
     *,
-    transactions: int = 4_000,
+    transactions: int = 6_000,
     seed: int = 13,
     first_id: int = 100_001,
     online_share: tuple[float, float] = (0.3, 0.3),
