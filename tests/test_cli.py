@@ -226,6 +226,7 @@ def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
     assert "--fresh" in again.stdout + again.stderr
     assert sorted(p.name for p in target.iterdir()) == before
     (target / "my-notes.txt").write_text("mine")
+    (target / "reports" / "old-report.html").write_text("from the earlier run")
     fresh = subprocess.run(
         [sys.executable, "-m", "featureledger.cli.main", "demo", str(target), "--fresh"],
         capture_output=True,
@@ -239,6 +240,7 @@ def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
     # the story's models and report were removed and written again
     assert [m.version for m in store.models("fraud_risk")] == [1, 2]
     assert (target / "reports" / "fraud_risk.html").exists()
+    assert not (target / "reports" / "old-report.html").exists()  # reports/ is the demo's
     assert (target / "my-notes.txt").read_text() == "mine"  # only the demo's files went
 
 
