@@ -156,7 +156,8 @@ def fti_transactions(
     seed: int = 13,
     first_id: int = 100_001,
     online_share: tuple[float, float] = (0.3, 0.3),
-    hours: tuple[float, float] | None = (0.0, 30 * 24.0),
+    # from the second day: every group of the view has data by then
+    hours: tuple[float, float] | None = (24.0, 30 * 24.0),
 ) -> pa.Table:
     """An entity frame for the FTI story: keys, time, ``amount``, the helper column
     ``channel`` and the label ``is_fraud`` (the existing tables are not changed).
