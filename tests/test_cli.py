@@ -194,10 +194,9 @@ def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
     assert held.rows_published + held.rows_quarantined == held.rows_in
     assert store.quarantined("user_txn_stats").num_rows == 0  # repaired and resolved
     td = store.training_datasets("fraud")
-    assert [t.rows for t in td] == [5000, 5000]
+    assert [t.rows for t in td] == [5000, 5000, 6000]  # the third: the FTI story's split
     assert td[0].pins["user_txn_stats"]["version"] == 5
     assert td[1].pins["user_txn_stats"]["version"] == 4
-    assert store.current_deployment("fraud").model_version == 1
     assert store.models("fraud_lr")[0].training_dataset == "training_dataset/fraud@v1/1"
     assert "raw/transactions.parquet" in proc.stdout  # lineage printed back to the raw file
     # a prediction served over HTTP with a reader token; refused without one
@@ -211,6 +210,7 @@ def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
     # ... and then resolved with the rollback as its reason: no unexplained open alert
     assert store.open_findings() == []
     assert "shows nothing open" in proc.stdout
+    check_fti_story(proc.stdout, store, target)
     store.close()
 
     # run again in the same folder: refused, naming --fresh, and nothing touched
@@ -226,6 +226,7 @@ def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
     assert "--fresh" in again.stdout + again.stderr
     assert sorted(p.name for p in target.iterdir()) == before
     (target / "my-notes.txt").write_text("mine")
+    (target / "reports" / "old-report.html").write_text("from the earlier run")
     fresh = subprocess.run(
         [sys.executable, "-m", "featureledger.cli.main", "demo", str(target), "--fresh"],
         capture_output=True,
@@ -235,8 +236,82 @@ def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
     assert fresh.returncode == 0, fresh.stderr
     store = FeatureStore(target)
     assert [v.operation for v in store.versions("user_txn_stats")] == ops  # started over
-    assert [t.rows for t in store.training_datasets("fraud")] == [5000, 5000]
+    assert [t.rows for t in store.training_datasets("fraud")] == [5000, 5000, 6000]
+    # the story's models and report were removed and written again
+    assert [m.version for m in store.models("fraud_risk")] == [1, 2]
+    assert (target / "reports" / "fraud_risk.html").exists()
+    assert not (target / "reports" / "old-report.html").exists()  # reports/ is the demo's
     assert (target / "my-notes.txt").read_text() == "mine"  # only the demo's files went
+
+
+def check_fti_story(stdout: str, store: FeatureStore, target: Path) -> None:
+    """What a user notices of the demo's FTI story (docs/models.md)."""
+    import re
+
+    # 1. a time split with a gap: the store's choice (the longest ttl) is said, and the
+    # demo's shorter gap is warned about
+    assert "the longest TTL of the view's groups, 30d" in stdout
+    assert "split gap 2d is shorter than the longest ttl" in stdout
+    td = store.training_datasets("fraud")[-1]
+    about = td.params["split"]
+    assert about["gap_seconds"] == 2 * 86400 and about["unassigned"] > 0
+    assert sorted(about["parts"]) == ["test", "train", "validation"]
+    # 2. the first model is refused, the message naming the slice and its figures ...
+    refused = next(line for line in stdout.splitlines() if line.startswith("refused: model/"))
+    assert "slice:auc_gap <= 0.05" in refused
+    assert re.search(r"channel=online \(0\.\d+\)", refused), refused
+    # ... and the fixed model registers with its evaluation and estimator
+    first, _recent = store.models("fraud_risk")
+    assert first.training_dataset == str(td.identity)
+    assert first.metrics["evaluation"]["slices"], first.metrics["evaluation"]
+    assert f"CBPE estimator fitted on {td.identity}:test" in stdout
+    # 3. 10 % canary, sticky by entity key; the shadow is logged, never returned
+    current = store.current_deployment("fraud")
+    assert (current.model, current.model_version) == ("fraud_risk", 1)
+    assert current.config["canary"] == {"model": "fraud_risk", "version": 2, "weight": 0.1}
+    assert current.config["shadow"]["model"] == "fraud_linear"
+    log = store.prediction_log("fraud").to_pandas()
+    answered = log[log["role"].isin(["primary", "canary"])]
+    assert len(answered) == 2000
+    share = (answered["role"] == "canary").mean()
+    assert 0.07 <= share <= 0.13, share  # 10 % of 2,000: 5 binomial sigma is +-3.4 points
+    assert set(answered[answered["role"] == "canary"]["model"]) == {"model/fraud_risk/2"}
+    roles = answered.groupby(["user_id", "merchant_id"])["role"].nunique()
+    assert (roles == 1).all()  # the same pair always gets the same model
+    shadow = log[log["role"] == "shadow"]
+    assert len(shadow) == 2000 and set(shadow["model"]) == {"model/fraud_linear/1"}
+    # 4. delayed labels join to the answers the callers got (none to a shadow row)
+    realized = store.realized_performance("fraud", "1d").to_pylist()
+    assert sum(r["rows"] for r in realized) == 2000
+    assert {r["role"] for r in realized} == {"primary", "canary"}
+    assert all(0.6 < r["auc"] < 1.0 for r in realized)
+    # the report: estimated and realized per chunk, and their plot
+    report = target / "reports" / "fraud_risk.html"
+    assert f"model report (estimated against realized, with bands): {report}" in stdout
+    html = report.read_text()
+    rows = re.findall(
+        r"<tr><td>\[\d+:\d+\]</td>(?:<td[^>]*>[^<]*</td>){2}<td>roc_auc</td>"
+        r"<td class=num>([0-9.]+)</td>(?:<td[^>]*>[^<]*</td>){2}<td class=num>([0-9.]+)</td>",
+        html,
+    )
+    assert len(rows) >= 3, "no estimated and realized roc_auc series in the report"
+    assert all(0.5 < float(e) < 1 and 0.5 < float(r) < 1 for e, r in rows)
+    section = html[html.index("estimated vs realized") :]
+    assert "<img" in section.split("<h2>")[0]
+    # 5. nothing open (checked by the caller too), with each finding explained
+    assert "FTI 5." in stdout and "open findings: 0" in stdout
+
+
+def test_demo_fti_story_says_which_extra_it_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from featureledger.cli.demo_fti import run_fti_story
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn raises ImportError
+    run_fti_story(None, tmp_path, {})
+    printed = capsys.readouterr().out
+    assert "FTI story skipped" in printed and "featureledger[models]" in printed
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 @pytest.mark.parametrize("holds", ["a repository", "other files"])

@@ -38,6 +38,8 @@ DEMO_FILES = (
     "raw",
     "training",
     "fraud_model.json",
+    "models",
+    "reports",
 )
 #: written last by `init` in the demo's folder, so `--fresh` knows the folder is the demo's
 MARKER = Path(".featureledger") / "demo"
@@ -312,6 +314,10 @@ def run_demo(path: Path | None = None, *, fresh: bool = False) -> Path:
             f"finding resolved ({resolved} open finding(s) closed, reason in the audit log): "
             "`featureledger monitor list` shows nothing open"
         )
+
+    from featureledger.cli.demo_fti import run_fti_story
+
+    run_fti_story(store, repo, tables)
 
     out.console.rule("[bold]done")
     out.info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -142,3 +143,60 @@ def bad_batch(stats: pa.Table, *, rows: int = 40, broken: int = 3, seed: int = 5
     return batch.set_column(
         batch.schema.get_field_index("txn_amount_24h"), "txn_amount_24h", pa.array(amount)
     )
+
+
+#: the channels of the FTI story's transactions: its slices
+FTI_CHANNELS = ("in_store", "online")
+
+
+def fti_transactions(
+    tables: dict[str, pa.Table],
+    *,
+    transactions: int = 6_000,
+    seed: int = 13,
+    first_id: int = 100_001,
+    online_share: tuple[float, float] = (0.3, 0.3),
+    # from the second day: every group of the view has data by then
+    hours: tuple[float, float] | None = (24.0, 30 * 24.0),
+) -> pa.Table:
+    """An entity frame for the FTI story: keys, time, ``amount``, the helper column
+    ``channel`` and the label ``is_fraud`` (the existing tables are not changed).
+
+    Fraud in store follows the merchant's fraud rate; online it follows the amount against
+    the card's credit limit, which a model without ``amount`` cannot see. The online share
+    moves linearly from ``online_share[0]`` to ``[1]`` over the rows (a population shift).
+    ``hours=None`` gives no event time (a stream scored now).
+    """
+    rng = np.random.default_rng(seed)
+    stats = tables["merchant_stats"]
+    mids = stats.column("merchant_id").to_numpy()
+    rates = stats.column("fraud_rate_30d").to_numpy()
+    merchant_ids = np.unique(mids)
+    # the merchant's mean 30-day fraud rate: what its daily rows scatter around
+    mean_rate = np.bincount(np.searchsorted(merchant_ids, mids), weights=rates) / np.bincount(
+        np.searchsorted(merchant_ids, mids)
+    )
+    profile = tables["user_profile"]
+    user_ids = profile.column("user_id").to_numpy()
+    limits = profile.column("credit_limit").to_numpy()
+
+    n = transactions
+    users = rng.choice(user_ids, n)
+    merchants = rng.choice(merchant_ids, n)
+    share = np.linspace(online_share[0], online_share[1], n)
+    online = rng.random(n) < share
+    amount = np.round(np.where(online, rng.gamma(2.0, 150.0, n), rng.gamma(2.0, 45.0, n)), 2)
+    rate = mean_rate[np.searchsorted(merchant_ids, merchants)] * rng.uniform(0.8, 1.2, n)
+    limit = limits[np.searchsorted(user_ids, users)]
+    risk = np.where(online, 0.03 + 0.5 * (amount / limit > 0.4), np.minimum(rate * 12, 0.7))
+    columns: dict[str, Any] = {
+        "transaction_id": np.arange(first_id, first_id + n, dtype=np.int64),
+        "user_id": users,
+        "merchant_id": merchants,
+    }
+    if hours is not None:
+        columns["event_timestamp"] = _ts(np.sort(rng.uniform(hours[0], hours[1], n)))
+    columns["amount"] = amount
+    columns["channel"] = np.array(FTI_CHANNELS)[online.astype(int)]
+    columns["is_fraud"] = rng.random(n) < risk
+    return pa.table(columns)
