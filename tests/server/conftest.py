@@ -6,21 +6,18 @@ has its own; tests/conftest.py says how server fixtures share the machine."""
 from __future__ import annotations
 
 import functools
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from featureledger import Entity, FeatureGroup, FeatureStore, FeatureView, Field
 from featureledger.server import create_app
+from serving import start_uvicorn
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 USER = Entity("user", join_keys=["user_id"])
@@ -75,33 +72,12 @@ def make_store(path: Path) -> FeatureStore:
     return store
 
 
-def _start(app: Any, free_port: Callable[[], int]) -> tuple[uvicorn.Server, threading.Thread, str]:
-    """uvicorn in a thread on a free loopback port, once it has bound that port itself."""
-    for _attempt in range(5):
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        # ``started`` is set once uvicorn listens; a port another worker took since it was
-        # free makes uvicorn exit its thread instead, and another port is tried
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if server.started:
-            return server, thread, f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        thread.join(10)
-    raise RuntimeError("the test server did not start (5 ports tried)")
-
-
 @contextmanager
 def run_server(
     store: FeatureStore, *, free_port: Callable[[], int], insecure: bool = False
 ) -> Iterator[Server]:
     app = create_app(store, insecure=insecure, max_entities=MAX_ENTITIES, max_body_bytes=MAX_BODY)
-    server, thread, url = _start(app, free_port)
+    server, thread, url = start_uvicorn(app, free_port)
     try:
         assert httpx.get(url + "/health", timeout=10).status_code == 200
         yield Server(url, store)

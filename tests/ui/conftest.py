@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,13 +19,13 @@ import httpx
 import numpy as np
 import pyarrow as pa
 import pytest
-import uvicorn
 
 from featureledger import Entity, FeatureGroup, FeatureStore, FeatureView, Field
 from featureledger.contracts.gates import MetricGate
 from featureledger.definitions.contract import Contract, Range
 from featureledger.monitoring.monitors import Monitor
 from featureledger.server import create_app
+from serving import start_uvicorn
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 USER = Entity("user", join_keys=["user_id"], owner="identity-team", description="A customer")
@@ -130,24 +128,6 @@ def build(path: Path) -> FeatureStore:
     return store
 
 
-def _start(app: Any, free_port: Callable[[], int]) -> tuple[uvicorn.Server, threading.Thread, str]:
-    for _attempt in range(5):
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if server.started:
-            return server, thread, f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        thread.join(10)
-    raise RuntimeError("the UI test server did not start (5 ports tried)")
-
-
 @pytest.fixture(scope="module")
 def books(
     tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
@@ -156,7 +136,7 @@ def books(
     reader = store.create_token("reader", all_views=True)
     purposeful = store.create_token("reader", all_views=True, purpose="fraud scoring")
     writer = store.create_token("writer", all_views=True)
-    server, thread, url = _start(create_app(store), free_port)
+    server, thread, url = start_uvicorn(create_app(store), free_port)
     try:
         yield Books(url + "/ui", store, reader, purposeful, writer)
     finally:
