@@ -23,6 +23,7 @@ import pytest
 from featureledger import Entity, FeatureGroup, FeatureStore, FeatureView, Field
 from featureledger.contracts.gates import MetricGate
 from featureledger.definitions.contract import Contract, Range
+from featureledger.definitions.split import Split
 from featureledger.monitoring.monitors import Monitor
 from featureledger.server import create_app
 from serving import start_uvicorn
@@ -107,7 +108,7 @@ def build(path: Path) -> FeatureStore:
         },
     )
     frame = pa.table({"user_id": list(range(40)), "event_timestamp": [T0 + timedelta(days=4)] * 40})
-    td = store.training_data("scoring", frame)
+    td = store.training_data("scoring", frame, split=Split.random(0.75, 0.25, seed=3))
     artifact = path.parent / "model.bin"
     artifact.write_text("weights")
     store.register_model(
@@ -118,6 +119,11 @@ def build(path: Path) -> FeatureStore:
         gates=[MetricGate("auc", min=0.7)],
     )
     store.deploy("fraud_api", "fraud", reason="first release")
+    # a second version tried on a fifth of the users, and a challenger scoring in the shadow
+    store.register_model("fraud", artifact, training_dataset=td, metrics={"auc": [0.84]})
+    store.canary("fraud_api", "fraud", 2, weight=0.2, reason="try v2")
+    store.register_model("fraud_simple", artifact, training_dataset=td)
+    store.shadow("fraud_api", "fraud_simple", reason="challenger")
     store.run_monitors(
         [
             Monitor("spend_psi", "feature_group/activity", "psi", features=("spend",)),

@@ -167,7 +167,8 @@ def test_lineage_graph_draws_the_books(books: Books, browser: Any, shots: Path) 
     left, top = canvas.rect["width"] / 2, canvas.rect["height"] / 2
     ActionChains(browser).move_to_element_with_offset(canvas, x - left, y - top).click().perform()
     WebDriverWait(browser, 20).until(lambda d: "/ui/model/fraud" in d.current_url)
-    assert "model/fraud/1" in wait(browser, "main h2").text
+    wait(browser, "main h2")  # the model's page: its versions, newest first
+    assert "model/fraud/1" in [h.text for h in browser.find_elements(By.CSS_SELECTOR, "main h2")]
 
     # the impact view: everything downstream of the shifted version, deployment included
     browser.get(books.url + "/impact?identity=" + quote("feature_group/activity@v1#3"))
@@ -289,3 +290,19 @@ def test_revoked_token_signs_the_session_out(books: Books) -> None:
         assert c.get("/audit").status_code == 200
         books.store.revoke_token(books.store.tokens()[-1].id)  # oldest first: the new one
         assert c.get("/audit").status_code == 401
+
+
+def test_training_set_shows_its_splits_and_deployments_their_traffic(books: Books) -> None:
+    rec = books.store.training_datasets("scoring")[0]
+    parts = rec.params["split"]["parts"]
+    with books.client(books.reader) as c:
+        page = c.get("/training/scoring/1").text
+        for name, part in parts.items():  # each part: its identity, rows and hash
+            assert f"{rec.identity}:{name}" in page and part["content"] in page
+        assert parts["train"]["rows"] + parts["test"]["rows"] == rec.rows
+        status = books.store.deployment_status("fraud_api")
+        traffic = c.get("/deployments").text.split("<h3>Moves</h3>")[0]
+    assert status["canary"] == "model/fraud/2" and status["shadow"] == "model/fraud_simple/1"
+    assert "80 %" in traffic and "20 %" in traffic  # primary and the canary's weight
+    assert "model/fraud/2" in traffic and "model/fraud_simple/1" in traffic
+    assert "logged, never returned" in traffic

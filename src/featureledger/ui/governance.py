@@ -91,6 +91,9 @@ def deployments(ctx: Ctx) -> Response:
     return ctx.render(
         "deployments.html",
         deployments={k: list(reversed(v)) for k, v in sorted(names.items())},
+        # the traffic split (primary, canary weight, shadow, fallback) and what each arm
+        # served, as `featureledger deployment status` prints it
+        traffic={k: ctx.store.deployment_status(k) for k in names},
     )
 
 
