@@ -739,11 +739,40 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # take transaction control from pysqlite so _sqlite_begin decides how to BEGIN
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    # WAL lets readers proceed while a writer commits; busy_timeout waits for the lock
-    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=60000")
+    # WAL lets readers proceed while a writer commits; busy_timeout waits for the lock
+    _switch_to_wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+#: seconds a connection keeps retrying the switch of a new database to WAL
+_WAL_SWITCH_SECONDS = 60.0
+
+
+def _switch_to_wal(cur: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while SQLite answers "database is locked".
+
+    On a database still in rollback mode the switch upgrades a read lock to a write lock.
+    When several processes open a new database at once, that upgrade can meet another
+    connection's pending commit: SQLite then answers at once, without the busy handler, to
+    break the deadlock (seen in CI with six processes opening one new registry). The other
+    connection's commit ends it, so waiting and trying again succeeds.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + _WAL_SWITCH_SECONDS
+    delay = 0.01
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 def _sqlite_begin(conn: Any) -> None:
