@@ -161,22 +161,45 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def _reference_band(ax: Any, bands: list[tuple[float, float, float]], label: str) -> None:
+    """The reference's (lower, centre, upper) per chunk: a shaded band and a dashed centre."""
+    x = list(range(len(bands)))
+    ax.fill_between(
+        x,
+        [lo for lo, _, _ in bands],
+        [hi for _, _, hi in bands],
+        color=REFERENCE_COLOR,
+        alpha=0.15,
+        step="mid",
+        label=label,
+    )
+    ax.plot(x, [mid for _, mid, _ in bands], color=REFERENCE_COLOR, lw=1, ls="--")
+
+
+def _alerts(ax: Any, points: list[tuple[int, float]], label: str) -> None:
+    """Red markers on the chunks outside their band (none drawn, no legend entry, if none)."""
+    if points:
+        ax.scatter(
+            [i for i, _ in points],
+            [v for _, v in points],
+            color="#c62828",
+            zorder=5,
+            s=60,
+            label=label,
+        )
+
+
 def performance_plot(report: PerformanceReport, metric: str) -> bytes:
     """Estimated ``metric`` per chunk with its band, the reference band, and the realized
     values where labels exist."""
     series: list[ChunkPerformance] = report.series(metric)
     fig, ax = _axes()
     x = list(range(len(series)))
-    ax.fill_between(
-        x,
-        [r.reference_lower for r in series],
-        [r.reference_upper for r in series],
-        color=REFERENCE_COLOR,
-        alpha=0.15,
-        step="mid",
-        label="reference band (±3 sampling errors)",
+    _reference_band(
+        ax,
+        [(r.reference_lower, r.reference, r.reference_upper) for r in series],
+        "reference band (±3 sampling errors)",
     )
-    ax.plot(x, [r.reference for r in series], color=REFERENCE_COLOR, lw=1, ls="--")
     ax.errorbar(
         x,
         [r.estimated for r in series],
@@ -195,16 +218,9 @@ def performance_plot(report: PerformanceReport, metric: str) -> bytes:
             marker="s",
             label="realized",
         )
-    alerts = [(i, r.estimated) for i, r in enumerate(series) if r.alert]
-    if alerts:
-        ax.scatter(
-            [i for i, _ in alerts],
-            [v for _, v in alerts],
-            color="#c62828",
-            zorder=5,
-            s=60,
-            label="outside reference band",
-        )
+    _alerts(
+        ax, [(i, r.estimated) for i, r in enumerate(series) if r.alert], "outside reference band"
+    )
     ax.set_xticks(x, [_short(r.chunk) for r in series], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(metric)
     ax.set_title(f"{report.model or 'model'}: {metric}, estimated vs realized")
@@ -217,27 +233,9 @@ def reconstruction_plot(report: ModelDriftReport) -> bytes:
     fig, ax = _axes()
     chunks = report.multivariate
     x = list(range(len(chunks)))
-    ax.fill_between(
-        x,
-        [c.lower for c in chunks],
-        [c.upper for c in chunks],
-        color=REFERENCE_COLOR,
-        alpha=0.15,
-        step="mid",
-        label="reference band",
-    )
-    ax.plot(x, [c.reference for c in chunks], color=REFERENCE_COLOR, lw=1, ls="--")
+    _reference_band(ax, [(c.lower, c.reference, c.upper) for c in chunks], "reference band")
     ax.plot(x, [c.error for c in chunks], color=CURRENT_COLOR, marker="o", label="chunk error")
-    bad = [(i, c.error) for i, c in enumerate(chunks) if c.alert]
-    if bad:
-        ax.scatter(
-            [i for i, _ in bad],
-            [v for _, v in bad],
-            color="#c62828",
-            zorder=5,
-            s=60,
-            label="outside band",
-        )
+    _alerts(ax, [(i, c.error) for i, c in enumerate(chunks) if c.alert], "outside band")
     ax.set_xticks(x, [_short(c.chunk) for c in chunks], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("reconstruction error")
     ax.set_title(f"{report.model or 'model'}: multivariate drift")
