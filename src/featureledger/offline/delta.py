@@ -22,7 +22,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +36,8 @@ from featureledger.storage import Storage, is_remote, object_sha256, open_storag
 
 if TYPE_CHECKING:
     from deltalake import CommitProperties, DeltaTable
+
+    from featureledger.offline.base import WrittenFile
 
 
 def _dl() -> Any:
@@ -430,6 +432,48 @@ class DeltaGroupTable:
                     commit_properties=props,
                     storage_options=self._options or None,
                 )
+        except _dl().exceptions.CommitFailedError as exc:
+            raise self._conflict(exc) from exc
+        return read + 1 if strict else self._landed(token, read)
+
+    def commit_files(
+        self,
+        files: Sequence[WrittenFile],
+        removed: Sequence[str],
+        mode: str,
+        run_id: str,
+        *,
+        parent: int | None = None,
+        content: ContentHash | None = None,
+    ) -> int:
+        """One commit of data files already written into the table's folder (by an
+        engine's workers): adds ``files``, removes the ``removed`` URIs of the snapshot
+        (mode "append"), or replaces every file (mode "overwrite"). Until this commit
+        lands the files are in no version: a writer killed before it leaves orphans that
+        `vacuum` deletes, and readers never see them."""
+        from deltalake.transaction import AddAction, RemoveAction
+
+        base, strict = self._base(parent)
+        read = base.version()
+        prefix = self.uri.rstrip("/") + "/"
+        sizes = {}
+        if removed:
+            flat = pa.table(base.get_add_actions(flatten=True))
+            sizes = dict(
+                zip(
+                    flat.column("path").to_pylist(),
+                    flat.column("size_bytes").to_pylist(),
+                    strict=True,
+                )
+            )
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        actions: list[Any] = [AddAction(f.path, f.size, {}, now, True, f.stats) for f in files]
+        for uri in removed:
+            path = uri.removeprefix(prefix)
+            actions.append(RemoveAction(path, True, now, sizes.get(path)))
+        props, token = self._props(run_id, content, strict=strict)
+        try:
+            base.create_write_transaction(actions, mode, base.schema(), commit_properties=props)
         except _dl().exceptions.CommitFailedError as exc:
             raise self._conflict(exc) from exc
         return read + 1 if strict else self._landed(token, read)
