@@ -539,13 +539,19 @@ class DeltaGroupTable:
 
     def vacuum(self, retention_hours: int, keep: list[int], dry_run: bool) -> list[str]:
         """Delete files no longer referenced by the latest version nor by ``keep`` versions,
-        once older than the retention; returns the files (to be) deleted."""
+        once older than the retention; returns the files (to be) deleted.
+
+        Files no commit ever named (a writer killed after writing its files, before its
+        commit) go too: Delta's "full" vacuum, which dates them by their modification time.
+        On object storage, where no lock keeps writers out, that needs a retention of an
+        hour or more, so a write in flight never loses its files before it commits."""
         return list(
             self.table().vacuum(
                 retention_hours=retention_hours,
                 dry_run=dry_run,
                 enforce_retention_duration=False,
                 keep_versions=keep,
+                full=not self.remote or retention_hours >= 1,
             )
         )
 
