@@ -48,8 +48,20 @@ def test_training_data_on_daft_equals_duckdbs(tmp_path: Path) -> None:
             for u, m, t in [(1, "a", 10), (2, "b", 29), (1, "b", 31), (3, "zz", 100), (2, "a", 2)]
         ]
     )
-    duck = repo(tmp_path / "duck", "duckdb").training_data("v", entities)
+    duck_store = repo(tmp_path / "duck", "duckdb")
+    duck = duck_store.training_data("v", entities)
     on_daft = repo(tmp_path / "daft", "daft")
+    # ingests whose files the workers wrote record DuckDB's versions: rows and content
+    # hashes (the second ingest into "u" replaces a stored row), and each file's checksum
+    for group in ("u", "m"):
+        mine, theirs = on_daft.versions(group), duck_store.versions(group)
+        assert [(v.version, v.operation, v.rows, v.rows_added, v.rows_removed, v.content)
+                for v in mine] == [
+            (v.version, v.operation, v.rows, v.rows_added, v.rows_removed, v.content)
+            for v in theirs
+        ]  # fmt: skip
+        reports = on_daft.verify(f"feature_group/{group}@v1")
+        assert all(r.ok for r in reports) and reports[-1].checked_files, reports
     held = on_daft.training_data("v", entities)
     assert held.to_arrow().equals(duck.to_arrow())
     assert held.record.content == duck.record.content == content_hash(duck.to_arrow())

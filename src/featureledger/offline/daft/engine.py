@@ -9,7 +9,9 @@ on the driver through the embedded modules the DuckDB engine uses (`offline/duck
 their SQL (a `SQLTransform`, a contract `Check`) is written by users in DuckDB's dialect,
 and one dialect for every engine keeps a pipeline's meaning independent of where it runs.
 Commits stay with the project's Delta writer (`versioning/writer.py`), so versions, commit
-metadata and content hashes are the same whichever engine computed the rows.
+metadata and content hashes are the same whichever engine computed the rows; the data files
+of an ingest are written by the workers (`FileWriter`, `files.py`) and the driver commits
+their metadata.
 """
 
 from __future__ import annotations
