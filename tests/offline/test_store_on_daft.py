@@ -76,3 +76,31 @@ def test_training_data_on_daft_equals_duckdbs(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="exists"):
         on_daft.training_data("v", entities, output=out)
     assert sorted(out.iterdir()) == before
+
+
+def test_ingest_after_a_schema_change_on_daft_equals_duckdbs(tmp_path: Path) -> None:
+    # a widened and an added column: the workers write into the table's current schema
+    # (the added column NULL where a batch lacks it) and rewrite files of the old one
+    contents = {}
+    for engine in ("duckdb", "daft"):
+        store = FeatureStore.init(tmp_path / engine)
+        config = tmp_path / engine / "featureledger.yaml"
+        config.write_text(config.read_text().replace("engine: duckdb", f"engine: {engine}"))
+        store = FeatureStore(tmp_path / engine)
+        store.apply([USER, FeatureGroup("g", USER, [Field("x", "int32")])])
+        first = pa.table({"user_id": [1, 2], TS: [at(0)] * 2, "x": pa.array([1, 2], pa.int32())})
+        store.ingest("g", first)
+        store.apply([USER, FeatureGroup("g", USER, [Field("x", "int64"), Field("y", "string")])])
+        store.ingest(
+            "g", pa.table({"user_id": [1, 3], TS: [at(0)] * 2, "x": [5, 6], "y": ["a", "b"]})
+        )
+        store.ingest("g", pa.table({"user_id": [4], TS: [at(0)], "x": [7]}))
+        contents[engine] = [(v.version, v.content) for v in store.versions("g")]
+        assert store.read("g").sort_by("user_id").to_pydict() == {
+            "user_id": [1, 2, 3, 4],
+            TS: [at(0)] * 4,
+            "x": [5, 2, 6, 7],
+            "y": ["a", None, "b", None],
+        }
+        assert all(r.ok for r in store.verify("feature_group/g@v1"))
+    assert contents["daft"] == contents["duckdb"]

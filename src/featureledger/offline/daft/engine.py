@@ -174,7 +174,10 @@ class DaftEngine:
         into ``table_uri``, each file sorted by ``sort_by`` (`files.FileSink`)."""
         import daft
 
-        frame = daft.from_arrow(rows.select(schema.names).cast(schema))
+        from featureledger.offline.daft.source import conform
+
+        # in the table's schema: a column added since the batch was shaped is NULL
+        frame = daft.from_arrow(conform(rows, schema))
         if carry is not None and carry[0]:
             stored, keys = carry
             right, right_on = _files.probe(keys, schema)

@@ -15,7 +15,7 @@ from daft.io.source import DataSource, DataSourceTask
 from daft.recordbatch import RecordBatch
 
 
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """``table`` in ``schema``: missing columns NULL, stored types cast (widened)."""
     columns = [
         table.column(f.name).cast(f.type)
@@ -72,7 +72,7 @@ class FileTask(DataSourceTask):
             :1
         ]
         for batch in stored.iter_batches(batch_size=1 << 17, columns=wanted):
-            table = _conform(pa.Table.from_batches([batch]), self.arrow_schema)
+            table = conform(pa.Table.from_batches([batch]), self.arrow_schema)
             if self.path_column is not None:
                 table = table.append_column(
                     self.path_column, pa.array([self.path] * table.num_rows, pa.string())
