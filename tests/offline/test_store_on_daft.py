@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -104,3 +105,35 @@ def test_ingest_after_a_schema_change_on_daft_equals_duckdbs(tmp_path: Path) -> 
         }
         assert all(r.ok for r in store.verify("feature_group/g@v1"))
     assert contents["daft"] == contents["duckdb"]
+
+
+def test_files_that_do_not_hold_the_batch_are_never_committed(tmp_path: Path) -> None:
+    # workers whose files lack a row (say, another featureledger version on the cluster):
+    # the per-file hashes disagree with the change the driver computed, so no commit
+    from featureledger.hashing import ContentHash
+    from featureledger.offline import DeltaGroupTable
+    from featureledger.offline.daft import DaftEngine
+    from featureledger.versioning.writer import write_batch
+
+    class Lossy(DaftEngine):
+        def write_files(self, table_uri: str, schema: pa.Schema, *args: Any) -> Any:
+            sort_by, rows, *rest = args
+            return super().write_files(table_uri, schema, sort_by, rows.slice(1), *rest)
+
+    group = FeatureGroup("u", USER, [Field("x", "float64")])
+    table = DeltaGroupTable(tmp_path / "u")
+    table.create(group.arrow_schema, "create")
+    batch = pa.table({"user_id": [1, 2], TS: [at(0), at(1)], "x": [1.0, 2.0]})
+    with pytest.raises(StorageError, match="nothing was committed"):
+        write_batch(
+            table,
+            Lossy(),
+            group,
+            batch.cast(group.arrow_schema),
+            "upsert",
+            parent_version=0,
+            parent_content=ContentHash(),
+            run_id="r",
+            where="test",
+        )
+    assert table.latest_version() == 0 and table.files(0) == []
