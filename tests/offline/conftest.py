@@ -11,9 +11,10 @@ Inputs are real Delta snapshots written by the project's own writer
 (`versioning.writer.write_batch`) with the engine under test, not hand-made Parquet files.
 
 The Daft engine runs twice: on Daft's native runner (``daft``) and on a local Ray cluster
-(``daft@ray``, `ray_engine.py`: a cluster started once per test session and worker, in a
-child process because Daft's runner is fixed per process). A ``notimpl`` mark naming
-``daft`` covers both.
+(``daft@ray``), each in a child process started once per test session and worker
+(`ray_engine.py`: Daft's runner is fixed per process, and a call that hangs is timed out
+and its child killed rather than hanging the run). A ``notimpl`` mark naming ``daft``
+covers both.
 """
 
 from __future__ import annotations
@@ -65,17 +66,17 @@ def _repeats(item: pytest.Item) -> bool:
 def engine(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OfflineEngine]:
-    """Each engine of `ENGINES`, made from a default config as a store would make it, and
-    the Daft engine on a local Ray cluster; one per engine and test session (per xdist
-    worker), closed (the cluster stopped) at the end."""
-    if request.param == "daft@ray":
-        from .ray_engine import RayEngine
+    """Each engine of `ENGINES`, made from a default config as a store would make it (Daft's
+    in a child process, on its native runner), and the Daft engine on a local Ray cluster;
+    one per engine and test session (per xdist worker), stopped at the end."""
+    if request.param in ("daft", "daft@ray"):
+        from .ray_engine import NativeEngine, RayEngine
 
-        on_ray = RayEngine()
+        child = RayEngine() if request.param == "daft@ray" else NativeEngine()
         try:
-            yield on_ray  # type: ignore[misc]
+            yield child  # type: ignore[misc]
         finally:
-            on_ray.stop()
+            child.stop()
         return
     repo = tmp_path_factory.mktemp(f"engine-{request.param}")
     config = RepoConfig()

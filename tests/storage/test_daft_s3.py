@@ -1,6 +1,6 @@
 """The Daft engine (native runner) on tables in S3 (a moto_server process): it writes
-through the project's writer, and its joins, latest rows and diffs over the S3 snapshots
-equal DuckDB's, including files written by a merge (which Daft's own reader refuses)."""
+through the project's writer (the data files written to S3 by Daft, one commit here), and
+its joins, latest rows and diffs over the S3 snapshots equal DuckDB's."""
 
 from __future__ import annotations
 

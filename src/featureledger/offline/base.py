@@ -285,3 +285,48 @@ class WorkerWriter(Protocol):
         on read; the files, and the ``flh1`` content hash of the rows without `ROW_COLUMN`
         (equal to `content_hash` of `pit_join`'s result: the hash ignores order and layout)."""
         ...
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """One Parquet data file an engine's workers wrote into a table's folder, not yet in
+    its log: what the driver needs to commit it (`DeltaGroupTable.commit_files`)."""
+
+    #: relative to the table's folder
+    path: str
+    size: int
+    rows: int
+    #: Delta's per-file statistics as JSON (numRecords, minValues, maxValues, nullCount)
+    stats: str
+    sha256: str
+    #: ``flh1`` hash of the file's rows
+    content: ContentHash
+
+
+@runtime_checkable
+class FileWriter(Protocol):
+    """An engine whose workers write a commit's data files themselves (Daft on Ray); the
+    driver then makes one Delta commit of their metadata (`versioning.writer`)."""
+
+    def write_files(
+        self,
+        table_uri: str,
+        schema: pa.Schema,
+        sort_by: Sequence[str],
+        rows: pa.Table,
+        carry: tuple[Sequence[str], pa.Table] | None = None,
+    ) -> list[WrittenFile]:
+        """Parquet files under ``table_uri`` holding ``rows`` and, with ``carry`` =
+        (files, keys), the rows of those stored files whose ``sort_by`` values are not
+        among ``keys``' rows; each file sorted by ``sort_by``, in ``schema`` (timestamps
+        in microseconds). Nothing is committed."""
+        ...
+
+    def files_holding(self, files: Sequence[str], schema: pa.Schema, keys: pa.Table) -> list[str]:
+        """Those of ``files`` holding a row whose ``keys.column_names`` values equal a row
+        of ``keys``, in the order of ``files``."""
+        ...
+
+    def content_of(self, files: Sequence[str], schema: pa.Schema) -> ContentHash:
+        """The ``flh1`` hash of the rows in ``files`` read in ``schema``."""
+        ...

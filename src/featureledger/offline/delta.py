@@ -22,7 +22,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +36,8 @@ from featureledger.storage import Storage, is_remote, object_sha256, open_storag
 
 if TYPE_CHECKING:
     from deltalake import CommitProperties, DeltaTable
+
+    from featureledger.offline.base import WrittenFile
 
 
 def _dl() -> Any:
@@ -434,6 +436,48 @@ class DeltaGroupTable:
             raise self._conflict(exc) from exc
         return read + 1 if strict else self._landed(token, read)
 
+    def commit_files(
+        self,
+        files: Sequence[WrittenFile],
+        removed: Sequence[str],
+        mode: str,
+        run_id: str,
+        *,
+        parent: int | None = None,
+        content: ContentHash | None = None,
+    ) -> int:
+        """One commit of data files already written into the table's folder (by an
+        engine's workers): adds ``files``, removes the ``removed`` URIs of the snapshot
+        (mode "append"), or replaces every file (mode "overwrite"). Until this commit
+        lands the files are in no version: a writer killed before it leaves orphans that
+        `vacuum` deletes, and readers never see them."""
+        from deltalake.transaction import AddAction, RemoveAction
+
+        base, strict = self._base(parent)
+        read = base.version()
+        prefix = self.uri.rstrip("/") + "/"
+        sizes = {}
+        if removed:
+            flat = pa.table(base.get_add_actions(flatten=True))
+            sizes = dict(
+                zip(
+                    flat.column("path").to_pylist(),
+                    flat.column("size_bytes").to_pylist(),
+                    strict=True,
+                )
+            )
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        actions: list[Any] = [AddAction(f.path, f.size, {}, now, True, f.stats) for f in files]
+        for uri in removed:
+            path = uri.removeprefix(prefix)
+            actions.append(RemoveAction(path, True, now, sizes.get(path)))
+        props, token = self._props(run_id, content, strict=strict)
+        try:
+            base.create_write_transaction(actions, mode, base.schema(), commit_properties=props)
+        except _dl().exceptions.CommitFailedError as exc:
+            raise self._conflict(exc) from exc
+        return read + 1 if strict else self._landed(token, read)
+
     def merge(
         self,
         data: pa.Table,
@@ -495,13 +539,19 @@ class DeltaGroupTable:
 
     def vacuum(self, retention_hours: int, keep: list[int], dry_run: bool) -> list[str]:
         """Delete files no longer referenced by the latest version nor by ``keep`` versions,
-        once older than the retention; returns the files (to be) deleted."""
+        once older than the retention; returns the files (to be) deleted.
+
+        Files no commit ever named (a writer killed after writing its files, before its
+        commit) go too: Delta's "full" vacuum, which dates them by their modification time.
+        On object storage, where no lock keeps writers out, that needs a retention of an
+        hour or more, so a write in flight never loses its files before it commits."""
         return list(
             self.table().vacuum(
                 retention_hours=retention_hours,
                 dry_run=dry_run,
                 enforce_retention_duration=False,
                 keep_versions=keep,
+                full=not self.remote or retention_hours >= 1,
             )
         )
 

@@ -6,6 +6,11 @@ whole write (matching, hashing, commit) from the new latest version whenever ano
 writer's commit landed first. The content hash of the new version is the parent's plus
 the rows added minus the rows removed, so its cost follows the batch, not the table; it
 is kept in the commit itself too, so the next writer finds its parent's hash there.
+
+With an engine whose workers write data files (`FileWriter`: Daft), the writer decides
+the same rows, then the workers write the files into the table's folder and the driver
+makes one commit of their metadata (`_worker_commit`): an upsert that replaces stored
+rows rewrites the stored files holding them, as Delta's merge does, sorted like a batch.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featureledger.definitions.feature_group import FeatureGroup
-from featureledger.errors import ConcurrentWriteError, KeyConflictError
+from featureledger.errors import ConcurrentWriteError, KeyConflictError, StorageError
 from featureledger.hashing import ContentHash, content_hash, row_values
-from featureledger.offline.base import OfflineEngine
+from featureledger.offline.base import FileWriter, OfflineEngine, WrittenFile
 from featureledger.offline.delta import DeltaGroupTable
 
 Mode = Literal["upsert", "append", "overwrite"]
@@ -77,9 +82,23 @@ def write_batch(
                 unchanged=batch.num_rows,
                 parent=parent_version,
             )
-        version = table.overwrite(batch, run_id, **_strict(table, parent_version, added))
+        if isinstance(engine, FileWriter):
+            version, sums = _worker_commit(
+                table, engine, group, batch, "overwrite", run_id, added, parent_version, added
+            )
+        else:
+            version = table.overwrite(batch, run_id, **_strict(table, parent_version, added))
+            sums = None
         return _finish(
-            table, version, "overwrite", added, parent_content, rows_in, dropped, parent_version
+            table,
+            version,
+            "overwrite",
+            added,
+            parent_content,
+            rows_in,
+            dropped,
+            parent_version,
+            sums,
         )
 
     files = candidate_files(table, parent_version, group, batch)
@@ -89,9 +108,14 @@ def write_batch(
     )
     if existing.num_rows == 0:
         added = content_hash(batch)
-        version = table.append(
-            batch, run_id, **_strict(table, parent_version, parent_content + added)
-        )
+        content = parent_content + added
+        if isinstance(engine, FileWriter):
+            version, sums = _worker_commit(
+                table, engine, group, batch, "append", run_id, added, parent_version, content
+            )
+        else:
+            version = table.append(batch, run_id, **_strict(table, parent_version, content))
+            sums = None
         return _finish(
             table,
             version,
@@ -101,6 +125,7 @@ def write_batch(
             rows_in,
             dropped,
             parent_version,
+            sums,
         )
     if mode == "append":
         examples = existing.select(list(group.unique_key)).slice(0, 3).to_pylist()
@@ -137,14 +162,86 @@ def write_batch(
     removed_rows = existing.filter(pa.array(replace))
     added, removed = content_hash(to_write), content_hash(removed_rows)
     content = parent_content + added - removed
-    if removed_rows.num_rows == 0:
+    sums = None
+    if isinstance(engine, FileWriter):
+        version, sums = _worker_commit(
+            table,
+            engine,
+            group,
+            to_write,
+            "append",
+            run_id,
+            added - removed,
+            parent_version,
+            content,
+            replaced=(files, removed_rows),
+        )
+    elif removed_rows.num_rows == 0:
         version = table.append(to_write, run_id, **_strict(table, parent_version, content))
     else:
         version = table.merge(
             to_write, list(group.unique_key), run_id, **_strict(table, parent_version, content)
         )
-    out = _finish(table, version, "upsert", added, removed, rows_in, dropped, parent_version)
+    out = _finish(table, version, "upsert", added, removed, rows_in, dropped, parent_version, sums)
     out.unchanged, out.superseded = unchanged, superseded
+    return out
+
+
+def _worker_commit(
+    table: DeltaGroupTable,
+    engine: FileWriter,
+    group: FeatureGroup,
+    rows: pa.Table,
+    mode: str,
+    run_id: str,
+    change: ContentHash,
+    parent: int,
+    content: ContentHash,
+    *,
+    replaced: tuple[list[str], pa.Table] | None = None,
+) -> tuple[int, dict[str, dict[str, Any]]]:
+    """``rows`` written by the engine's workers and committed in one Delta commit; with
+    ``replaced`` = (candidate files, stored rows being replaced), the stored files holding
+    those rows are rewritten without them and removed in the same commit. ``change`` is
+    what the commit must add to the parent's hash: the files the workers report are
+    checked against it (their per-file hashes, minus the rewritten files' hash) before
+    anything is committed. Returns the version and the new files' checksums."""
+    schema = table.schema(parent)
+    sort_by = list(group.unique_key)
+    carry: tuple[list[str], pa.Table] | None = None
+    expect = change
+    if replaced is not None and replaced[1].num_rows:
+        keys = replaced[1].select(sort_by)
+        rewritten = engine.files_holding(replaced[0], schema, keys)
+        carry = (rewritten, keys)
+        expect = expect + engine.content_of(rewritten, schema)
+    files = engine.write_files(table.uri, schema, sort_by, rows, carry)
+    wrote = sum((f.content for f in files), ContentHash())
+    if wrote != expect:
+        raise StorageError(
+            f"{table.uri}: the engine's workers wrote {wrote.rows} row(s) hashing to {wrote}, "
+            f"but this commit needs {expect.rows} row(s) hashing to {expect}; nothing was "
+            "committed (the stray files are in no version; vacuum deletes them). Retry; if it "
+            "persists, the workers' featureledger or pyarrow differs from the driver's",
+            uri=table.uri,
+        )
+    version = table.commit_files(
+        files, carry[0] if carry else [], mode, run_id, **_strict(table, parent, content)
+    )
+    return version, _checksums(table, files)
+
+
+def _checksums(table: DeltaGroupTable, files: list[WrittenFile]) -> dict[str, dict[str, Any]]:
+    """`DeltaGroupTable.checksums` of worker-written files: their SHA-256 as the workers
+    computed it from the bytes they wrote, so the driver reads no data back."""
+    out = {}
+    for f in files:
+        info = table.storage.info(f"{table.uri}/{f.path}")
+        out[f.path] = {
+            "sha256": f.sha256,
+            "size": f.size,
+            "mtime_ns": info.mtime_ns if info else None,
+        }
     return out
 
 
@@ -163,8 +260,8 @@ def _finish(
     rows_in: int,
     dropped: int,
     parent: int,
+    sums: dict[str, dict[str, Any]] | None = None,
 ) -> WriteOutcome:
-    commit = table.commit(version)
     return WriteOutcome(
         version,
         operation,
@@ -172,7 +269,7 @@ def _finish(
         removed,
         rows_in,
         dropped,
-        files=table.checksums(commit.added),
+        files=sums if sums is not None else table.checksums(table.commit(version).added),
         parent=parent,
     )
 

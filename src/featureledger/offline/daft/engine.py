@@ -9,7 +9,9 @@ on the driver through the embedded modules the DuckDB engine uses (`offline/duck
 their SQL (a `SQLTransform`, a contract `Check`) is written by users in DuckDB's dialect,
 and one dialect for every engine keeps a pipeline's meaning independent of where it runs.
 Commits stay with the project's Delta writer (`versioning/writer.py`), so versions, commit
-metadata and content hashes are the same whichever engine computed the rows.
+metadata and content hashes are the same whichever engine computed the rows; the data files
+of an ingest are written by the workers (`FileWriter`, `files.py`) and the driver commits
+their metadata.
 """
 
 from __future__ import annotations
@@ -22,13 +24,29 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from featureledger.definitions.contract import Rule
-from featureledger.offline.base import ROW_COLUMN, ContractScan, PitSource, StatsColumn, StatsScan
+from featureledger.offline.base import (
+    ROW_COLUMN,
+    ContractScan,
+    PitSource,
+    StatsColumn,
+    StatsScan,
+    WrittenFile,
+)
 from featureledger.offline.daft import contracts as _contracts
 from featureledger.offline.daft import diff as _diff
+from featureledger.offline.daft import files as _files
 from featureledger.offline.daft import pit
 from featureledger.offline.daft import sql as _sql
 from featureledger.offline.daft import stats as _stats
-from featureledger.offline.daft._frames import dataset_files, io_config, positions, scan, to_arrow
+from featureledger.offline.daft._frames import (
+    dataset_files,
+    io_config,
+    positions,
+    remote,
+    scan,
+    shipped_options,
+    to_arrow,
+)
 from featureledger.offline.daft.runner import use_runner
 
 if TYPE_CHECKING:
@@ -136,6 +154,51 @@ class DaftEngine:
         )
         out = out.sort_by(_POS)  # here: see `dedupe_sorted`
         return out.drop_columns([_POS]), out.column(_POS).combine_chunks()
+
+    # -- commits written by the workers (`FileWriter`) ---------------------------------------------
+    def _s3(self, uri: str) -> dict[str, str] | None:
+        if not remote(uri):
+            return None
+        assert self.storage is not None, f"{uri}: the engine was built without a storage"
+        return shipped_options(self.storage, self._ship_secrets)
+
+    def write_files(
+        self,
+        table_uri: str,
+        schema: pa.Schema,
+        sort_by: Sequence[str],
+        rows: pa.Table,
+        carry: tuple[Sequence[str], pa.Table] | None = None,
+    ) -> list[WrittenFile]:
+        """``rows`` (plus the ``carry`` files' rows not replaced) written by the workers
+        into ``table_uri``, each file sorted by ``sort_by`` (`files.FileSink`)."""
+        import daft
+
+        from featureledger.offline.daft.source import conform
+
+        # in the table's schema: a column added since the batch was shaped is NULL
+        frame = daft.from_arrow(conform(rows, schema))
+        if carry is not None and carry[0]:
+            stored, keys = carry
+            right, right_on = _files.probe(keys, schema)
+            kept = self.scan(stored, schema).join(
+                right, left_on=list(keys.column_names), right_on=right_on, how="anti"
+            )
+            frame = kept.select(*schema.names).union_all(frame)
+        sink = _files.FileSink(table_uri, schema, sort_by, self._s3(table_uri))
+        return _files.write(frame, sink)
+
+    def files_holding(self, files: Sequence[str], schema: pa.Schema, keys: pa.Table) -> list[str]:
+        """The stored files holding a row with one of ``keys``, found on the workers."""
+        return _files.holding(files, schema, keys, self._s3(files[0]) if files else None)
+
+    def content_of(self, files: Sequence[str], schema: pa.Schema) -> ContentHash:
+        """The ``flh1`` hash of the files' rows, per batch on the workers, summed."""
+        from featureledger.hashing import ContentHash
+
+        if not files:
+            return ContentHash()
+        return pit.hash_frame(self.scan(files, schema), schema)
 
     # -- pipelines ---------------------------------------------------------------------------------
     def window(

@@ -118,12 +118,22 @@ def hash_files(files: Sequence[str], schema: pa.Schema, io: Any) -> ContentHash:
     """The ``flh1`` content hash of the rows in ``files`` (columns of ``schema``, in its
     types), computed by Daft's workers per batch and summed."""
     import daft
-    from daft import col
 
     from featureledger.hashing import ContentHash
 
     if not files:
         return ContentHash()
+    return hash_frame(daft.read_parquet(list(files), io_config=io), schema)
+
+
+def hash_frame(frame: daft.DataFrame, schema: pa.Schema) -> ContentHash:
+    """The ``flh1`` content hash of ``frame``'s rows (columns of ``schema``, in its types),
+    computed by Daft's workers per batch and summed."""
+    import daft
+    from daft import col
+
+    from featureledger.hashing import ContentHash
+
     lanes = {f"__fl_h{lane}_{p}": daft.DataType.uint64() for lane in (0, 1) for p in range(_PIECES)}
     names = list(schema.names)
 
@@ -140,8 +150,7 @@ def hash_files(files: Sequence[str], schema: pa.Schema, io: Any) -> ContentHash:
                 pieces.append(pa.array((lane >> np.uint64(16 * p)) & np.uint64(0xFFFF)))
         return pa.StructArray.from_arrays(pieces, names=list(lanes))
 
-    read = daft.read_parquet(list(files), io_config=io)
-    hashed = read.select(row_pieces(*[col(c) for c in names]).alias("__fl_h"))
+    hashed = frame.select(row_pieces(*[col(c) for c in names]).alias("__fl_h"))
     sums = hashed.select(*[col("__fl_h")[n].alias(n) for n in lanes]).agg(
         daft.col(next(iter(lanes))).count().alias("__fl_rows"),
         *[col(n).sum().alias(n) for n in lanes],

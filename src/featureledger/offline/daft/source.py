@@ -15,7 +15,7 @@ from daft.io.source import DataSource, DataSourceTask
 from daft.recordbatch import RecordBatch
 
 
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """``table`` in ``schema``: missing columns NULL, stored types cast (widened)."""
     columns = [
         table.column(f.name).cast(f.type)
@@ -26,7 +26,9 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _s3(options: dict[str, str]) -> Any:
+def s3_filesystem(options: dict[str, str]) -> Any:
+    """pyarrow's S3 filesystem for storage ``options`` (credentials absent: the
+    environment's, i.e. a Ray worker's own)."""
     import pyarrow.fs as pafs
 
     endpoint = options.get("AWS_ENDPOINT_URL")
@@ -44,16 +46,23 @@ def _s3(options: dict[str, str]) -> Any:
 class FileTask(DataSourceTask):
     """Reads one Parquet file of a snapshot with pyarrow, on whichever worker runs it."""
 
-    def __init__(self, path: str, schema: pa.Schema, s3: dict[str, str] | None) -> None:
+    def __init__(
+        self,
+        path: str,
+        schema: pa.Schema,
+        s3: dict[str, str] | None,
+        path_column: str | None = None,
+    ) -> None:
         self.path, self.arrow_schema, self.s3 = path, schema, s3
+        self.path_column = path_column
 
     @property
     def schema(self) -> Schema:
-        return Schema.from_pyarrow_schema(self.arrow_schema)
+        return Schema.from_pyarrow_schema(_with_path(self.arrow_schema, self.path_column))
 
     async def read(self) -> AsyncIterator[RecordBatch]:
         if self.s3 is not None:
-            fs, path = _s3(self.s3), urlsplit(self.path).netloc + urlsplit(self.path).path
+            fs, path = s3_filesystem(self.s3), urlsplit(self.path).netloc + urlsplit(self.path).path
         else:
             fs, path = None, self.path
         stored = pq.ParquetFile(path, filesystem=fs)
@@ -63,17 +72,28 @@ class FileTask(DataSourceTask):
             :1
         ]
         for batch in stored.iter_batches(batch_size=1 << 17, columns=wanted):
-            yield RecordBatch.from_arrow_table(
-                _conform(pa.Table.from_batches([batch]), self.arrow_schema)
-            )
+            table = conform(pa.Table.from_batches([batch]), self.arrow_schema)
+            if self.path_column is not None:
+                table = table.append_column(
+                    self.path_column, pa.array([self.path] * table.num_rows, pa.string())
+                )
+            yield RecordBatch.from_arrow_table(table)
 
 
 class SnapshotSource(DataSource):
     """A Daft data source over a snapshot's Parquet files: one task per file, each read
-    with pyarrow on the worker that runs it (column selection pushed into the read)."""
+    with pyarrow on the worker that runs it (column selection pushed into the read); with
+    ``path_column``, each row also carries the URI of its file in that column."""
 
-    def __init__(self, files: list[str], schema: pa.Schema, s3: dict[str, str] | None) -> None:
+    def __init__(
+        self,
+        files: list[str],
+        schema: pa.Schema,
+        s3: dict[str, str] | None,
+        path_column: str | None = None,
+    ) -> None:
         self.files, self.arrow_schema, self.s3 = files, schema, s3
+        self.path_column = path_column
 
     @property
     def name(self) -> str:
@@ -81,14 +101,21 @@ class SnapshotSource(DataSource):
 
     @property
     def schema(self) -> Schema:
-        return Schema.from_pyarrow_schema(self.arrow_schema)
+        return Schema.from_pyarrow_schema(_with_path(self.arrow_schema, self.path_column))
 
     async def get_tasks(self, pushdowns: Pushdowns) -> AsyncIterator[DataSourceTask]:
         columns = pushdowns.columns
         schema = self.arrow_schema
+        path_column = self.path_column
         if columns:
             # in the source's column order: Daft binds the plan's columns by position
             wanted = set(columns)
             schema = pa.schema([f for f in schema if f.name in wanted])
+            if path_column not in wanted:
+                path_column = None
         for path in self.files:
-            yield FileTask(path, schema, self.s3)
+            yield FileTask(path, schema, self.s3, path_column)
+
+
+def _with_path(schema: pa.Schema, path_column: str | None) -> pa.Schema:
+    return schema if path_column is None else schema.append(pa.field(path_column, pa.string()))
