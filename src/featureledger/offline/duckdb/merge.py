@@ -57,11 +57,20 @@ class Run:
 
     #: the first row of each key segment, with the run's length appended (`bounds`)
     _bounds: np.ndarray | None = None
+    _int_key: np.ndarray | bool | None = None
 
     def changes(self) -> np.ndarray:
         if self.change is None:
-            self.change = _key_changes(self.keys)
+            self.change = _key_changes(self.keys, self.int_key())
         return self.change
+
+    def int_key(self) -> np.ndarray | None:
+        """The one integer key column's values (no nulls), read once; else None."""
+        if self._int_key is None:
+            self._int_key = _int_key(self.keys)
+            if self._int_key is None:
+                self._int_key = False
+        return None if self._int_key is False else self._int_key
 
     def bounds(self) -> np.ndarray:
         """The first row of each segment, and the run's length as the last entry."""
@@ -113,22 +122,36 @@ def _time_us(column: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
     return _numbers(column, pa.int64())
 
 
-def _key_changes(keys: pa.Table) -> np.ndarray:
-    """Boolean per row: True where the key tuple differs from the previous row's."""
+def _int_key(keys: pa.Table) -> np.ndarray | None:
+    """The values of a single integer key column without nulls, else None."""
+    if keys.num_columns != 1:
+        return None
+    col = keys.column(0)
+    if not pa.types.is_integer(col.type) or col.null_count:
+        return None
+    return _numbers(col, col.type)
+
+
+def _key_changes(keys: pa.Table, values: np.ndarray | None = None) -> np.ndarray:
+    """Boolean per row: True where the key tuple differs from the previous row's
+    (``values``: the one integer key column's, when `_int_key` gave them)."""
     n = keys.num_rows
-    change = np.ones(n, dtype=bool)
+    change = np.empty(n, dtype=bool)
+    change[:1] = True
     if n < 2:
         return change
-    rest = np.zeros(n - 1, dtype=bool)
+    if values is not None:  # written in place: no temporaries of the run's length
+        np.not_equal(values[1:], values[:-1], out=change[1:])
+        return change
+    change[1:] = False
     for col in keys.columns:
         if pa.types.is_integer(col.type) and col.null_count == 0:
             v = _numbers(col, col.type)
-            rest |= v[1:] != v[:-1]
+            change[1:] |= v[1:] != v[:-1]
         else:
             arr = col.combine_chunks()
             ne = pc.not_equal(arr.slice(1), arr.slice(0, n - 1)).fill_null(True)
-            rest |= np.asarray(ne.to_numpy(zero_copy_only=False))
-    change[1:] = rest
+            change[1:] |= np.asarray(ne.to_numpy(zero_copy_only=False))
     return change
 
 
@@ -153,12 +176,10 @@ def _ascending_keys(run: Run) -> bool:
     matched to segments by a binary search instead of a hash join (`_match_segments`)."""
     if run.seg_keys is not None:
         return True
-    if run.keys.num_columns != 1:
+    values = run.int_key()
+    if values is None:
         return False
-    col = run.keys.column(0)
-    if not pa.types.is_integer(col.type) or col.null_count:
-        return False
-    firsts = _numbers(col, col.type)[run.starts()]
+    firsts = values[run.starts()]
     if len(firsts) > 1 and not bool(np.all(firsts[1:] > firsts[:-1])):
         return False
     run.seg_keys = firsts
