@@ -67,10 +67,9 @@ class Run:
     def int_key(self) -> np.ndarray | None:
         """The one integer key column's values (no nulls), read once; else None."""
         if self._int_key is None:
-            self._int_key = _int_key(self.keys)
-            if self._int_key is None:
-                self._int_key = False
-        return None if self._int_key is False else self._int_key
+            found = _int_key(self.keys)
+            self._int_key = False if found is None else found
+        return self._int_key if isinstance(self._int_key, np.ndarray) else None
 
     def bounds(self) -> np.ndarray:
         """The first row of each segment, and the run's length as the last entry."""
@@ -159,8 +158,11 @@ def _sorted_run(run: Run) -> bool:
     """Each key's rows contiguous and, within a key, event times ascending."""
     keys, times = run.keys, run.times
     change = run.changes()
-    if times is not None and not np.all(change[1:] | (times[1:] >= times[:-1])):
-        return False
+    if times is not None:
+        ordered = np.greater_equal(times[1:], times[:-1])
+        ordered |= change[1:]
+        if not ordered.all():
+            return False
     if _ascending_keys(run):
         return True  # strictly ascending segment keys are distinct
     if keys.num_rows < 2:
