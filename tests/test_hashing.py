@@ -102,6 +102,28 @@ def test_hash_is_the_same_in_slices_and_on_threads(
         assert sum(map(content_hash, table.to_batches(max_chunksize=1)), ContentHash()) == whole
 
 
+#: most cells null: the shape of a point-in-time join's features when keys have few rows
+sparse_cell = {
+    name: st.none() | st.none() | st.none() | strat for name, (_, strat) in COLUMNS.items()
+}
+
+
+@HASH_SETTINGS
+@given(st.lists(st.fixed_dictionaries(sparse_cell), max_size=12), st.integers(1, 5))
+def test_mostly_null_columns_hash_as_when_every_cell_is_mixed(
+    rows: list[dict[str, Any]], slice_rows: int
+) -> None:
+    # columns above _SPARSE_NULLS hash only their values and scatter them; the reference
+    # mixes every cell and zeroes the nulls (the threshold set above any share)
+    table = make_table(rows)
+    with patch.object(hashing, "_SLICE_ROWS", slice_rows):
+        sparse = content_hash(table)
+        with patch.object(hashing, "_SPARSE_NULLS", 2.0):
+            assert content_hash(table) == sparse
+        with patch.object(hashing, "_SPARSE_NULLS", 0.0):  # every column with a null
+            assert content_hash(table) == sparse
+
+
 @HASH_SETTINGS
 @given(rows_strategy, st.permutations(NAMES))
 def test_hash_ignores_column_order(rows: list[dict[str, Any]], names: list[str]) -> None:

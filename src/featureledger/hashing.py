@@ -164,8 +164,27 @@ def _list_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
+#: share of null cells above which a column's words are computed for its values only
+#: and scattered (a point-in-time join's features are mostly null when keys have few
+#: rows: size l, ~80 % null, the result hash in a third of the time)
+_SPARSE_NULLS = 0.5
+
+
 def _cell_words(arr: pa.Array, key: tuple[str, ...]) -> list[np.ndarray]:
     """Per lane, each cell's mixed word; null cells contribute 0."""
+    if arr.null_count > _SPARSE_NULLS * len(arr) and not pa.types.is_null(arr.type):
+        valid = np.flatnonzero(arr.is_valid().to_numpy(zero_copy_only=False))
+        if pa.types.is_string_view(arr.type) or pa.types.is_binary_view(arr.type):
+            # pyarrow before 26 cannot take from view types
+            arr = arr.cast(
+                pa.large_string() if pa.types.is_string_view(arr.type) else pa.large_binary()
+            )
+        out = []
+        for dense in _cell_words(arr.take(pa.array(valid)), key):
+            full = np.zeros(len(arr), dtype=np.uint64)
+            full[valid] = dense
+            out.append(full)
+        return out
     mask = None if not arr.null_count else ~arr.is_valid().to_numpy(zero_copy_only=False)
     out = []
     for lane, words in enumerate(_words(arr)):

@@ -21,6 +21,7 @@ LAYERS = {
     "errors": 0,
     "hashing": 0,
     "digest": 0,
+    "_memory": 0,
     "definitions": 1,
     "config": 1,
     "registry": 2,

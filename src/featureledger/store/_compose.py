@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from featureledger._memory import settle_numpy_hugepages
 from featureledger.config import OfflineConfig, RepoConfig, is_remote_path
 from featureledger.offline import OfflineEngine, create_engine
 from featureledger.offline.conform import NaivePolicy
@@ -80,6 +81,7 @@ class Services:
 
 def compose(repo: Path, config: RepoConfig) -> Services:
     """Open the ports named by ``config`` for the repository at ``repo`` and build the services."""
+    settle_numpy_hugepages()
     registry = open_registry(config.registry_url(repo), audit_key=load_audit_key(repo))
     off = config.offline
     storage = open_storage(config.location(repo, off.path), config.storage.to_options())
