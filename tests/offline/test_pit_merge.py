@@ -193,7 +193,8 @@ def test_search_agrees_with_the_binary_search(
     keys = np.repeat(np.arange(len(segments)), [len(s) for s in segments])
     times = np.array([v for s in segments for v in sorted(s)], dtype=np.int64)
     bounds = np.cumsum([0, *[len(s) for s in segments]])
-    run = Run([], np.zeros(1, np.int64), pa.table({"k": keys}), times)
+    # the run owns its times: `_search` writes its composite over them
+    run = Run([], np.zeros(1, np.int64), pa.table({"k": keys}), times.copy())
     qs = [(s % len(segments), t) for s, t in queries]
     lo = np.array([bounds[s] for s, _ in qs], dtype=np.int64)
     hi = np.array([bounds[s + 1] for s, _ in qs], dtype=np.int64)

@@ -43,33 +43,40 @@ class Run:
     #: row offset of each file in the run, and the total as the last entry
     offsets: np.ndarray
     keys: pa.Table
-    #: event times as int64 microseconds (None for static groups)
+    #: event times as int64 microseconds, owned by the run (None for static groups, and
+    #: once `_search` has written ``composite`` over them)
     times: np.ndarray | None
     #: permutation applied to sort an unsorted file (run position -> file row), else None
     order: np.ndarray | None = None
     #: True where a row's key tuple differs from the previous row's (computed once)
     change: np.ndarray | None = None
-    #: segment number * time span + event time offset: ascending over the run (`_search`)
+    #: segment number * ``width`` + (event time - ``t_min``): ascending over the run
+    #: (`_search`); written over ``times``, which `time_at` recovers from it
     composite: np.ndarray | None = None
+    t_min: int = 0
+    t_max: int = 0
+    width: int = 1
     #: the first key of each segment, when the run has one integer key column without
     #: nulls whose segments are strictly ascending (`_ascending_keys`), else None
     seg_keys: np.ndarray | None = None
 
     #: the first row of each key segment, with the run's length appended (`bounds`)
     _bounds: np.ndarray | None = None
-    _int_key: np.ndarray | bool | None = None
 
     def changes(self) -> np.ndarray:
         if self.change is None:
-            self.change = _key_changes(self.keys, self.int_key())
+            self.change = _key_changes(self.keys)
         return self.change
 
-    def int_key(self) -> np.ndarray | None:
-        """The one integer key column's values (no nulls), read once; else None."""
-        if self._int_key is None:
-            found = _int_key(self.keys)
-            self._int_key = False if found is None else found
-        return self._int_key if isinstance(self._int_key, np.ndarray) else None
+    def timed(self) -> bool:
+        return self.times is not None or self.composite is not None
+
+    def time_at(self, pos: np.ndarray) -> np.ndarray:
+        """Event times (int64 us) at run positions."""
+        if self.times is not None:
+            return self.times[pos]
+        assert self.composite is not None
+        return self.composite[pos] % self.width + self.t_min
 
     def bounds(self) -> np.ndarray:
         """The first row of each segment, and the run's length as the last entry."""
@@ -121,32 +128,53 @@ def _time_us(column: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
     return _numbers(column, pa.int64())
 
 
-def _int_key(keys: pa.Table) -> np.ndarray | None:
-    """The values of a single integer key column without nulls, else None."""
-    if keys.num_columns != 1:
-        return None
-    col = keys.column(0)
-    if not pa.types.is_integer(col.type) or col.null_count:
-        return None
-    return _numbers(col, col.type)
+def _int_changes(col: pa.ChunkedArray) -> np.ndarray:
+    """`_key_changes` of one integer column without nulls, chunk by chunk over Arrow's
+    buffers: no copy of the column (a fresh 80 MB array costs 0.1-0.2 s of page faults
+    here at size l)."""
+    change = np.empty(len(col), dtype=bool)
+    pos, prev = 0, None
+    for chunk in col.chunks:
+        v = np.asarray(chunk.to_numpy())
+        m = len(v)
+        if not m:
+            continue
+        change[pos] = prev is None or bool(v[0] != prev)
+        np.not_equal(v[1:], v[:-1], out=change[pos + 1 : pos + m])
+        prev, pos = v[-1], pos + m
+    return change
 
 
-def _key_changes(keys: pa.Table, values: np.ndarray | None = None) -> np.ndarray:
-    """Boolean per row: True where the key tuple differs from the previous row's
-    (``values``: the one integer key column's, when `_int_key` gave them)."""
+def _take_ascending(col: pa.ChunkedArray, positions: np.ndarray) -> np.ndarray:
+    """Values of an integer column without nulls at ascending positions, chunk by chunk."""
+    out = np.empty(len(positions), dtype=col.type.to_pandas_dtype())
+    lo = 0
+    for chunk in col.chunks:
+        hi = lo + len(chunk)
+        a, b = np.searchsorted(positions, [lo, hi])
+        if b > a:
+            out[a:b] = np.asarray(chunk.to_numpy())[positions[a:b] - lo]
+        lo = hi
+    return out
+
+
+def _plain_int(col: pa.ChunkedArray) -> bool:
+    return pa.types.is_integer(col.type) and col.null_count == 0
+
+
+def _key_changes(keys: pa.Table) -> np.ndarray:
+    """Boolean per row: True where the key tuple differs from the previous row's."""
     n = keys.num_rows
+    if keys.num_columns == 1 and _plain_int(keys.column(0)):
+        return _int_changes(keys.column(0))
     change = np.empty(n, dtype=bool)
     change[:1] = True
     if n < 2:
         return change
-    if values is not None:  # written in place: no temporaries of the run's length
-        np.not_equal(values[1:], values[:-1], out=change[1:])
-        return change
     change[1:] = False
     for col in keys.columns:
-        if pa.types.is_integer(col.type) and col.null_count == 0:
-            v = _numbers(col, col.type)
-            change[1:] |= v[1:] != v[:-1]
+        if _plain_int(col):
+            change[1:] |= _int_changes(col)[1:]
         else:
             arr = col.combine_chunks()
             ne = pc.not_equal(arr.slice(1), arr.slice(0, n - 1)).fill_null(True)
@@ -178,10 +206,9 @@ def _ascending_keys(run: Run) -> bool:
     matched to segments by a binary search instead of a hash join (`_match_segments`)."""
     if run.seg_keys is not None:
         return True
-    values = run.int_key()
-    if values is None:
+    if run.keys.num_columns != 1 or not _plain_int(run.keys.column(0)):
         return False
-    firsts = values[run.starts()]
+    firsts = _take_ascending(run.keys.column(0), run.starts())
     if len(firsts) > 1 and not bool(np.all(firsts[1:] > firsts[:-1])):
         return False
     run.seg_keys = firsts
@@ -347,27 +374,21 @@ def _search(run: Run, lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarr
     """`_upper_bound` for a whole run. When (segment, event time) fits in one int64, one
     ``np.searchsorted`` of the sorted queries over that composite does it (half the time
     of the vectorised binary search, which is kept for runs whose times span too much)."""
-    times = run.times
-    assert times is not None
-    if not len(times):
-        return lo
-    t_min, t_max = int(times.min()), int(times.max())
-    width = t_max - t_min + 1
-    n_seg = int(np.count_nonzero(run.changes()))
-    if n_seg * width >= 2**62:
-        return _upper_bound(times, lo, hi, t)
     if run.composite is None:
-        # cumsum over bools cast as it goes costs 25x a cumsum over int64 (0.5 s at 10M)
-        seg_of = run.changes().astype(np.int64)
-        np.cumsum(seg_of, out=seg_of)
-        seg_of -= 1
-        seg_of *= width
-        seg_of += times
-        seg_of -= t_min
-        run.composite = seg_of
+        times = run.times
+        assert times is not None
+        if not len(times):
+            return lo
+        t_min, t_max = int(times.min()), int(times.max())
+        width = t_max - t_min + 1
+        if len(run.starts()) * width >= 2**62:
+            return _upper_bound(times, lo, hi, t)
+        run.composite = _composite(times, run.changes(), t_min, width)
+        run.times, run.t_min, run.t_max, run.width = None, t_min, t_max, width
+    t_min, t_max, width, n = run.t_min, run.t_max, run.width, len(run.composite)
     # segment of each query, from its range's first row; times outside the run's span
     # are clamped to it (before it: nothing at or before t; after it: everything)
-    q_seg = run.composite[np.minimum(lo, len(times) - 1)] // width
+    q_seg = run.composite[np.minimum(lo, n - 1)] // width
     wanted = q_seg * width + (np.clip(t, t_min - 1, t_max) - t_min)
     # sorted queries walk the run once instead of missing the cache at every step (size l:
     # 0.12 s of CPU against 1.26 s unsorted and 0.26 s for the binary search)
@@ -376,6 +397,28 @@ def _search(run: Run, lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarr
     found[order] = np.searchsorted(run.composite, wanted[order], side="right")
     # empty ranges (no row of the key) stay empty
     return np.where(lo < hi, np.clip(found, lo, hi), lo)
+
+
+def _composite(times: np.ndarray, change: np.ndarray, t_min: int, width: int) -> np.ndarray:
+    """segment * width + (time - t_min), written over ``times`` (a copy when they are
+    Arrow's read-only buffer), a million rows at a time: the segment numbers of a slice
+    fit in a buffer that is reused instead of an array of the run's length."""
+    out = times if times.flags.writeable else times.copy()
+    step = 1 << 20
+    seg = np.empty(min(step, len(out)), dtype=np.int64)
+    last = -1
+    for start in range(0, len(out), step):
+        piece = seg[: min(step, len(out) - start)]
+        # a cumsum over bools cast as it goes costs 25x one over int64: copy, then sum
+        piece[:] = change[start : start + len(piece)]
+        np.cumsum(piece, out=piece)
+        piece += last
+        last = int(piece[-1])
+        piece *= width
+        part = out[start : start + len(piece)]
+        part -= t_min
+        part += piece
+    return out
 
 
 def _upper_bound(times: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -399,7 +442,7 @@ def _found(
     """Entity rows with a stored row in this run: their indices, the row's run position,
     its event time (int64 us; zeros for static groups)."""
     e, lo, hi = _match_segments(entities, src, run)
-    if run.times is None or src.event_time is None:
+    if not run.timed() or src.event_time is None:
         return e, lo, np.zeros(len(e), dtype=np.int64)  # static: one row per key
     assert timestamp_column is not None
     ts = entities.column(timestamp_column)
@@ -413,7 +456,7 @@ def _found(
     pos = _search(run, lo, hi, t) - 1
     hit = pos >= lo
     e, pos, t = e[hit], pos[hit], t[hit]
-    et = run.times[pos]
+    et = run.time_at(pos)
     if src.ttl_us is not None:
         fresh = et >= t - int(src.ttl_us)  # inclusive at both ends, as DESIGN.md says
         e, pos, et = e[fresh], pos[fresh], et[fresh]
