@@ -197,8 +197,7 @@ class Runs:
     def _warm_lineage(self) -> None:
         """Import the OpenLineage client while the run works, on a thread of its own: a
         first import costs 0.3-0.4 s, which `finish` would otherwise add to the run."""
-        transport = self.config.lineage.transport or {"type": "file"}
-        if transport.get("type") == "none" or _LINEAGE_MODULE in sys.modules:
+        if self._transport() is None or _LINEAGE_MODULE in sys.modules:
             return
         with self._lock:
             if self._warming:
@@ -211,9 +210,14 @@ class Runs:
             daemon=True,
         ).start()
 
-    def _emit_lineage(self, run_id: str) -> None:
+    def _transport(self) -> dict[str, Any] | None:
+        """The configured ``lineage.transport`` (a file by default), None when ``none``."""
         transport = self.config.lineage.transport or {"type": "file"}
-        if transport.get("type") == "none":
+        return None if transport.get("type") == "none" else transport
+
+    def _emit_lineage(self, run_id: str) -> None:
+        transport = self._transport()
+        if transport is None:
             return
         from featureledger.lineage import emit_run, make_sink
         from featureledger.lineage.facts import run_datasets
