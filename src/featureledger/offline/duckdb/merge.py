@@ -162,11 +162,19 @@ def _plain_int(col: pa.ChunkedArray) -> bool:
     return pa.types.is_integer(col.type) and col.null_count == 0
 
 
+def _int_key(keys: pa.Table) -> pa.ChunkedArray | None:
+    """The keys' column when there is one and it is an integer without nulls, else None."""
+    if keys.num_columns == 1 and _plain_int(keys.column(0)):
+        return keys.column(0)
+    return None
+
+
 def _key_changes(keys: pa.Table) -> np.ndarray:
     """Boolean per row: True where the key tuple differs from the previous row's."""
     n = keys.num_rows
-    if keys.num_columns == 1 and _plain_int(keys.column(0)):
-        return _int_changes(keys.column(0))
+    single = _int_key(keys)
+    if single is not None:
+        return _int_changes(single)
     change = np.empty(n, dtype=bool)
     change[:1] = True
     if n < 2:
@@ -206,9 +214,10 @@ def _ascending_keys(run: Run) -> bool:
     matched to segments by a binary search instead of a hash join (`_match_segments`)."""
     if run.seg_keys is not None:
         return True
-    if run.keys.num_columns != 1 or not _plain_int(run.keys.column(0)):
+    single = _int_key(run.keys)
+    if single is None:
         return False
-    firsts = _take_ascending(run.keys.column(0), run.starts())
+    firsts = _take_ascending(single, run.starts())
     if len(firsts) > 1 and not bool(np.all(firsts[1:] > firsts[:-1])):
         return False
     run.seg_keys = firsts
