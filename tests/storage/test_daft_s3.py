@@ -4,15 +4,12 @@ its joins, latest rows and diffs over the S3 snapshots equal DuckDB's."""
 
 from __future__ import annotations
 
-import numpy as np
-import pyarrow as pa
-
-from featureledger.offline import ROW_COLUMN, DeltaGroupTable, DuckDBEngine, PitSource
+from featureledger.offline import DeltaGroupTable, DuckDBEngine
 from featureledger.offline.daft import DaftEngine
 from featureledger.offline.delta import group_table_uri
 from featureledger.storage import Storage
 
-from .test_delta_s3 import STATS, T0, TS, ingest, rows
+from .test_delta_s3 import STATS, TS, ingest, probe, rows
 
 
 def test_daft_reads_s3_snapshots_as_duckdb_does(s3_storage: Storage) -> None:
@@ -25,16 +22,7 @@ def test_daft_reads_s3_snapshots_as_duckdb_does(s3_storage: Storage) -> None:
     assert v2 == v1 + 1
     files, schema = table.files(v2), table.schema(v2)
     assert all(f.startswith("s3://") for f in files)
-    entities = pa.table(
-        {
-            "user_id": pa.array([4, 3, 9, 1], pa.int64()),
-            "t": pa.array([T0] * 4, TS),
-            ROW_COLUMN: pa.array(np.arange(4, dtype=np.int64)),
-        }
-    )
-    source = PitSource(
-        files, schema, ["user_id"], ["user_id"], "event_timestamp", None, [("clicks", "clicks")]
-    )
+    entities, source = probe(files, schema)
     got = daft_engine.pit_join(entities, "t", [source]).read_all()
     want_join = duck.pit_join(entities, "t", [source]).read_all()
     # DuckDB labels the zone Etc/UTC (the store casts it back); Daft keeps the entity's

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
 import pyarrow as pa
 import pytest
 
-from featureledger.offline import ROW_COLUMN, DeltaGroupTable, DuckDBEngine, PitSource, StatsColumn
+from featureledger.offline import DeltaGroupTable, DuckDBEngine, StatsColumn
 from featureledger.offline.delta import group_table_uri
 from featureledger.storage import Storage, open_storage
 from offline.ray_engine import RayEngine
 
 from .conftest import CREDENTIALS, REGION, make_bucket, s3_options
-from .test_delta_s3 import STATS, T0, TS, ingest, rows
+from .test_delta_s3 import STATS, ingest, probe, rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
@@ -82,16 +81,7 @@ def test_ray_workers_write_and_read_s3_tables_as_duckdb_does(
     v1, v2 = versions[0], versions[-1]
     files, schema = table.files(v2), table.schema(v2)
     assert all(f.startswith("s3://") for f in files)
-    entities = pa.table(
-        {
-            "user_id": pa.array([4, 3, 9, 1], pa.int64()),
-            "t": pa.array([T0] * 4, TS),
-            ROW_COLUMN: pa.array(np.arange(4, dtype=np.int64)),
-        }
-    )
-    source = PitSource(
-        files, schema, ["user_id"], ["user_id"], "event_timestamp", None, [("clicks", "clicks")]
-    )
+    entities, source = probe(files, schema)
     got = on_ray.pit_join(entities, "t", [source]).read_all()
     assert got.column("clicks").to_pylist() == [20, 20, None, 10]
     assert got.to_pylist() == duck.pit_join(entities, "t", [source]).read_all().to_pylist()

@@ -57,6 +57,22 @@ def ingest(
     return out.version
 
 
+def probe(files: list[str], schema: pa.Schema) -> tuple[pa.Table, PitSource]:
+    """The entity frame (users 4, 3, 9 and 1 at T0, times in column ``t``) and the
+    ``clicks`` source over ``files`` that the S3 engine tests join with."""
+    entities = pa.table(
+        {
+            "user_id": pa.array([4, 3, 9, 1], pa.int64()),
+            "t": pa.array([T0] * 4, TS),
+            ROW_COLUMN: pa.array(range(4), pa.int64()),
+        }
+    )
+    source = PitSource(
+        files, schema, ["user_id"], ["user_id"], "event_timestamp", None, [("clicks", "clicks")]
+    )
+    return entities, source
+
+
 @pytest.fixture
 def engine(s3_storage: Storage) -> DuckDBEngine:
     return DuckDBEngine(storage=s3_storage)
